@@ -1,0 +1,51 @@
+"""The one engine entry point that every adapter (CLI, modular inputs, search command) calls."""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, List, Optional, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from .records import Record
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    all_events: bool = False  # host side: pass through events outside the covered set
+    keys_file: Optional[str] = None  # SMB3 session keys, one session per line
+    passwords: List[SecretStr] = Field(default_factory=list)
+    nt_hashes: List[SecretStr] = Field(default_factory=list)
+    keytab: Optional[str] = None
+    fuse: bool = True
+
+
+def network_records(paths: Sequence[str], options: Optional[Options] = None) -> Iterator[Record]:
+    from .capture.analyze import analyze_captures
+
+    return analyze_captures(paths, options or Options())
+
+
+def host_records(paths: Sequence[str], options: Optional[Options] = None) -> Iterator[Record]:
+    from .hostlog import read_hostlogs
+
+    return read_hostlogs(paths, all_events=(options or Options()).all_events)
+
+
+def fuse(records: Iterable[Record]) -> Iterator[Record]:
+    from .fusion import fuse_records
+
+    return fuse_records(records)
+
+
+def analyze(captures: Sequence[str], hostlogs: Sequence[str] = (), options: Optional[Options] = None
+            ) -> Iterator[Record]:
+    options = options or Options()
+    stream: Iterable[Record] = network_records(captures, options) if captures else iter(())
+    if hostlogs:
+        from itertools import chain
+
+        stream = chain(stream, host_records(hostlogs, options))
+    if options.fuse and hostlogs and captures:
+        return fuse(stream)
+    return iter(stream)
