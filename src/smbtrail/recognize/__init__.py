@@ -1,1 +1,135 @@
+"""Operation records -> commands. Records are grouped into trails (client, target, account, burst of
+activity); each trail is matched against the command signatures when it goes quiet.
 
+Memory: one buffer per active trail, flushed after TRAIL_GAP seconds of capture time without
+activity, or when it reaches MAX_BUFFER records (the trail then continues under the same id).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+
+from ..records import COMMAND, ERROR, HOST_EVENT, Provenance, Record, stable_id
+from .signatures import Signature, first_match, signatures
+
+TRAIL_GAP = 300.0
+MAX_BUFFER = 20000
+SUBJECT_KEYS = ("service_name", "task_name", "key", "account", "file", "job_command", "clsid_name")
+
+
+class _Trail:
+    def __init__(self, trail_id: str, first: float) -> None:
+        self.trail_id = trail_id
+        self.last = first
+        self.records: List[Record] = []
+
+
+def trail_key(rec: Record) -> Tuple:
+    return (rec.src_ip, rec.dest_ip, (rec.user or "").lower())
+
+
+def recognize(records: Iterable[Record]) -> Iterator[Record]:
+    """Pass every record through, with trail_id and command set; add one command record per match."""
+    open_trails: Dict[Tuple, _Trail] = {}
+    for rec in records:
+        if rec.kind in (ERROR, HOST_EVENT) or rec.src_ip is None:
+            yield rec
+            continue
+        now = rec.time.timestamp()
+        key = trail_key(rec)
+        trail = open_trails.get(key)
+        if trail is not None and now - trail.last > TRAIL_GAP:
+            yield from _close(open_trails.pop(key))
+            trail = None
+        if trail is None:
+            trail = open_trails[key] = _Trail(stable_id(*key, rec.time.isoformat()), now)
+        trail.last = max(trail.last, now)
+        rec.trail_id = trail.trail_id
+        trail.records.append(rec)
+        if len(trail.records) >= MAX_BUFFER:
+            yield from _match(trail.records)
+            trail.records = []
+        for stale in [k for k, t in open_trails.items() if now - t.last > TRAIL_GAP]:
+            yield from _close(open_trails.pop(stale))
+    for trail in open_trails.values():
+        yield from _close(trail)
+
+
+def _close(trail: _Trail) -> Iterator[Record]:
+    yield from _match(trail.records)
+
+
+def _match(records: List[Record]) -> Iterator[Record]:
+    records.sort(key=lambda r: r.time)
+    commands = []
+    claimed: Dict[int, str] = {}
+    for sig in signatures():
+        for anchor in [r for r in records if id(r) not in claimed and sig.anchor(r)]:
+            if id(anchor) in claimed:
+                continue
+            support = _requirements(sig, records, anchor)
+            if support is None:
+                continue
+            members = [anchor] + support + _absorbed(sig, records, anchor, claimed)
+            for member in members:
+                claimed.setdefault(id(member), sig.command)
+                if member.command is None:
+                    member.command = sig.command
+            commands.append(_command_record(sig, anchor, members))
+    merged = sorted(records + commands, key=lambda r: (r.time, r.kind != COMMAND))
+    yield from merged
+
+
+def _requirements(sig: Signature, records: List[Record], anchor: Record) -> Optional[List[Record]]:
+    found = []
+    for predicate in sig.requires:
+        match = first_match(records, predicate)
+        if match is None:
+            return None
+        found.append(match)
+    return found
+
+
+def _absorbed(sig: Signature, records: List[Record], anchor: Record, claimed: Dict[int, str]) -> List[Record]:
+    """Helper operations of the same command (handle opens, closes, lookups) that nobody claimed yet."""
+    subject = _subject(anchor)
+    out = []
+    for rec in records:
+        if id(rec) in claimed or rec is anchor or not any(p(rec) for p in sig.absorbs):
+            continue
+        other = _subject(rec)
+        if subject and other and other[0] == subject[0] and other[1] != subject[1]:
+            continue  # same kind of argument naming another object: a different command
+        out.append(rec)
+    return out
+
+
+def _subject(rec: Record) -> Optional[Tuple[str, str]]:
+    for key in SUBJECT_KEYS:
+        value = rec.args.get(key)
+        if isinstance(value, str) and value:
+            return key, value.lower()
+    return None
+
+
+def _command_record(sig: Signature, anchor: Record, members: List[Record]) -> Record:
+    args: Dict[str, object] = {"action": sig.action}
+    for member in [anchor] + members:
+        for key, value in member.args.items():
+            if not key.startswith("_") and key not in ("fid", "stub_size", "auth_level"):
+                args.setdefault(key, value)
+    files = sorted({m.path for m in members if m.kind == "file" and m.path and m.operation != "pipe_open"})
+    pipes = sorted({m.path for m in members if m.operation == "pipe_open" and m.path})
+    if files:
+        args["files"] = files
+    if pipes:
+        args["pipes"] = pipes
+    frames = sorted({f for m in members for p in m.provenance for f in p.frames})
+    source = anchor.provenance[0].file if anchor.provenance else "-"
+    fields = anchor.model_dump(exclude={"kind", "args", "provenance", "command", "opnum", "operation",
+                                        "path", "status", "confidence", "access"})
+    fields.update(kind=COMMAND, command=sig.command, args=args, confidence=sig.confidence,
+                  operation=sig.action, path=anchor.path, status=anchor.status,
+                  sealed=any(m.sealed for m in members), partial=any(m.partial for m in members),
+                  message=sig.description, provenance=[Provenance(file=source, frames=frames[:64])])
+    return Record(**fields)

@@ -1,0 +1,273 @@
+"""Captures -> protocol state -> network records, one tshark pass per file, streamed."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+from .. import interfaces
+from ..protocols.auth import TicketIndex
+from ..protocols.connections import Conn, ConnectionTable, Frame, make_frame
+from ..protocols.dcerpc import DcerpcHandler
+from ..protocols.names import HostNames
+from ..protocols.smb1 import Smb1Handler
+from ..protocols.smb2 import Smb2Handler
+from ..records import ERROR, FILE, OPERATION, SESSION, TREE, Provenance, Record, from_epoch
+from . import tshark
+from .fields import field_list, to_row
+from .inputs import expand, readable_files
+
+IDLE_FLUSH = 900.0  # seconds of silence after which a connection's open state is flushed
+FLUSH_EVERY = 20000  # frames between idle checks
+
+
+class RunState:
+    """What outlives one file: Kerberos tickets, host names and EPM answers seen so far."""
+
+    def __init__(self) -> None:
+        self.tickets = TicketIndex()
+        self.hosts = HostNames()
+        self.epm_ports: Dict[tuple, str] = {}
+
+
+class Analyzer:
+    """Per-capture state; protocol handlers call back into it to emit records."""
+
+    def __init__(self, file: str, run: RunState, secrets=None) -> None:
+        self.file = file
+        self.run = run
+        self.tickets = run.tickets
+        self.hosts = run.hosts
+        self.table = ConnectionTable(file)
+        self.out: List[Record] = []
+        self.smb2 = Smb2Handler(self)
+        self.smb1 = Smb1Handler(self)
+        self.rpc = DcerpcHandler(self)
+        from ..encryption.observe import EncryptedActivity
+
+        self.encrypted = EncryptedActivity(self)
+
+    # -- frame dispatch
+    def feed(self, frame: Frame) -> None:
+        row = frame.row
+        if "kerberos.msg_type" in row:
+            self.tickets.observe(frame)
+        if "dns.resp.name" in row or "nbns.name" in row:
+            self.hosts.learn_dns(row)
+        if frame.stream < 0:
+            return
+        if "smb2.cmd" in row:
+            conn = self.table.get(frame, row.get("smb2.flags.response", "").startswith("0"))
+            self.smb2.handle(frame, conn)
+        elif "smb2.header.transform.msg_size" in row:
+            conn = self.table.get(frame, None)
+            self.encrypted.message(frame, conn)
+        elif "smb.cmd" in row:
+            conn = self.table.get(frame, row.get("smb.flags.response", "").startswith("0"))
+            self.smb1.handle(frame, conn)
+        elif "dcerpc.pkt_type" in row:
+            first = row["dcerpc.pkt_type"].split(",", 1)[0]
+            conn = self.table.get(frame, first in ("0", "11", "14", "16"))
+            self.rpc.handle(frame, conn)
+
+    def flush(self, conns: Sequence[Conn]) -> None:
+        """End of a connection's life (idle or end of file): emit what is still open."""
+        for conn in list(conns):
+            for chan in conn.channels.values():
+                for call in list(chan.calls.values()):
+                    self.rpc_call_done(conn, chan, call, "no_response")
+                chan.calls.clear()
+            for opened in list(conn.opens.values()):
+                self.file_closed(conn, opened, partial=True)
+            conn.opens.clear()
+            self.encrypted.flush(conn)
+            self.table.drop(conn)
+
+    # -- record building
+    def _base(self, conn: Conn, when: float, kind: str, frames: Sequence[int], sesid: Optional[str] = None,
+              ident=None) -> Dict[str, Any]:
+        session = conn.sessions.get(sesid) if sesid is not None else None
+        ident = ident or (session.identity if session else None)
+        base: Dict[str, Any] = dict(
+            time=from_epoch(when), kind=kind, src_ip=conn.client_ip, src_port=conn.client_port,
+            dest_ip=conn.server_ip, dest_port=conn.server_port, src_host=self._client_name(conn, ident),
+            dest_host=self.hosts.name(conn.server_ip), evidence=["network"],
+            provenance=[Provenance(file=self.file, frames=list(frames)[:16])],
+        )
+        if ident and ident.user:
+            base["user"] = ident.user
+            base["domain"] = ident.domain
+        if session is not None:
+            base["session_id"] = session.sesid
+            base["encrypted"] = session.encrypt or session.decrypted
+            base["decrypted"] = session.decrypted
+        return base
+
+    def _client_name(self, conn: Conn, ident) -> Optional[str]:
+        if ident and ident.workstation:
+            self.hosts.learn(conn.client_ip, ident.workstation, "ntlm_workstation")
+        return self.hosts.name(conn.client_ip)
+
+    def session_started(self, frame: Frame, conn: Conn, session) -> None:
+        ident = session.identity
+        args = {k: v for k, v in conn.negotiate.items() if k not in ("server_names",)}
+        args.update(auth=ident.method, session_encrypted=session.encrypt)
+        if ident.service:
+            args["service"] = ident.service
+            self.hosts.learn(conn.server_ip, ident.service.split("/")[-1], "kerberos_sname")
+        if conn.negotiate.get("netname"):
+            self.hosts.learn(conn.server_ip, conn.negotiate["netname"], "netname")
+        rec = self._base(conn, session.time, SESSION, session.frames, sesid=session.sesid)
+        rec.update(protocol="smb1" if session.dialect == "1" else _smb_protocol(session.dialect),
+                   transport="smb", operation="session_setup", args=args, status="ok")
+        self.out.append(Record(**rec))
+
+    def session_closed(self, conn: Conn, sesid: str) -> None:
+        self.encrypted.flush(conn, sesid)
+
+    def tree_connected(self, frame: Frame, conn: Conn, sesid: str, tree: Optional[str], row) -> None:
+        self.hosts.learn_unc(conn.server_ip, tree)
+        rec = self._base(conn, frame.time, TREE, [frame.number], sesid=sesid)
+        share = tree.rsplit("\\", 1)[-1] if tree else None
+        args: Dict[str, Any] = {"unc": tree}
+        if row.get("smb2.share_flags.encrypt_data", "") in ("1", "True"):
+            args["share_encrypted"] = True
+            rec["encrypted"] = True
+        rec.update(protocol=_smb_protocol(conn.negotiate.get("dialect")), transport="smb", share=share,
+                   operation="tree_connect", args=args, status="ok")
+        self.out.append(Record(**rec))
+
+    def file_closed(self, conn: Conn, opened, partial: bool = False) -> None:
+        if opened.is_directory() and not opened.deleted:
+            return
+        if not opened.name and not opened.is_pipe:
+            return
+        rec = self._base(conn, opened.time, FILE, opened.frames, sesid=opened.session)
+        share = opened.share.rsplit("\\", 1)[-1] if opened.share else None
+        status = "ok" if opened.status in (None, "0x00000000") else opened.status
+        rec.update(protocol=_smb_protocol(conn.negotiate.get("dialect")), transport="smb", share=share,
+                   path=opened.name, operation=opened.operation(), args=opened.args(), status=status,
+                   partial=partial, access=_access(opened.access))
+        self.out.append(Record(**rec))
+
+    def rpc_call_done(self, conn: Conn, chan, call, status: Optional[str]) -> None:
+        pipe = chan.pipe_open
+        ident = None
+        if pipe is None or not (conn.sessions.get(pipe.session) and conn.sessions[pipe.session].identity.user):
+            ident = chan.identity
+        rec = self._base(conn, call.time, OPERATION, call.frames, sesid=pipe.session if pipe else None,
+                         ident=ident)
+        args = {k: v for k, v in call.args.items() if not k.startswith("_") or k == "_decode_error"}
+        if call.alloc_hint:
+            args.setdefault("stub_size", call.alloc_hint)
+        via = self.run.epm_ports.get((conn.server_ip, conn.server_port))
+        if chan.transport == "ncacn_ip_tcp" and via:
+            args["epm_mapped"] = True
+        sealed = call.sealed and not call.decrypted
+        rec.update(protocol="dcerpc", transport=chan.transport, share="IPC$" if pipe else None,
+                   path=chan.pipe, rpc_uuid=call.uuid, opnum=call.opnum, args=args,
+                   rpc_interface=interfaces_name(call.uuid), operation=operation_name(call.uuid, call.opnum),
+                   status=status or "ok", sealed=sealed)
+        if call.decrypted:
+            rec["decrypted"] = True
+        if chan.auth_level:
+            args["auth_level"] = chan.auth_level
+        self.out.append(Record(**rec))
+
+    def epm_mapped(self, server_ip: str, args: Dict[str, Any]) -> None:
+        port = args.get("tcp_port")
+        uuid = args.get("uuid") or args.get("requested_uuid")
+        if port:
+            self.run.epm_ports[(server_ip, int(port))] = str(uuid or "")
+
+
+def interfaces_name(uuid: Optional[str]) -> Optional[str]:
+    fn = getattr(interfaces, "interface_name", None)
+    return fn(uuid) if (fn and uuid) else None
+
+
+def operation_name(uuid: Optional[str], opnum: int) -> Optional[str]:
+    fn = getattr(interfaces, "operation_name", None)
+    name = fn(uuid, opnum) if (fn and uuid) else None
+    return name or (f"opnum_{opnum}" if opnum >= 0 else None)
+
+
+def _smb_protocol(dialect: Optional[str]) -> str:
+    if dialect == "1":
+        return "smb1"
+    return "smb3" if dialect and dialect.startswith("3") else "smb2"
+
+
+def _access(mask: int) -> List[str]:
+    from ..protocols.files import access_names
+
+    return access_names(mask)
+
+
+def analyze_captures(paths: Sequence[str], options=None) -> Iterator[Record]:
+    """All network records of all inputs; unreadable inputs become error records, never exceptions."""
+    from ..recognize import recognize
+
+    return recognize(_raw_records(paths, options))
+
+
+def _raw_records(paths: Sequence[str], options=None) -> Iterator[Record]:
+    run = RunState()
+    sources = expand(paths)
+    try:
+        binary = tshark.check_tshark()
+    except tshark.TsharkMissing as exc:
+        yield _error(paths[0] if paths else "-", str(exc))
+        return
+    names = field_list(_decoder_fields())
+    from ..encryption.keys import tshark_secrets
+
+    with tshark_secrets(options) as secret_args:
+        for source in sources:
+            if source.error:
+                yield _error(source.path, source.error)
+                continue
+            with readable_files(source) as members:
+                for display, path in members:
+                    yield from _one_file(binary, display, path, names, run, secret_args)
+
+
+def _one_file(binary: str, display: str, path: str, names: List[str], run: RunState, secret_args
+              ) -> Iterator[Record]:
+    analyzer = Analyzer(display, run)
+    status = tshark.TsharkRun()
+    cmd = tshark.build_command(binary, path, names, prefs=secret_args.get("prefs", ()),
+                               keytab=secret_args.get("keytab"))
+    count = 0
+    last_time = 0.0
+    for values in tshark.stream_rows(cmd, len(names), status, env=secret_args.get("env")):
+        frame = make_frame(to_row(names, values))
+        analyzer.feed(frame)
+        count += 1
+        last_time = max(last_time, frame.time)
+        if count % FLUSH_EVERY == 0:
+            analyzer.flush(analyzer.table.idle(last_time, IDLE_FLUSH))
+        if analyzer.out:
+            yield from analyzer.out
+            analyzer.out.clear()
+    analyzer.flush(list(analyzer.table.conns.values()))
+    yield from analyzer.out
+    problem = status.problem()
+    if problem or status.bad_lines:
+        reason = problem or f"{status.bad_lines} unreadable tshark lines"
+        yield _error(display, reason, partial=count > 0)
+
+
+def _decoder_fields() -> List[str]:
+    fn = getattr(interfaces, "all_fields", None)
+    return list(fn()) if fn else []
+
+
+def _error(path: str, reason: str, partial: bool = False) -> Record:
+    """Error records carry the file's mtime, so a replay yields the same record (and id)."""
+    try:
+        when = os.path.getmtime(path.split("!", 1)[0])
+    except OSError:
+        when = 0.0
+    return Record(time=from_epoch(when), kind=ERROR, message=f"{path}: {reason}", partial=partial,
+                  provenance=[Provenance(file=path)], status="partial" if partial else "error")

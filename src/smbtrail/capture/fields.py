@@ -1,0 +1,73 @@
+"""The tshark 4.0 fields the engine reads, and the row type the protocol layer consumes."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+FRAME = ["frame.number", "frame.time_epoch", "frame.len"]
+NET = ["ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "tcp.stream", "tcp.srcport", "tcp.dstport",
+       "udp.srcport", "udp.dstport"]
+SMB2 = [
+    "smb2.cmd", "smb2.flags.response", "smb2.nt_status", "smb2.msg_id", "smb2.sesid", "smb2.tid",
+    "smb2.tree", "smb2.share_type", "smb2.share_flags.encrypt_data", "smb2.filename", "smb2.fid",
+    "smb2.create.disposition", "smb2.create.action", "smb.access_mask", "smb.create_options",
+    "smb2.write_length", "smb2.read_length", "smb2.class", "smb2.file_info.infolevel",
+    "smb2.disposition.delete_on_close", "smb2.ioctl.function", "smb2.dialect", "smb2.client_guid",
+    "smb2.server_guid", "smb2.capabilities.encryption", "smb2.sec_mode.sign_required",
+    "smb2.negotiate_context.cipher_id", "smb2.negotiate_context.netname", "smb2.ses_flags.encrypt",
+    "smb2.acct", "smb2.domain", "smb2.host", "smb2.header.transform.msg_size",
+    "smb2.header.transform.nonce", "smb2.header.transform.enc_data", "smb2.flags.signature",
+]
+SMB1 = [
+    "smb.cmd", "smb.flags.response", "smb.nt_status", "smb.uid", "smb.tid", "smb.fid", "smb.path",
+    "smb.file", "smb.create.disposition", "smb.trans_name", "smb.native_os", "smb.account",
+    "smb.primary_domain", "smb.data_len_low", "smb.dialect.name", "smb.mid",
+]
+AUTH = [
+    "ntlmssp.messagetype", "ntlmssp.auth.username", "ntlmssp.auth.domain", "ntlmssp.auth.hostname",
+    "ntlmssp.challenge.target_info.nb_computer_name", "ntlmssp.challenge.target_info.dns_computer_name",
+    "ntlmssp.challenge.target_info.nb_domain_name", "kerberos.msg_type", "kerberos.CNameString",
+    "kerberos.crealm", "kerberos.SNameString", "kerberos.realm", "kerberos.error_code",
+]
+DCERPC = [
+    "dcerpc.pkt_type", "dcerpc.cn_call_id", "dcerpc.cn_ctx_id", "dcerpc.cn_bind_to_uuid",
+    "dcerpc.cn_bind_if_ver", "dcerpc.cn_ack_result", "dcerpc.cn_sec_addr", "dcerpc.opnum",
+    "dcerpc.cn_alloc_hint", "dcerpc.auth_type", "dcerpc.auth_level", "dcerpc.cn_status",
+    "dcerpc.stub_data", "dcerpc.decrypted_stub_data", "dcerpc.encrypted_stub_data",
+    "dcerpc.cn_flags.last_frag", "dcerpc.obj_id",
+]
+NAMES = ["dns.resp.name", "dns.a", "dns.aaaa", "nbns.name", "nbns.addr"]
+
+CORE: List[str] = FRAME + NET + SMB2 + SMB1 + AUTH + DCERPC + NAMES
+
+
+def field_list(extra: Sequence[str] = ()) -> List[str]:
+    """Core fields plus the interface decoders' own, without duplicates, order kept."""
+    seen: Dict[str, None] = {}
+    for name in list(CORE) + list(extra):
+        seen.setdefault(name, None)
+    return list(seen)
+
+
+Row = Dict[str, str]
+
+
+def to_row(names: Sequence[str], values: Sequence[str]) -> Row:
+    """Only the non-empty columns: most frames fill a handful of the ~120 fields."""
+    return {name: value for name, value in zip(names, values) if value}
+
+
+def split(value: str) -> List[str]:
+    """tshark joins repeated occurrences of a field with commas."""
+    return value.split(",") if value else []
+
+
+def to_int(value: str, default: int = 0) -> int:
+    """First occurrence, decimal or 0x hex."""
+    if not value:
+        return default
+    first = value.split(",", 1)[0].strip()
+    try:
+        return int(first, 16) if first[:2] in ("0x", "0X") else int(first)
+    except ValueError:
+        return default

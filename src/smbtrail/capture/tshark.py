@@ -1,0 +1,140 @@
+"""Run tshark with custom columns and stream its rows (the hot path: no pyshark, no JSON)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+MIN_VERSION = (4, 0)
+INSTALL_HINT = "install it with: sudo apt-get install -y tshark (Debian/Ubuntu), then re-run"
+
+# Frames that can carry anything we read. Kerberos gives the account of Kerberos sessions,
+# DNS/NBNS/LLMNR answers name hosts.
+DISPLAY_FILTER = "smb || smb2 || dcerpc || kerberos || dns || nbns || llmnr"
+
+
+class TsharkMissing(RuntimeError):
+    pass
+
+
+@dataclass
+class TsharkRun:
+    """Outcome of one tshark pass over one file (filled while and after rows stream)."""
+
+    returncode: Optional[int] = None
+    stderr: List[str] = field(default_factory=list)
+    bad_lines: int = 0
+
+    def problem(self) -> Optional[str]:
+        """A one-line reason when the file was not (fully) read, else None."""
+        text = " ".join(line.strip() for line in self.stderr if _is_real_error(line))
+        if not text and not self.returncode:
+            return None
+        return _summarize(text) or f"tshark exited with status {self.returncode}"
+
+
+def find_tshark() -> str:
+    """Locate tshark: $SMBTRAIL_TSHARK, PATH, then pyshark's search of the usual install places."""
+    candidates = [os.environ.get("SMBTRAIL_TSHARK"), shutil.which("tshark")]
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            return path
+    try:  # pyshark knows the platform-specific default locations (Windows, macOS app bundle)
+        from pyshark.tshark.tshark import get_process_path
+
+        return get_process_path()
+    except Exception as exc:  # pyshark missing or tshark not found by it either
+        raise TsharkMissing(f"tshark not found ({exc.__class__.__name__}); {INSTALL_HINT}") from None
+
+
+_VERSION_CACHE: Dict[str, Tuple[int, ...]] = {}
+
+
+def tshark_version(path: str) -> Tuple[int, ...]:
+    if path not in _VERSION_CACHE:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60).stdout
+        match = re.search(r"TShark \(Wireshark\) (\d+)\.(\d+)\.(\d+)", out)
+        _VERSION_CACHE[path] = tuple(int(x) for x in match.groups()) if match else (0, 0, 0)
+    return _VERSION_CACHE[path]
+
+
+def check_tshark() -> str:
+    path = find_tshark()
+    version = tshark_version(path)
+    if version[:2] < MIN_VERSION:
+        shown = ".".join(map(str, version)) if version != (0, 0, 0) else "unknown"
+        raise TsharkMissing(f"tshark {shown} at {path} is too old (need 4.0 or newer); {INSTALL_HINT}")
+    return path
+
+
+def column_format(fields: Sequence[str]) -> str:
+    """`gui.column.format` value: one unresolved custom column per field."""
+    return ",".join(f'"{i}","%Cus:{name}:0:U"' for i, name in enumerate(fields))
+
+
+def build_command(tshark: str, capture: str, fields: Sequence[str], prefs: Sequence[str] = (),
+                  keytab: Optional[str] = None) -> List[str]:
+    cmd = [tshark, "-n", "-r", capture, "-Y", DISPLAY_FILTER, "-T", "tabs",
+           "-o", "gui.column.format:" + column_format(fields)]
+    for pref in prefs:
+        cmd += ["-o", pref]
+    if keytab:
+        cmd += ["-K", keytab]
+    return cmd
+
+
+def stream_rows(cmd: List[str], nfields: int, run: TsharkRun, env: Optional[Dict[str, str]] = None
+                ) -> Iterator[List[str]]:
+    """Yield each frame's column values; never holds more than one line of tshark output."""
+    env = dict(os.environ, LC_ALL="C.UTF-8", **(env or {}))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=1 << 20)
+    reader = threading.Thread(target=_drain, args=(proc.stderr, run.stderr), daemon=True)
+    reader.start()
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            values = raw.decode("utf-8", "replace").rstrip("\n").split("\t")
+            if len(values) != nfields:
+                run.bad_lines += 1
+                continue
+            yield values
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        run.returncode = proc.wait()
+        reader.join(timeout=5)
+
+
+def _drain(pipe, sink: List[str]) -> None:
+    for raw in pipe:
+        if len(sink) < 50:
+            sink.append(raw.decode("utf-8", "replace"))
+
+
+_NOISE = ("Running as user", "This could be dangerous")
+
+
+def _is_real_error(line: str) -> bool:
+    return bool(line.strip()) and not any(n in line for n in _NOISE)
+
+
+def _summarize(text: str) -> str:
+    known = [
+        ("appears to have been cut short", "truncated capture (cut short in the middle of a packet)"),
+        ("isn't a capture file in a format", "not a capture file tshark understands"),
+        ("unknown file format", "not a capture file tshark understands"),
+        ("The file \"", None),
+        ("appears to be damaged or corrupt", "corrupt capture"),
+        ("doesn't exist", "file does not exist"),
+        ("Permission denied", "permission denied"),
+    ]
+    for needle, reason in known:
+        if needle in text and reason:
+            return reason
+    # tshark messages quote the file name; keep the message short and on one line
+    return re.sub(r"\s+", " ", text)[:300]

@@ -1,0 +1,107 @@
+"""What SMB3 encryption leaves visible: one record per session and burst of unreadable messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+from ..capture.fields import to_int
+from ..protocols.connections import Conn, Frame
+from ..records import ENCRYPTED_ACTIVITY, Record
+
+BURST_GAP = 5.0  # seconds of silence that end a burst
+MAX_SIZES = 400  # OriginalMessageSize values kept per burst (direction-signed)
+
+
+@dataclass
+class Burst:
+    sesid: str
+    start: float
+    end: float
+    frames: List[int] = field(default_factory=list)
+    sizes: List[int] = field(default_factory=list)  # + client->server, - server->client
+    to_server: int = 0
+    to_client: int = 0
+    bytes_to_server: int = 0
+    bytes_to_client: int = 0
+    nonces: List[str] = field(default_factory=list)
+
+    def add(self, frame: Frame, size: int, from_client: bool, nonce: str) -> None:
+        self.end = frame.time
+        if len(self.frames) < 16:
+            self.frames.append(frame.number)
+        if len(self.sizes) < MAX_SIZES:
+            self.sizes.append(size if from_client else -size)
+        if from_client:
+            self.to_server += 1
+            self.bytes_to_server += size
+        else:
+            self.to_client += 1
+            self.bytes_to_client += size
+        if nonce and len(self.nonces) < 8:
+            self.nonces.append(nonce)
+
+
+def nonce_style(nonces: List[str]) -> str:
+    """impacket fills nonces with random ASCII letters; Samba/Windows servers count up."""
+    if not nonces:
+        return "unknown"
+    raw = [bytes.fromhex(n.replace(":", "")) for n in nonces if _is_hex(n)]
+    if raw and all(all(65 <= b <= 90 or 97 <= b <= 122 for b in r[:11]) for r in raw):
+        return "random_letters"
+    firsts = [int.from_bytes(r[:8], "little") for r in raw]
+    if len(firsts) > 1 and all(0 < b - a < 1 << 16 for a, b in zip(firsts, firsts[1:])):
+        return "counter"
+    return "random"
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text.replace(":", ""))
+        return True
+    except ValueError:
+        return False
+
+
+class EncryptedActivity:
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    def message(self, frame: Frame, conn: Conn) -> None:
+        row = frame.row
+        sesid = row.get("smb2.sesid", "").split(",")[0]
+        sizes = [to_int(s) for s in row.get("smb2.header.transform.msg_size", "").split(",") if s]
+        bursts: Dict[str, Burst] = conn.encrypted
+        burst = bursts.get(sesid)
+        if burst is not None and frame.time - burst.end > BURST_GAP:
+            self._emit(conn, burst)
+            burst = None
+        if burst is None:
+            burst = bursts[sesid] = Burst(sesid=sesid, start=frame.time, end=frame.time)
+        nonce = row.get("smb2.header.transform.nonce", "").split(",")[0]
+        for size in sizes:
+            burst.add(frame, size, conn.from_client(frame), nonce)
+
+    def flush(self, conn: Conn, sesid: str = None) -> None:
+        for key in list(conn.encrypted):
+            if sesid is None or key == sesid:
+                self._emit(conn, conn.encrypted.pop(key))
+
+    def _emit(self, conn: Conn, burst: Burst) -> None:
+        session = conn.sessions.get(burst.sesid)
+        base = self.ctx._base(conn, burst.start, ENCRYPTED_ACTIVITY, burst.frames, sesid=burst.sesid)
+        args = {
+            "messages_to_server": burst.to_server, "messages_to_client": burst.to_client,
+            "bytes_to_server": burst.bytes_to_server, "bytes_to_client": burst.bytes_to_client,
+            "duration": round(burst.end - burst.start, 6), "message_sizes": burst.sizes,
+            "nonce_style": nonce_style(burst.nonces),
+        }
+        for key in ("dialect", "cipher", "client_guid", "netname"):
+            if conn.negotiate.get(key):
+                args[key] = conn.negotiate[key]
+        if session is None:
+            args["session_setup_seen"] = False
+        base.update(protocol="smb3", transport="smb", encrypted=True, decrypted=False, args=args,
+                    operation="encrypted_messages", session_id=burst.sesid,
+                    partial=session is None)
+        self.ctx.out.append(Record(**base))

@@ -1,0 +1,18 @@
+"""One JSON object per line, with the record's deterministic id."""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Iterable
+
+from ..records import Record
+
+
+def write_jsonl(records: Iterable[Record], out: IO[str]) -> int:
+    count = 0
+    for rec in records:
+        data = rec.to_dict()
+        data["id"] = rec.uid()
+        out.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        count += 1
+    return count

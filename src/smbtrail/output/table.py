@@ -1,0 +1,63 @@
+"""A readable timeline: one line per command, operation or host event, newest state last."""
+
+from __future__ import annotations
+
+from typing import IO, Iterable, List
+
+from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, HOST_EVENT, OPERATION, SESSION, Record
+
+SHOWN_ARGS = ("service_name", "binary_path", "task_name", "task_command", "job_command", "key", "value",
+              "data", "file", "files", "account", "names", "share_name", "log_name", "clsid_name", "pipes",
+              "bytes_written", "bytes_read")
+
+
+def _printable(value: object, limit: int = 120) -> str:
+    """Attacker-controlled strings may hold control characters (terminal escapes): show them escaped."""
+    text = str(value)
+    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def summary(rec: Record) -> str:
+    if rec.kind == COMMAND:
+        what = f"{rec.command} {rec.args.get('action', '')}".strip()
+    elif rec.kind == OPERATION:
+        what = f"{rec.rpc_interface or rec.rpc_uuid or '?'}.{rec.operation}"
+    elif rec.kind == HOST_EVENT:
+        what = f"event {rec.event_id} {rec.command or ''}".strip()
+    elif rec.kind == ENCRYPTED_ACTIVITY:
+        a = rec.args
+        what = (f"encrypted: {a.get('messages_to_server', 0)}+{a.get('messages_to_client', 0)} msgs, "
+                f"{a.get('bytes_to_server', 0)}/{a.get('bytes_to_client', 0)} B")
+    elif rec.kind == ERROR:
+        return f"ERROR {_printable(rec.message, 300)}"
+    else:
+        what = f"{rec.kind} {rec.operation or ''} {rec.share or ''} {rec.path or ''}".strip()
+    details = [f"{k}={_printable(rec.args[k])}" for k in SHOWN_ARGS if rec.args.get(k) not in (None, "", [])]
+    flags = [f for f, on in (("sealed", rec.sealed), ("encrypted", rec.encrypted), ("decrypted", rec.decrypted),
+                             ("inferred", rec.inferred), ("partial", rec.partial)) if on]
+    if rec.status and rec.status != "ok":
+        flags.append(f"status={rec.status}")
+    return " ".join([_printable(what)] + details + ([f"[{','.join(flags)}]"] if flags else []))
+
+
+def write_table(records: Iterable[Record], out: IO[str], verbose: bool = False) -> int:
+    count = 0
+    header = f"{'time (UTC)':<24} {'account':<22} {'source':<22} {'target':<22} what"
+    out.write(header + "\n" + "-" * len(header) + "\n")
+    for rec in records:
+        count += 1
+        if not verbose and rec.kind not in (COMMAND, ERROR, SESSION, ENCRYPTED_ACTIVITY, HOST_EVENT) and not (
+                rec.kind == OPERATION and rec.command is None):
+            continue
+        out.write(_line(rec) + "\n")
+    return count
+
+
+def _line(rec: Record) -> str:
+    account = f"{rec.domain}\\{rec.user}" if rec.domain and rec.user else (rec.user or "-")
+    src = rec.src_host or rec.src_ip or "-"
+    dst = rec.dest_host or rec.dest_ip or "-"
+    cols: List[str] = [rec.time.strftime("%Y-%m-%d %H:%M:%S.%f")[:23], _printable(account, 22),
+                       _printable(src, 22), _printable(dst, 22)]
+    return f"{cols[0]:<24} {cols[1]:<22} {cols[2]:<22} {cols[3]:<22} {summary(rec)}"

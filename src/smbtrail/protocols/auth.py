@@ -1,0 +1,108 @@
+"""Who authenticated: NTLMSSP AUTHENTICATE messages, and Kerberos tickets from the KDC exchange.
+
+Kerberos AP-REQs inside SMB or RPC carry only the service name; the account comes from the
+AS/TGS reply the KDC sent to the same client shortly before (the paper's account linking).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Deque, Dict, Optional
+
+from ..capture.fields import Row, split, to_int
+from .connections import Frame
+
+KDC_REPLIES = {11: "as", 13: "tgs"}
+TICKET_HORIZON = 10 * 3600.0  # a service ticket lives 10 hours by default
+
+
+@dataclass
+class Identity:
+    user: Optional[str] = None
+    domain: Optional[str] = None
+    workstation: Optional[str] = None
+    method: Optional[str] = None  # ntlm | kerberos
+    service: Optional[str] = None  # Kerberos sname, e.g. cifs/dc01.lab.test
+
+    def account(self) -> Optional[str]:
+        if not self.user:
+            return None
+        return f"{self.domain}\\{self.user}" if self.domain else self.user
+
+
+def ntlm_identity(row: Row) -> Optional[Identity]:
+    """The NTLMSSP AUTHENTICATE message in this frame, if any (`NULL` means empty in tshark)."""
+    if "3" not in split(row.get("ntlmssp.messagetype", "")):
+        return None
+    user = _clean(row.get("ntlmssp.auth.username"))
+    domain = _clean(row.get("ntlmssp.auth.domain"))
+    host = _clean(row.get("ntlmssp.auth.hostname"))
+    return Identity(user=user, domain=domain, workstation=host, method="ntlm")
+
+
+def ntlm_server_names(row: Row) -> Dict[str, str]:
+    """Server names from the NTLM CHALLENGE target info: the target's own idea of its name."""
+    names = {}
+    for key, field_name in (("netbios", "ntlmssp.challenge.target_info.nb_computer_name"),
+                            ("dns", "ntlmssp.challenge.target_info.dns_computer_name"),
+                            ("domain", "ntlmssp.challenge.target_info.nb_domain_name")):
+        value = _clean(row.get(field_name))
+        if value:
+            names[key] = value
+    return names
+
+
+def kerberos_service(row: Row) -> Optional[str]:
+    """sname of an AP-REQ (msg_type 14) carried in this frame, e.g. `cifs/dc01`."""
+    if "14" not in split(row.get("kerberos.msg_type", "")):
+        return None
+    parts = split(row.get("kerberos.SNameString", ""))
+    return "/".join(parts) if parts else None
+
+
+class TicketIndex:
+    """KDC replies per client address, newest last, bounded per client."""
+
+    def __init__(self) -> None:
+        self.by_client: Dict[str, Deque[tuple]] = defaultdict(lambda: deque(maxlen=64))
+
+    def observe(self, frame: Frame) -> None:
+        row = frame.row
+        types = [to_int(t) for t in split(row.get("kerberos.msg_type", ""))]
+        kind = next((KDC_REPLIES[t] for t in types if t in KDC_REPLIES), None)
+        if not kind:
+            return
+        cname = _clean(_first(row.get("kerberos.CNameString")))
+        realm = _clean(_first(row.get("kerberos.crealm")))
+        sname = "/".join(split(row.get("kerberos.SNameString", "")))
+        if cname:
+            self.by_client[frame.dst].append((frame.time, kind, cname, realm, sname.lower()))
+
+    def lookup(self, client_ip: str, when: float, service: Optional[str]) -> Optional[Identity]:
+        """The account whose ticket for `service` (else any ticket) the client got last before `when`."""
+        entries = [e for e in self.by_client.get(client_ip, ()) if 0 <= when - e[0] <= TICKET_HORIZON]
+        if not entries:
+            return None
+        wanted = _service_host(service)
+        matching = [e for e in entries if e[1] == "tgs" and wanted and _service_host(e[4]) == wanted]
+        best = (matching or entries)[-1]
+        return Identity(user=best[2], domain=best[3], method="kerberos", service=service)
+
+
+def _service_host(sname: Optional[str]) -> Optional[str]:
+    if not sname:
+        return None
+    parts = sname.lower().replace(",", "/").split("/")
+    return parts[1].split(".")[0] if len(parts) > 1 else None
+
+
+def _first(value: Optional[str]) -> Optional[str]:
+    return value.split(",", 1)[0] if value else None
+
+
+def _clean(value) -> Optional[str]:
+    if not value:
+        return None
+    value = str(value)
+    return None if value in ("NULL", "") else value

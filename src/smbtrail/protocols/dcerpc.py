@@ -1,0 +1,204 @@
+"""DCE/RPC connection-oriented PDUs: binds (context id -> interface), calls (request/response/fault).
+
+A channel is one RPC association: an SMB pipe open (ncacn_np) or a TCP connection (ncacn_ip_tcp).
+Operations are classified by the bound interface UUID and the opnum, never by the pipe name.
+"""
+
+from __future__ import annotations
+
+import binascii
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from .. import interfaces
+from ..capture.fields import split, to_int
+from .auth import Identity, kerberos_service, ntlm_identity
+from .connections import Conn, Frame
+
+REQUEST, RESPONSE, FAULT, BIND, BIND_ACK, BIND_NAK, ALTER, ALTER_RESP, AUTH3 = 0, 2, 3, 11, 12, 13, 14, 15, 16
+PRIVACY = 6
+EPM_UUID = "e1af8308-5d1f-11c9-91a4-08002b14a0fa"
+CONTEXT_KEYS = ("service_name", "key", "hive", "account", "log_name", "task_name", "clsid_name")
+
+
+@dataclass
+class Call:
+    call_id: int
+    opnum: int
+    uuid: Optional[str]
+    version: Optional[str]
+    time: float
+    alloc_hint: int = 0
+    sealed: bool = False
+    decrypted: bool = False
+    args: Dict[str, Any] = field(default_factory=dict)
+    frames: List[int] = field(default_factory=list)
+
+
+@dataclass
+class Channel:
+    key: str
+    transport: str
+    pipe: Optional[str] = None
+    pipe_open: Any = None
+    contexts: Dict[int, Tuple[str, str]] = field(default_factory=dict)
+    offered: Dict[int, List[Tuple[int, str, str]]] = field(default_factory=dict)
+    auth_level: int = 0
+    auth_type: int = 0
+    identity: Optional[Identity] = None
+    calls: Dict[int, Call] = field(default_factory=dict)
+    handles: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+
+class DcerpcHandler:
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    def pipe_opened(self, conn: Conn, pipe) -> None:
+        key = f"np:{pipe.fid}"
+        conn.channels[key] = Channel(key=key, transport="ncacn_np", pipe=pipe.name, pipe_open=pipe)
+
+    def handle(self, frame: Frame, conn: Conn, channel: str = "tcp", pipe=None) -> None:
+        row = frame.row
+        types = [to_int(t, -1) for t in split(row.get("dcerpc.pkt_type", ""))]
+        if not types:
+            return
+        chan = conn.channels.get(channel)
+        if chan is None:
+            chan = conn.channels[channel] = Channel(
+                key=channel, transport="ncacn_np" if pipe else "ncacn_ip_tcp",
+                pipe=pipe.name if pipe else None, pipe_open=pipe)
+        self._auth(frame, conn, chan)
+        pdus = _Pdus(row, len(types))
+        for i, pkt in enumerate(types):
+            call_id = to_int(pdus.at("dcerpc.cn_call_id", i), -1)
+            if pkt in (BIND, ALTER):
+                self._bind(chan, call_id, row)
+            elif pkt in (BIND_ACK, ALTER_RESP, BIND_NAK):
+                self._bind_ack(chan, call_id, row, pkt)
+            elif pkt == REQUEST:
+                self._request(frame, chan, call_id, pdus, i)
+            elif pkt in (RESPONSE, FAULT):
+                self._response(frame, conn, chan, call_id, pdus, i, pkt)
+
+    def _auth(self, frame: Frame, conn: Conn, chan: Channel) -> None:
+        row = frame.row
+        level = to_int(row.get("dcerpc.auth_level", ""))
+        if level:
+            chan.auth_level = max(chan.auth_level, level)
+            chan.auth_type = to_int(row.get("dcerpc.auth_type", "")) or chan.auth_type
+        ident = ntlm_identity(row)
+        if ident and ident.user:
+            chan.identity = ident
+            return
+        service = kerberos_service(row)
+        if service and not chan.identity:
+            chan.identity = self.ctx.tickets.lookup(conn.client_ip, frame.time, service) or Identity(
+                method="kerberos", service=service)
+
+    def _bind(self, chan: Channel, call_id: int, row) -> None:
+        uuids = [u.lower() for u in split(row.get("dcerpc.cn_bind_to_uuid", ""))]
+        ctx_ids = [to_int(c) for c in split(row.get("dcerpc.cn_ctx_id", ""))]
+        versions = split(row.get("dcerpc.cn_bind_if_ver", ""))
+        items = []
+        for n, uuid in enumerate(uuids):
+            ctx_id = ctx_ids[n] if n < len(ctx_ids) else n
+            items.append((ctx_id, uuid, versions[n] if n < len(versions) else ""))
+        chan.offered[call_id] = items
+
+    def _bind_ack(self, chan: Channel, call_id: int, row, pkt: int) -> None:
+        items = chan.offered.pop(call_id, [])
+        if pkt == BIND_NAK:
+            return
+        results = [to_int(r, 2) for r in split(row.get("dcerpc.cn_ack_result", ""))]
+        for n, (ctx_id, uuid, version) in enumerate(items):
+            if n < len(results) and results[n] == 0:
+                chan.contexts[ctx_id] = (uuid, version)
+
+    def _request(self, frame: Frame, chan: Channel, call_id: int, pdus: _Pdus, i: int) -> None:
+        row = frame.row
+        ctx_id = to_int(pdus.at("dcerpc.cn_ctx_id", i))
+        opnum = to_int(pdus.at("dcerpc.opnum", i), -1)
+        call = chan.calls.get(call_id)
+        if call is None or call.opnum != opnum:
+            uuid, version = chan.contexts.get(ctx_id, (None, None))
+            if uuid is None and len(chan.contexts) == 1:  # bind not captured: the only context
+                uuid, version = next(iter(chan.contexts.values()))
+            call = chan.calls[call_id] = Call(call_id, opnum, uuid, version, frame.time)
+        call.frames.append(frame.number)
+        call.alloc_hint = max(call.alloc_hint, to_int(pdus.at("dcerpc.cn_alloc_hint", i)))
+        call.sealed = call.sealed or bool(row.get("dcerpc.encrypted_stub_data")) or chan.auth_level >= PRIVACY
+        stub = self._stub(row, pdus, i, call)
+        if stub is not None or not call.sealed or call.decrypted:
+            call.args.update(_decode(call.uuid, opnum, True, row, stub))
+        self._carry_handle_context(chan, call)
+
+    def _response(self, frame, conn, chan: Channel, call_id: int, pdus: _Pdus, i: int, pkt: int) -> None:
+        row = frame.row
+        call = chan.calls.pop(call_id, None)
+        if call is None:
+            return
+        call.frames.append(frame.number)
+        status = None
+        if pkt == FAULT:
+            status = pdus.at("dcerpc.cn_status", i) or "fault"
+        else:
+            stub = self._stub(row, pdus, i, call)
+            result = _decode(call.uuid, call.opnum, False, row, stub)
+            handle_out = result.pop("_handle_out", None)
+            if handle_out:
+                chan.handles[handle_out] = {k: call.args[k] for k in CONTEXT_KEYS if k in call.args}
+            code = result.get("return_code")
+            if isinstance(code, int) and code != 0:
+                status = hex(code)
+            for key, value in result.items():
+                call.args.setdefault(key, value)
+        if call.uuid == EPM_UUID and call.args.get("tcp_port"):
+            self.ctx.epm_mapped(conn.server_ip, call.args)
+        self.ctx.rpc_call_done(conn, chan, call, status)
+
+    def _stub(self, row, pdus: _Pdus, i: int, call: Call) -> Optional[bytes]:
+        for name in ("dcerpc.decrypted_stub_data", "dcerpc.stub_data"):
+            value = pdus.at(name, i) if pdus.count > 1 else row.get(name, "")
+            if value:
+                if name == "dcerpc.decrypted_stub_data":
+                    call.decrypted = True
+                try:
+                    return binascii.unhexlify(value.replace(":", ""))
+                except (binascii.Error, ValueError):
+                    return None
+        return None
+
+    def _carry_handle_context(self, chan: Channel, call: Call) -> None:
+        handle = call.args.pop("_handle_in", None)
+        context = chan.handles.get(handle) if handle else None
+        if not context:
+            return
+        for key, value in context.items():
+            if key == "key" and "key" in call.args and call.args["key"] != value:
+                call.args["key"] = f"{value}\\{call.args['key']}"
+            else:
+                call.args.setdefault(key, value)
+
+
+def _decode(uuid: Optional[str], opnum: int, request: bool, row, stub: Optional[bytes]) -> Dict[str, Any]:
+    lookup = getattr(interfaces, "decoder_for", None)
+    decoder = lookup(uuid) if (uuid and lookup) else None
+    if decoder is None:
+        return {}
+    try:
+        return dict(decoder.decode(opnum, request, row, stub) or {})
+    except Exception as exc:  # a decoder bug must not lose the operation record
+        return {"_decode_error": f"{exc.__class__.__name__}: {exc}"[:200]}
+
+
+class _Pdus:
+    def __init__(self, row, count: int) -> None:
+        self.row = row
+        self.count = count
+
+    def at(self, name: str, index: int) -> str:
+        values = split(self.row.get(name, ""))
+        if not values:
+            return ""
+        return values[index] if index < len(values) else values[-1]

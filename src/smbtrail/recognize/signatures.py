@@ -1,0 +1,95 @@
+"""Command signatures from lookups/command_signatures.csv, matched against one trail's records.
+
+Step syntax (space-separated list; `||` separates alternatives inside one step):
+    rpc:<alias>:<opnums|.*>       an operation of that interface (alias -> UUID in rpc_aliases.csv)
+    arg:<name>:<regex>            an argument value of a record
+    pipe:<regex>                  a named pipe opened
+    file:<share re>:<op re>:<path re>   a file record (op = write|read|delete|open|rename)
+    tree:<share re>               a share mapping
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Dict, List, Optional
+
+from ..lookups import lookup_path
+from ..records import FILE, OPERATION, TREE, Record
+
+Predicate = Callable[[Record], bool]
+
+
+@dataclass
+class Signature:
+    command: str
+    action: str
+    priority: int
+    confidence: float
+    anchor: Predicate
+    requires: List[Predicate]
+    absorbs: List[Predicate]
+    description: str
+
+
+@lru_cache(maxsize=1)
+def aliases() -> Dict[str, str]:
+    with open(lookup_path("rpc_aliases.csv"), newline="", encoding="utf-8") as handle:
+        return {row["alias"]: row["uuid"].lower() for row in csv.DictReader(handle)}
+
+
+@lru_cache(maxsize=1)
+def signatures() -> List[Signature]:
+    with open(lookup_path("command_signatures.csv"), newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    sigs = [
+        Signature(
+            command=row["command"], action=row["action"], priority=int(row["priority"]),
+            confidence=float(row["confidence"]), anchor=step(row["anchor"]),
+            requires=[step(s) for s in row["requires"].split()], absorbs=[step(s) for s in row["absorbs"].split()],
+            description=row["description"],
+        )
+        for row in rows
+    ]
+    return sorted(sigs, key=lambda s: -s.priority)
+
+
+def step(text: str) -> Predicate:
+    alternatives = [_one(part) for part in text.split("||")]
+    return lambda rec: any(alt(rec) for alt in alternatives)
+
+
+def _one(text: str) -> Predicate:
+    kind, _, rest = text.partition(":")
+    if kind == "rpc":
+        alias, _, opnums = rest.partition(":")
+        uuid = aliases()[alias]
+        wanted = None if opnums in ("", ".*") else {int(n) for n in opnums.split("|")}
+        return lambda r: r.kind == OPERATION and r.rpc_uuid == uuid and (wanted is None or r.opnum in wanted)
+    if kind == "arg":
+        name, _, pattern = rest.partition(":")
+        rx = re.compile(pattern)
+        return lambda r: isinstance(r.args.get(name), str) and bool(rx.search(r.args[name]))
+    if kind == "pipe":
+        rx = re.compile(rest)
+        return lambda r: r.kind == FILE and r.operation == "pipe_open" and bool(rx.search(r.path or ""))
+    if kind == "file":
+        share, op, path = _three(rest)
+        return lambda r: (r.kind == FILE and r.operation != "pipe_open" and bool(share.search(r.share or ""))
+                          and bool(op.search(r.operation or "")) and bool(path.search(r.path or "")))
+    if kind == "tree":
+        rx = re.compile(rest)
+        return lambda r: r.kind == TREE and bool(rx.search(r.share or ""))
+    raise ValueError(f"unknown signature step {text!r}")
+
+
+def _three(text: str):
+    """share:op:path where the path regex may itself contain colons."""
+    share, op, path = text.split(":", 2)
+    return re.compile(share), re.compile(op), re.compile(path)
+
+
+def first_match(records: List[Record], predicate: Predicate) -> Optional[Record]:
+    return next((r for r in records if predicate(r)), None)
