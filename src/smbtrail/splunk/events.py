@@ -1,0 +1,39 @@
+"""Engine records as Splunk events: sourcetype by convention, event time, deterministic id."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict
+
+from ..records import COMMAND, HOST_EVENT, Record
+
+NETWORK = "smbtrail:network"
+HOST = "smbtrail:host"
+TRAIL = "smbtrail:trail"
+HEALTH = "smbtrail:health"
+
+
+def sourcetype_for(record: Record, default: str) -> str:
+    """Recognized commands are trail steps; Windows events are host records; the rest keep the input's."""
+    if record.kind == COMMAND:
+        return TRAIL
+    if record.kind == HOST_EVENT:
+        return HOST
+    return default
+
+
+def event_body(record: Record) -> Dict[str, Any]:
+    """The JSON written as the event: the record plus `uid`, its deterministic id (dedup key)."""
+    body = record.to_dict()
+    body["uid"] = record.uid()
+    return body
+
+
+def event_json(record: Record) -> str:
+    return json.dumps(event_body(record), ensure_ascii=False, sort_keys=True)
+
+
+def record_from_body(body: Dict[str, Any]) -> Record:
+    """Inverse of `event_body`: a record back from an event's JSON (the `uid` is recomputed, not kept)."""
+    fields = {k: v for k, v in body.items() if k in Record.model_fields}
+    return Record.model_validate(fields)

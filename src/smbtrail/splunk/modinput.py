@@ -1,0 +1,284 @@
+"""Modular inputs `smbtrail_pcap://` and `smbtrail_hostlog://` (splunklib Script adapters).
+
+Each run lists the completed files of the watched directory/glob, runs the engine over each file not
+yet finished, and streams its records as events. See checkpoint.py for the no-loss/no-duplicate rule.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+
+from splunklib.modularinput import Argument, Event, EventWriter, Scheme, Script
+
+from ..records import ERROR, Record, iso, stable_id
+from . import events, secrets
+from .checkpoint import Checkpoints
+from .watch import FileIdentity, expand, identify, partial_name, settled
+
+DEFAULT_SETTLE = 60.0
+Engine = Callable[[Sequence[str], Any], Iterator[Record]]
+
+
+class EngineMissing(RuntimeError):
+    """This build lacks an engine part: nothing is checkpointed, the files wait for a fixed build."""
+
+
+class SmbtrailInput(Script):
+    scheme_name = ""
+    title = ""
+    description = ""
+    sourcetype = ""
+
+    # --- scheme ---------------------------------------------------------------------------------
+    def get_scheme(self) -> Scheme:
+        scheme = Scheme(self.title)
+        scheme.description = self.description
+        scheme.use_external_validation = True
+        scheme.use_single_instance = False
+        for arg in self.arguments():
+            scheme.add_argument(arg)
+        return scheme
+
+    def arguments(self) -> List[Argument]:
+        return [
+            Argument("path", title="Directory or glob",
+                     description="Directory or glob (** allowed) of completed files to read",
+                     required_on_create=True),
+            Argument("settle_seconds", title="Settle interval (s)",
+                     description="A file is read once its size and mtime held still this long (default 60)",
+                     data_type=Argument.data_type_number, required_on_create=False),
+        ]
+
+    # --- validation -----------------------------------------------------------------------------
+    def validate_input(self, definition) -> None:
+        problems = self.problems(definition.parameters)
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def problems(self, params: Dict[str, Any]) -> List[str]:
+        found = []
+        path = (params.get("path") or "").strip()
+        if not path:
+            found.append("path is required: a directory or a glob such as /data/pcap/*.pcapng")
+        else:
+            found.extend(_path_problems(path))
+        try:
+            if float(params.get("settle_seconds") or DEFAULT_SETTLE) < 0:
+                found.append("settle_seconds must be 0 or more")
+        except ValueError:
+            found.append(f"settle_seconds must be a number, got {params.get('settle_seconds')!r}")
+        return found
+
+    # --- streaming ------------------------------------------------------------------------------
+    def stream_events(self, inputs, ew: EventWriter) -> None:
+        checkpoint_dir = inputs.metadata["checkpoint_dir"]
+        for stanza, params in inputs.inputs.items():
+            problems = self.problems(params)
+            if problems:
+                ew.log(EventWriter.ERROR, f"{stanza}: not run: {'; '.join(problems)}")
+                continue
+            self.run_stanza(stanza, params, Checkpoints(checkpoint_dir, stanza), ew)
+
+    def run_stanza(self, stanza: str, params: Dict[str, Any], ckpt: Checkpoints, ew: EventWriter) -> None:
+        try:
+            options = self.options(params, ckpt)
+        except Exception as exc:  # messages of SecretError never hold the secret
+            ew.log(EventWriter.ERROR, f"{stanza}: not run: cannot read secrets: {exc}")
+            return
+        try:
+            settle = float(params.get("settle_seconds") or DEFAULT_SETTLE)
+            for path in expand(params["path"].strip()):
+                if partial_name(path) or not settled(path, settle):
+                    continue
+                try:
+                    ident = identify(path)
+                except OSError as exc:
+                    ew.log(EventWriter.ERROR, f"{stanza}: {path}: skipped: cannot read: {exc.strerror}")
+                    continue
+                if not ckpt.is_done(ident.key()):
+                    self.process_file(stanza, params, ident, options, ckpt, ew)
+        finally:
+            secrets.discard(options)
+
+    def options(self, params: Dict[str, Any], ckpt: Checkpoints):
+        from ..engine import Options
+
+        return Options()
+
+    def engine(self) -> Engine:
+        raise NotImplementedError
+
+    def process_file(self, stanza: str, params: Dict[str, Any], ident: FileIdentity, options,
+                     ckpt: Checkpoints, ew: EventWriter) -> None:
+        key = ident.key()
+        already = ckpt.emitted(key)
+        started = time.time()
+        count = errors = 0
+        status, problem = "ok", None
+        try:
+            for record in self.engine()([ident.path], options):
+                count += 1
+                if record.kind == ERROR or record.partial:
+                    errors += 1
+                if count > already:
+                    self.write(ew, stanza, params, ident.path, record)
+                    ckpt.record_progress(key, count)
+        except ImportError as exc:
+            raise EngineMissing(f"engine part missing: {exc}") from None
+        except Exception as exc:  # a bad file is logged and skipped; the input keeps going
+            status, problem = "error", f"{exc.__class__.__name__}: {exc}"
+            ew.log(EventWriter.ERROR, f"{stanza}: {ident.path}: skipped after {count} records: {problem}")
+        if errors and status == "ok":
+            status = "partial"
+        health = self.health(stanza, ident, status, problem, count, errors, started)
+        count += 1
+        if count > already:
+            ew.write_event(Event(data=json.dumps(health, sort_keys=True), stanza=stanza, time=started,
+                                 source=ident.path, sourcetype=events.HEALTH, index=params.get("index"),
+                                 host=params.get("host"), done=True, unbroken=True))
+        ckpt.finish(key, {"status": status, "events": count, "finished": iso_now()})
+        ew.log(EventWriter.INFO, f"{stanza}: {ident.path}: {status}, {count - 1} records")
+
+    def write(self, ew: EventWriter, stanza: str, params: Dict[str, Any], source: str, record: Record) -> None:
+        ew.write_event(Event(
+            data=events.event_json(record), stanza=stanza, time=record.time.timestamp(), source=source,
+            sourcetype=events.sourcetype_for(record, self.sourcetype), index=params.get("index"),
+            host=params.get("host"), done=True, unbroken=True))
+
+    def health(self, stanza: str, ident: FileIdentity, status: str, problem: Optional[str], count: int,
+               errors: int, started: float) -> Dict[str, Any]:
+        return {
+            "uid": stable_id("health", ident.key()), "input": stanza, "file": ident.path, "bytes": ident.size,
+            "status": status, "problem": problem, "records": count, "error_records": errors,
+            "seconds": round(time.time() - started, 3),
+            "lag_seconds": round(started - ident.mtime_ns / 1e9, 3), "time": iso_now(),
+        }
+
+
+def iso_now() -> str:
+    from ..records import from_epoch
+
+    return iso(from_epoch(time.time()))
+
+
+def _path_problems(path: str) -> List[str]:
+    if os.path.isdir(path):
+        if not os.access(path, os.R_OK | os.X_OK):
+            return [f"path {path}: directory is not readable by the Splunk user"]
+        return []
+    if glob.has_magic(path):
+        base = _glob_base(path)
+        if not os.path.isdir(base):
+            return [f"path {path}: directory {base} does not exist"]
+        if not os.access(base, os.R_OK | os.X_OK):
+            return [f"path {path}: directory {base} is not readable by the Splunk user"]
+        return []
+    if os.path.isfile(path):
+        return [] if os.access(path, os.R_OK) else [f"path {path}: file is not readable by the Splunk user"]
+    return [f"path {path}: no such directory or file"]
+
+
+def _glob_base(pattern: str) -> str:
+    parts = []
+    for part in pattern.split(os.sep):
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return os.sep.join(parts) or "."
+
+
+class PcapInput(SmbtrailInput):
+    scheme_name = "smbtrail_pcap"
+    title = "smbtrail: SMB/MS-RPC captures"
+    description = "Reads completed pcap/pcapng files of a sensor's rotation and emits SMB/DCE-RPC trails"
+    sourcetype = events.NETWORK
+
+    def arguments(self) -> List[Argument]:
+        return super().arguments() + [
+            Argument("tshark", title="tshark path",
+                     description="tshark binary (default: found on PATH); needed on this instance",
+                     required_on_create=False),
+            Argument("secrets", title="Decryption secrets",
+                     description="Comma-separated usernames in storage/passwords realm smbtrail, or *",
+                     required_on_create=False),
+        ]
+
+    def problems(self, params: Dict[str, Any]) -> List[str]:
+        found = super().problems(params)
+        problem = _tshark_problem((params.get("tshark") or "").strip())
+        if problem:
+            found.append(problem)
+        return found
+
+    def options(self, params: Dict[str, Any], ckpt: Checkpoints):
+        tshark = (params.get("tshark") or "").strip()
+        if tshark:
+            os.environ["SMBTRAIL_TSHARK"] = tshark
+        names = secrets.wanted(params.get("secrets") or "")
+        if not names:
+            return super().options(params, ckpt)
+        return secrets.to_options(secrets.fetch(self.service, names))
+
+    def engine(self) -> Engine:
+        from ..engine import network_records
+
+        return network_records
+
+
+class HostlogInput(SmbtrailInput):
+    scheme_name = "smbtrail_hostlog"
+    title = "smbtrail: Windows event log exports"
+    description = "Reads completed .evtx, JSON-lines and XML event exports and emits host records"
+    sourcetype = events.HOST
+
+    def arguments(self) -> List[Argument]:
+        return super().arguments() + [
+            Argument("all_events", title="All events",
+                     description="Also emit events outside the lateral-movement set (default false)",
+                     data_type=Argument.data_type_boolean, required_on_create=False),
+        ]
+
+    def problems(self, params: Dict[str, Any]) -> List[str]:
+        found = super().problems(params)
+        if (params.get("all_events") or "0").strip().lower() not in BOOLEANS:
+            found.append(f"all_events must be true or false, got {params.get('all_events')!r}")
+        return found
+
+    def options(self, params: Dict[str, Any], ckpt: Checkpoints):
+        from ..engine import Options
+
+        return Options(all_events=BOOLEANS.get((params.get("all_events") or "0").strip().lower(), False))
+
+    def engine(self) -> Engine:
+        from ..engine import host_records
+
+        return host_records
+
+
+BOOLEANS = {"1": True, "true": True, "t": True, "yes": True, "0": False, "false": False, "f": False, "no": False}
+
+
+def _tshark_problem(configured: str) -> Optional[str]:
+    if configured:
+        if os.path.isfile(configured) and os.access(configured, os.X_OK):
+            return None
+        return f"tshark {configured}: not an executable file"
+    try:
+        from ..capture.tshark import TsharkMissing, find_tshark
+    except ImportError:
+        return None if shutil.which("tshark") else "tshark not found on PATH: install it (apt install tshark)"
+    try:
+        find_tshark()
+    except TsharkMissing as exc:
+        return str(exc)
+    return None
+
+
+def main(cls, argv: List[str]) -> int:
+    """Entry point for bin/<scheme>.py: the splunklib protocol on stdin/stdout."""
+    return cls().run(argv)
