@@ -14,7 +14,7 @@ PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
-ERF_OR_OTHER_EXT = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".gz", ".dmp", ".zip")
+CAPTURE_EXTENSIONS = (".pcap", ".pcapng", ".cap", ".gz", ".dmp", ".zip", ".erf", ".snoop")
 
 
 @dataclass
@@ -51,7 +51,10 @@ def expand(paths: Sequence[str]) -> List[Source]:
             for root, dirs, files in os.walk(path):
                 dirs.sort()
                 for name in sorted(files):
-                    sources.append(sniff(os.path.join(root, name)))
+                    source = sniff(os.path.join(root, name))
+                    if source.error and not name.lower().endswith(CAPTURE_EXTENSIONS):
+                        continue  # a key file, a README... beside the captures: not ours to judge
+                    sources.append(source)
         elif os.path.exists(path):
             sources.append(sniff(path))
         else:

@@ -95,6 +95,7 @@ def stream_rows(cmd: List[str], nfields: int, run: TsharkRun, env: Optional[Dict
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=1 << 20)
     reader = threading.Thread(target=_drain, args=(proc.stderr, run.stderr), daemon=True)
     reader.start()
+    finished = False
     try:
         assert proc.stdout is not None
         for raw in proc.stdout:
@@ -103,8 +104,9 @@ def stream_rows(cmd: List[str], nfields: int, run: TsharkRun, env: Optional[Dict
                 run.bad_lines += 1
                 continue
             yield values
+        finished = True
     finally:
-        if proc.poll() is None:
+        if not finished and proc.poll() is None:  # the consumer stopped early
             proc.kill()
         run.returncode = proc.wait()
         reader.join(timeout=5)

@@ -20,8 +20,13 @@ SUBJECT_KEYS = ("service_name", "task_name", "key", "account", "file", "job_comm
 class _Trail:
     def __init__(self, trail_id: str, first: float) -> None:
         self.trail_id = trail_id
+        self.first = first
         self.last = first
         self.records: List[Record] = []
+
+    def covers(self, when: float) -> bool:
+        """Inputs are read file by file, so time can jump back: a trail spans one stretch of activity."""
+        return self.first - TRAIL_GAP <= when <= self.last + TRAIL_GAP
 
 
 def trail_key(rec: Record) -> Tuple:
@@ -38,18 +43,19 @@ def recognize(records: Iterable[Record]) -> Iterator[Record]:
         now = rec.time.timestamp()
         key = trail_key(rec)
         trail = open_trails.get(key)
-        if trail is not None and now - trail.last > TRAIL_GAP:
+        if trail is not None and not trail.covers(now):
             yield from _close(open_trails.pop(key))
             trail = None
         if trail is None:
             trail = open_trails[key] = _Trail(stable_id(*key, rec.time.isoformat()), now)
+        trail.first = min(trail.first, now)
         trail.last = max(trail.last, now)
         rec.trail_id = trail.trail_id
         trail.records.append(rec)
         if len(trail.records) >= MAX_BUFFER:
             yield from _match(trail.records)
             trail.records = []
-        for stale in [k for k, t in open_trails.items() if now - t.last > TRAIL_GAP]:
+        for stale in [k for k, t in open_trails.items() if not t.covers(now)]:
             yield from _close(open_trails.pop(stale))
     for trail in open_trails.values():
         yield from _close(trail)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# smbtrail set-up and entry points (Debian/Ubuntu). Installs what is missing, then:
+#   ./run.sh demo   analyse the lab recordings shipped in tests/fixtures and print the trail
+#   ./run.sh test   lint, Python 3.9 compatibility check, and the test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${SMBTRAIL_VENV:-.venv}
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+ensure_packages() {
+  local missing=()
+  command -v tshark >/dev/null || missing+=(tshark)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "smbtrail: installing ${missing[*]} with apt" >&2
+    as_root apt-get update -qq
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+ensure_venv() {
+  if [ ! -x "$VENV/bin/smbtrail" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+    "$VENV/bin/pip" install -q -e ".[dev,splunk]"
+    touch "$VENV/.installed"
+  fi
+}
+
+demo() {
+  local lab=tests/fixtures/lab
+  echo "== smbtrail analyze: lab recordings (Samba + impacket, cleartext) =="
+  "$VENV/bin/smbtrail" analyze "$lab/plain" --format table || [ $? -eq 1 ]
+  echo
+  echo "== the same commands under server-wide SMB3 encryption, without keys, then with the logged keys =="
+  "$VENV/bin/smbtrail" analyze "$lab/enc-global" --format table || [ $? -eq 1 ]
+  cat "$lab"/enc-global/*.keys > "${TMPDIR:-/tmp}/smbtrail-demo.keys"
+  "$VENV/bin/smbtrail" analyze "$lab/enc-global" --keys "${TMPDIR:-/tmp}/smbtrail-demo.keys" --format table || [ $? -eq 1 ]
+}
+
+tests() {
+  "$VENV/bin/ruff" check src tests bench
+  "$VENV/bin/vermin" -q -t=3.9- --no-tips --violations --eval-annotations src/smbtrail
+  "$VENV/bin/python" -m pytest "$@"
+}
+
+ensure_packages
+ensure_venv
+case "${1:-demo}" in
+  demo) demo ;;
+  test) shift; tests "$@" ;;
+  *) echo "usage: $0 demo|test" >&2; exit 2 ;;
+esac
