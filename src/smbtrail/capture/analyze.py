@@ -223,6 +223,9 @@ def _raw_records(paths: Sequence[str], options=None) -> Iterator[Record]:
     from ..encryption.keys import tshark_secrets
 
     with tshark_secrets(options) as secret_args:
+        for message in secret_args["errors"]:
+            path, _, reason = message.partition(": ")
+            yield _error(path, reason)
         for source in sources:
             if source.error:
                 yield _error(source.path, source.error)
