@@ -99,7 +99,7 @@ class Record(BaseModel):
         return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=False)
 
     def to_dict(self) -> Dict[str, Any]:
-        data = self.model_dump(exclude_defaults=True)
+        data = {k: v for k, v in self.model_dump(exclude_defaults=True).items() if v is not None}
         data["time"] = iso(self.time)
         data["kind"] = self.kind
         return data

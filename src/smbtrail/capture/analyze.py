@@ -81,7 +81,18 @@ class Analyzer:
                 self.file_closed(conn, opened, partial=True)
             conn.opens.clear()
             self.encrypted.flush(conn)
+            if conn.negotiate and not conn.sessions:
+                self._no_session(conn)
             self.table.drop(conn)
+
+    def _no_session(self, conn: Conn) -> None:
+        """Negotiated but never authenticated (failed or abandoned logon): still a fact worth a record."""
+        rec = self._base(conn, conn.first_time, SESSION, conn.frames[:4])
+        dialect = conn.negotiate.get("dialect")
+        args = {k: v for k, v in conn.negotiate.items() if k != "server_names"}
+        rec.update(protocol=_smb_protocol(dialect), transport="smb", operation="session_setup", args=args,
+                   status=conn.negotiate.get("last_status") or "no_session")
+        self.out.append(Record(**rec))
 
     # -- record building
     def _base(self, conn: Conn, when: float, kind: str, frames: Sequence[int], sesid: Optional[str] = None,

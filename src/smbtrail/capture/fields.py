@@ -21,7 +21,7 @@ SMB2 = [
 SMB1 = [
     "smb.cmd", "smb.flags.response", "smb.nt_status", "smb.uid", "smb.tid", "smb.fid", "smb.path",
     "smb.file", "smb.create.disposition", "smb.trans_name", "smb.native_os", "smb.account",
-    "smb.primary_domain", "smb.data_len_low", "smb.dialect.name", "smb.mid",
+    "smb.primary_domain", "smb.data_len_low", "smb.dialect.name", "smb.dialect.index", "smb.mid",
 ]
 AUTH = [
     "ntlmssp.messagetype", "ntlmssp.auth.username", "ntlmssp.auth.domain", "ntlmssp.auth.hostname",

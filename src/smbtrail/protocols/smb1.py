@@ -9,7 +9,7 @@ from .files import Open
 from .smb2 import Session
 
 SESSION_SETUP, TREE_CONNECT, NT_CREATE, CLOSE, WRITE, READ, TRANS, LOGOFF = 0x73, 0x75, 0xA2, 0x04, 0x2F, 0x2E, 0x25, 0x74
-WRITE_OLD, READ_OLD, DELETE = 0x0B, 0x0A, 0x06
+WRITE_OLD, READ_OLD, DELETE, NEGOTIATE = 0x0B, 0x0A, 0x06, 0x72
 
 
 class Smb1Handler:
@@ -30,13 +30,30 @@ class Smb1Handler:
         status = row.get("smb.nt_status", "0x00000000").split(",")[0]
         ok = status == "0x00000000"
         key = f"smb1/{uid}/{row.get('smb.mid', '')}"
+        if len(conn.frames) < 4:
+            conn.frames.append(frame.number)
         for cmd in cmds:
             if cmd == 0xFF:
                 continue
+            if cmd == NEGOTIATE:
+                self._negotiate(conn, row, is_response)
+                continue
+            if is_response and not ok:
+                conn.negotiate["last_status"] = status
             if is_response:
                 self._response(frame, conn, cmd, key, uid, tree, ok)
             else:
                 self._request(frame, conn, cmd, key, uid, tree)
+
+    def _negotiate(self, conn: Conn, row, is_response: bool) -> None:
+        offered = [d for d in row.get("smb.dialect.name", "").split(",") if d]
+        if not is_response and offered:
+            conn.negotiate["offered"] = offered
+        elif is_response:
+            index = to_int(row.get("smb.dialect.index", ""), -1)
+            chosen = conn.negotiate.get("offered", [])
+            conn.negotiate["dialect_smb1"] = chosen[index] if 0 <= index < len(chosen) else "NT LM 0.12"
+            conn.negotiate.setdefault("dialect", "1")
 
     def _request(self, frame, conn, cmd, key, uid, tree) -> None:
         row = frame.row
