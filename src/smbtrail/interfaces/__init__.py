@@ -1,1 +1,127 @@
+"""One argument decoder per MS-RPC interface, chosen by bind UUID (never by pipe name).
 
+Each module holds UUIDS, FIELDS (the tshark 4.0 fields it reads), DISSECTORS (the tshark
+sub-dissectors whose calls it can also parse from the raw stub) and
+decode(opnum, request, fields, stub) -> dict of intent arguments.
+Interface and operation names come from lookups/rpc_interfaces.csv and lookups/rpc_operations.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple
+
+from . import (
+    atsvc,
+    dcom,
+    dispatch,
+    drsuapi,
+    epm,
+    even6,
+    eventlog,
+    initshutdown,
+    lsarpc,
+    netlogon,
+    samr,
+    sasec,
+    srvsvc,
+    svcctl,
+    tsch,
+    winreg,
+    wkssvc,
+    wmi,
+    wmi_login,
+)
+
+MODULES = (svcctl, atsvc, sasec, tsch, winreg, srvsvc, wkssvc, samr, lsarpc, eventlog, even6, initshutdown,
+           epm, dcom, dispatch, wmi, wmi_login, drsuapi, netlogon)
+LOOKUPS_ENV = "SMBTRAIL_LOOKUPS"
+
+
+class InterfaceDecoder(Protocol):
+    UUIDS: Tuple[str, ...]
+    FIELDS: Tuple[str, ...]
+    DISSECTORS: Tuple[str, ...]
+
+    def decode(self, opnum: int, request: bool, fields: Mapping[str, str],
+               stub: Optional[bytes]) -> Dict[str, Any]: ...
+
+
+_BY_UUID: Dict[str, Any] = {uuid: module for module in MODULES for uuid in module.UUIDS}
+
+
+def decoder_for(uuid: str) -> Optional[InterfaceDecoder]:
+    return _BY_UUID.get((uuid or "").strip().lower())
+
+
+def all_fields() -> List[str]:
+    """Union of the tshark field names all decoders read, in a stable order."""
+    seen: Dict[str, None] = {}
+    for module in MODULES:
+        for field in module.FIELDS:
+            seen.setdefault(field, None)
+    return list(seen)
+
+
+def all_dissectors() -> List[str]:
+    """tshark protocols that may be disabled (--disable-protocol) so that dcerpc.stub_data carries
+    the raw stub of every call of these interfaces; the decoders then parse the stub themselves."""
+    seen: Dict[str, None] = {}
+    for module in MODULES:
+        for name in module.DISSECTORS:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def lookups_dir() -> Path:
+    """lookups/ of the checkout or Splunk app: $SMBTRAIL_LOOKUPS, else the nearest ancestor's lookups/."""
+    env = os.environ.get(LOOKUPS_ENV)
+    if env:
+        return Path(env)
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "lookups"
+        if (candidate / "rpc_operations.csv").is_file():
+            return candidate
+    raise FileNotFoundError("lookups/rpc_operations.csv not found; set " + LOOKUPS_ENV)
+
+
+@lru_cache(maxsize=1)
+def _interfaces() -> Dict[str, Dict[str, str]]:
+    with open(lookups_dir() / "rpc_interfaces.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    # a UUID can name an interface and nothing else; keep the interface row when kinds overlap
+    table: Dict[str, Dict[str, str]] = {}
+    for row in rows:
+        table.setdefault(row["uuid"].lower(), row)
+    return table
+
+
+@lru_cache(maxsize=1)
+def _operations() -> Dict[Tuple[str, int], Dict[str, str]]:
+    with open(lookups_dir() / "rpc_operations.csv", newline="", encoding="utf-8") as handle:
+        return {(row["uuid"].lower(), int(row["opnum"])): row for row in csv.DictReader(handle)}
+
+
+def interface_name(uuid: str) -> Optional[str]:
+    row = _interfaces().get((uuid or "").strip().lower())
+    return row["name"] if row else None
+
+
+def operation_name(uuid: str, opnum: int) -> Optional[str]:
+    row = _operations().get(((uuid or "").strip().lower(), int(opnum)))
+    return row["operation"] if row else None
+
+
+def operation_action(uuid: str, opnum: int) -> Optional[str]:
+    """The short verb of lookups/rpc_operations.csv (create_service, add_job, set_value, ...)."""
+    row = _operations().get(((uuid or "").strip().lower(), int(opnum)))
+    return (row["action"] or None) if row else None
+
+
+def class_name(clsid: str) -> Optional[str]:
+    """A DCOM class name (MMC20.Application, ShellWindows, ...) from lookups/rpc_interfaces.csv."""
+    row = _interfaces().get((clsid or "").strip().lower())
+    return row["name"] if row and row.get("kind") == "dcom_class" else None

@@ -1,0 +1,127 @@
+"""What every interface decoder shares: reading tshark fields, running a stub parser, never raising.
+
+A decoder module declares
+  REQUESTS / RESPONSES: {opnum: parser(reader, out)} for the NDR stub, and
+  FIELD_ARGS: {tshark field: arg name or (arg name, kind)} for what tshark 4.0 already dissects,
+and its decode() calls decode_call(). Stub values win over field values (no comma-joining there).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+
+from .ndr import NdrError, Reader, return_code
+
+Parser = Callable[[Reader, Dict[str, Any]], None]
+FieldSpec = Union[str, Tuple[str, str]]
+
+# Set by the caller when it knows the transfer syntax of the call's presentation context.
+NDR64_KEY = "_ndr64"
+ERROR_KEY = "_decode_error"
+
+
+def text(fields: Mapping[str, str], name: str) -> Optional[str]:
+    value = fields.get(name)
+    return value if value else None
+
+
+def number(fields: Mapping[str, str], name: str) -> Optional[int]:
+    """First occurrence of a numeric field; tshark prints decimal or 0x-hex."""
+    value = fields.get(name)
+    if not value:
+        return None
+    return to_int(value.split(",", 1)[0])
+
+
+def to_int(value: str) -> Optional[int]:
+    try:
+        return int(value.strip(), 0)
+    except ValueError:
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+
+
+def hex_bytes(fields: Mapping[str, str], name: str) -> Optional[str]:
+    """First occurrence of a bytes field (context handle) as bare lower-case hex."""
+    value = fields.get(name)
+    if not value:
+        return None
+    return value.split(",", 1)[0].replace(":", "").lower()
+
+
+def field_args(spec: Mapping[str, FieldSpec], fields: Mapping[str, str], request: bool) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for field, target in spec.items():
+        if not fields.get(field):
+            continue
+        arg, kind = (target, "str") if isinstance(target, str) else target
+        if kind == "handle":
+            arg = "_handle_in" if request else "_handle_out"
+            value: Any = hex_bytes(fields, field)
+        elif kind == "int":
+            value = number(fields, field)
+        elif kind == "list":
+            value = [item for item in fields[field].split(",") if item]
+        else:
+            value = text(fields, field)
+        if value is not None and arg not in out:
+            out[arg] = value
+    return out
+
+
+def ndr64_hint(fields: Mapping[str, str]) -> Optional[bool]:
+    value = fields.get(NDR64_KEY)
+    if value is None or value == "":
+        return None
+    return str(value).lower() in ("1", "true", "yes", "ndr64")
+
+
+def run_parser(parser: Parser, stub: bytes, fields: Mapping[str, str], out: Dict[str, Any]) -> None:
+    """Parse in the known transfer syntax, or try NDR then NDR64; keep partial results on failure."""
+    hint = ndr64_hint(fields)
+    syntaxes = [hint] if hint is not None else [False, True]
+    failures = []
+    for ndr64 in syntaxes:
+        attempt: Dict[str, Any] = {}
+        try:
+            parser(Reader(stub, ndr64), attempt)
+        except (NdrError, ValueError, IndexError, KeyError) as exc:
+            failures.append((exc, attempt))
+            continue
+        out.update(attempt)
+        return
+    exc, attempt = failures[0]
+    out.update(attempt)
+    out[ERROR_KEY] = f"{type(exc).__name__}: {exc}"
+
+
+def decode_call(requests: Mapping[int, Parser], responses: Mapping[int, Parser],
+                spec: Mapping[str, FieldSpec], opnum: int, request: bool,
+                fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
+    """The body of every module's decode(): fields first, then the stub parser, then the status."""
+    try:
+        out = field_args(spec, fields or {}, request)
+        parser = (requests if request else responses).get(opnum)
+        if parser is not None and stub:
+            run_parser(parser, stub, fields or {}, out)
+        if not request and stub and "return_code" not in out:
+            out["return_code"] = return_code(stub)
+        return out
+    except Exception as exc:  # a decoder bug must not stop the run
+        return {ERROR_KEY: f"{type(exc).__name__}: {exc}"}
+
+
+def handle_only(r: Reader, out: Dict[str, Any]) -> None:
+    """A request whose first argument is the context handle it acts on."""
+    out["_handle_in"] = r.handle()
+
+
+def handle_response(r: Reader, out: Dict[str, Any]) -> None:
+    """A response that ends with a new context handle and the status."""
+    if len(r.data) < 24:
+        raise NdrError("response too short for a handle")
+    r.pos = len(r.data) - 24
+    out["_handle_out"] = r.raw(20).hex()
+    out["return_code"] = int.from_bytes(r.raw(4), "little")

@@ -1,0 +1,86 @@
+"""IDispatch (MS-OAUT): the method names a client resolves and the string arguments it passes
+(impacket dcomexec: ExecuteShellCommand / ShellExecute with "cmd", "/c ...")."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional
+
+from .dcom import bstr, orpcthis
+from .decoding import decode_call
+from .ndr import NdrError, Reader
+
+UUIDS = ("00020400-0000-0000-c000-000000000046",)
+DISSECTORS = ("dispatch",)
+FIELD_ARGS = {
+    "dispatch.name": ("dispatch_names", "list"),
+    "dispatch.id": ("dispid", "int"),
+    "dcom.vt.bstr": ("bstrs", "list"),
+}
+FIELDS = tuple(FIELD_ARGS)
+VT_I2, VT_I4, VT_BSTR, VT_BOOL = 2, 3, 8, 11
+MAX_ARGS = 64
+
+
+def _get_ids_of_names(r: Reader, out: Dict[str, Any]) -> None:
+    """ORPCTHIS, riid, [size_is(cNames)] LPOLESTR* rgszNames, cNames, lcid."""
+    orpcthis(r)
+    r.guid()
+    count = r.count()
+    if count > MAX_ARGS:
+        raise NdrError(f"{count} names")
+    refs = [r.pointer() for _ in range(count)]
+    out["dispatch_names"] = [r.wstring() for ref in refs if ref]
+
+
+def _variant(r: Reader) -> Any:
+    """One wireVARIANT: its clSize (in 8-byte units) bounds it, so unknown types are skipped whole."""
+    r.align(8)
+    start = r.pos
+    size = r.u32() * 8
+    r.u32()
+    vt = r.u16()
+    r.raw(6)
+    r.u32()  # union discriminant
+    value: Any = None
+    if vt == VT_BSTR:
+        value = bstr(r)
+    elif vt == VT_I4:
+        value = r.i32()
+    elif vt in (VT_I2, VT_BOOL):
+        value = r.u16()
+    if size < 24 or start + size > len(r.data):
+        raise NdrError(f"bad VARIANT size {size} at {start}")
+    r.pos = start + size
+    return value
+
+
+def _invoke(r: Reader, out: Dict[str, Any]) -> None:
+    """ORPCTHIS, dispIdMember, riid, lcid, dwFlags, DISPPARAMS {rgvarg*, rgdispidNamedArgs*, cArgs, cNamedArgs}."""
+    orpcthis(r)
+    out["dispid"] = r.i32()
+    r.guid()
+    r.u32()
+    out["invoke_flags"] = r.u32()
+    r.struct_start()
+    args_ref = r.pointer()
+    r.pointer()  # rgdispidNamedArgs
+    count = r.u32()
+    r.u32()
+    if not args_ref or not count:
+        return
+    if r.count() != count or count > MAX_ARGS:
+        raise NdrError("argument array size does not match cArgs")
+    refs = [r.pointer() for _ in range(count)]
+    values: List[Any] = [_variant(r) if ref else None for ref in refs]
+    values.reverse()  # rgvarg holds the arguments last to first
+    out["bstrs"] = [v for v in values if isinstance(v, str)]
+
+
+REQUESTS = {5: _get_ids_of_names, 6: _invoke}
+
+
+def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
+    out = decode_call(REQUESTS, {}, FIELD_ARGS, opnum, request, fields, stub)
+    if "bstrs" in out and not stub:
+        out["bstrs"] = [v for v in out["bstrs"] if v]
+    return out

@@ -1,0 +1,139 @@
+"""lsarpc (MS-LSAT/MS-LSAD): policy opens and name <-> SID translation (psgetsid, net localgroup)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional
+
+from .decoding import decode_call, handle_only, handle_response
+from .ndr import NdrError, Reader
+from .samr import MAX_ITEMS
+
+UUIDS = ("12345778-1234-abcd-ef00-0123456789ab",)
+DISSECTORS = ("lsarpc",)
+FIELD_ARGS = {
+    "lsarpc.lsa_OpenPolicy2.system_name": "server",
+    "lsarpc.lsa.string": ("names", "list"),
+    "lsarpc.lsa_LookupSids2.sids": ("sids", "list"),
+    "nt.sid": ("sids", "list"),
+    "lsarpc.policy_handle": ("_handle", "handle"),
+    "lsarpc.status": ("return_code", "int"),
+}
+FIELDS = tuple(FIELD_ARGS)
+
+
+def _open_policy2(r: Reader, out: Dict[str, Any]) -> None:
+    name = r.unique_wstring()
+    if name:
+        out["server"] = name
+
+
+def _open_policy(r: Reader, out: Dict[str, Any]) -> None:
+    r.wchar_pointer()
+
+
+def _names(r: Reader, out: Dict[str, Any]) -> None:
+    """Count, [size_is(Count)] PRPC_UNICODE_STRING Names: a conformant array of RPC_UNICODE_STRING."""
+    count = r.u32()
+    if r.count() != count or count > MAX_ITEMS:
+        raise NdrError("name array size does not match Count")
+    out["names"] = [name for name in r.unicode_string_array(count) if name is not None]
+
+
+def _lookup_names(r: Reader, out: Dict[str, Any]) -> None:
+    out["_handle_in"] = r.handle()
+    _names(r, out)
+
+
+def _lookup_names4(r: Reader, out: Dict[str, Any]) -> None:
+    _names(r, out)
+
+
+def _sid_enum_buffer(r: Reader) -> List[str]:
+    """LSAPR_SID_ENUM_BUFFER {Entries, [size_is(Entries)] PLSAPR_SID_INFORMATION SidInfo}."""
+    r.struct_start()
+    entries = r.u32()
+    if not r.pointer() or not entries:
+        return []
+    if r.count() != entries or entries > MAX_ITEMS:
+        raise NdrError("SID array size does not match Entries")
+    refs = [r.pointer() for _ in range(entries)]
+    return [r.sid() for ref in refs if ref]
+
+
+def _lookup_sids(r: Reader, out: Dict[str, Any]) -> None:
+    out["_handle_in"] = r.handle()
+    out["sids"] = _sid_enum_buffer(r)
+
+
+def _lookup_sids3(r: Reader, out: Dict[str, Any]) -> None:
+    out["sids"] = _sid_enum_buffer(r)
+
+
+def _account_rights(r: Reader, out: Dict[str, Any]) -> None:
+    """LsarEnumerate/Add/RemoveAccountRights: handle, account SID (, rights)."""
+    out["_handle_in"] = r.handle()
+    out["sids"] = [r.sid()]
+
+
+def _referenced_domains(r: Reader) -> List[str]:
+    """PLSAPR_REFERENCED_DOMAIN_LIST: {Entries, [size_is] LSAPR_TRUST_INFORMATION* Domains, MaxEntries}."""
+    if not r.pointer():
+        return []
+    r.struct_start()
+    entries = r.u32()
+    ref = r.pointer()
+    r.u32()  # MaxEntries
+    if not ref or not entries:
+        return []
+    if r.count() != entries or entries > MAX_ITEMS:
+        raise NdrError("domain array size does not match Entries")
+    headers = []
+    for _ in range(entries):
+        r.struct_start()
+        headers.append((r.unicode_string_header()[1], r.pointer()))
+    domains = []
+    for name_ref, sid_ref in headers:
+        name = r.unicode_string_body(name_ref)
+        if sid_ref:
+            r.sid()
+        if name:
+            domains.append(name)
+    return domains
+
+
+def _translated_names(extended: bool):
+    def parse(r: Reader, out: Dict[str, Any]) -> None:
+        """ReferencedDomains, then LSAPR_TRANSLATED_NAMES(_EX) {Entries, Names*}: the resolved names."""
+        domains = _referenced_domains(r)
+        if domains:
+            out["domains"] = domains
+        r.struct_start()
+        entries = r.u32()
+        if not r.pointer() or not entries:
+            return
+        if r.count() != entries or entries > MAX_ITEMS:
+            raise NdrError("translated name array size does not match Entries")
+        refs = []
+        for _ in range(entries):
+            r.struct_start()
+            r.enum()  # SID_NAME_USE
+            refs.append(r.unicode_string_header()[1])
+            r.u32()  # DomainIndex
+            if extended:
+                r.u32()  # Flags
+        out["names"] = [name for name in (r.unicode_string_body(ref) for ref in refs) if name is not None]
+
+    return parse
+
+
+REQUESTS = {
+    0: handle_only, 6: _open_policy, 7: handle_only, 14: _lookup_names, 15: _lookup_sids,
+    36: _account_rights, 37: _account_rights, 38: _account_rights, 44: _open_policy2, 46: handle_only,
+    57: _lookup_sids, 58: _lookup_names, 68: _lookup_names, 76: _lookup_sids3, 77: _lookup_names4,
+}
+RESPONSES = {6: handle_response, 15: _translated_names(False), 44: handle_response, 57: _translated_names(True),
+             76: _translated_names(True)}
+
+
+def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
+    return decode_call(REQUESTS, RESPONSES, FIELD_ARGS, opnum, request, fields, stub)

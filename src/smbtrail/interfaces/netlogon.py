@@ -1,0 +1,36 @@
+"""netlogon (MS-NRPC): computer and account names of secure-channel setup (names only)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional
+
+from .atsvc import server
+from .decoding import decode_call
+from .ndr import Reader
+
+UUIDS = ("12345678-1234-abcd-ef00-01234567cffb",)
+DISSECTORS = ("rpc_netlogon",)
+FIELDS: tuple = ()
+
+
+def _req_challenge(r: Reader, out: Dict[str, Any]) -> None:
+    """NetrServerReqChallenge: [unique] PrimaryName, [string] ComputerName, ClientChallenge."""
+    server(r, out)
+    out["machine"] = r.wstring()
+
+
+def _authenticate(r: Reader, out: Dict[str, Any]) -> None:
+    """NetrServerAuthenticate(2/3) and NetrServerPasswordSet(2): PrimaryName, AccountName,
+    SecureChannelType, ComputerName, ..."""
+    server(r, out)
+    out["account"] = r.wstring()
+    out["channel_type"] = r.enum()
+    out["machine"] = r.wstring()
+
+
+REQUESTS = {4: _req_challenge, 5: _authenticate, 6: _authenticate, 15: _authenticate,
+            26: _authenticate, 30: _authenticate}
+
+
+def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
+    return decode_call(REQUESTS, {}, {}, opnum, request, fields, stub)

@@ -1,0 +1,169 @@
+"""srvsvc (MS-SRVS): net view/share/session/file/time against a server."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .atsvc import server
+from .decoding import decode_call
+from .ndr import NdrError, Reader
+
+UUIDS = ("4b324fc8-1670-01d3-1278-5a47bf6ee188",)
+DISSECTORS = ("srvsvc",)
+FIELD_ARGS = {
+    "srvsvc.srvsvc_NetShareEnumAll.server_unc": "server",
+    "srvsvc.srvsvc_NetShareGetInfo.server_unc": "server",
+    "srvsvc.srvsvc_NetSessEnum.server_unc": "server",
+    "srvsvc.srvsvc_NetRemoteTOD.server_unc": "server",
+    "srvsvc.srvsvc_NetSrvGetInfo.server_unc": "server",
+    "srvsvc.srvsvc_NetShareGetInfo.share_name": "share_name",
+    "srvsvc.srvsvc_NetShareDel.share_name": "share_name",
+    "srvsvc.srvsvc_NetShareInfo2.name": "share_name",
+    "srvsvc.srvsvc_NetShareInfo502.name": "share_name",
+    "srvsvc.srvsvc_NetShareInfo2.path": "share_path",
+    "srvsvc.srvsvc_NetShareInfo502.path": "share_path",
+    "srvsvc.srvsvc_NetSessEnum.client": "client",
+    "srvsvc.srvsvc_NetSessEnum.user": "account",
+    "srvsvc.srvsvc_NetFileClose.fid": ("file_id", "int"),
+    "srvsvc.srvsvc_NetShareInfo1.name": ("names", "list"),
+    "srvsvc.werror": ("return_code", "int"),
+}
+FIELDS = tuple(FIELD_ARGS)
+
+# Layout of the entries of each enumeration level: "s" a string pointer, "u" a DWORD,
+# "b" a pointer to a byte array (security descriptor).
+SHARE_LEVELS = {0: "s", 1: "sus", 2: "susuuuss", 502: "susuuussub"}
+SESSION_LEVELS = {0: "s", 1: "ssuuuu", 2: "ssuuuus", 10: "ssuu", 502: "ssuuuuss"}
+FILE_LEVELS = {2: "u", 3: "uuuss"}
+CONNECTION_LEVELS = {0: "u", 1: "uuuuuss"}
+
+
+def _entries(r: Reader, layouts: Mapping[int, str]) -> List[List[Optional[str]]]:
+    """A [switch_is(Level)] enumeration container: Level, arm, container {count, array}."""
+    level = r.u32()
+    r.u32()  # union discriminant
+    layout = layouts.get(level)
+    if layout is None or not r.pointer():
+        return []
+    r.struct_start()
+    read = r.u32()
+    if not r.pointer() or not read:
+        return []
+    count = r.count()
+    if count > 65536:
+        raise NdrError(f"enumeration of {count} entries")
+    rows = [_fixed_part(r, layout) for _ in range(count)]
+    return [_deferred_part(r, row) for row in rows]
+
+
+def _fixed_part(r: Reader, layout: str) -> List[Tuple[str, int]]:
+    r.struct_start()
+    return [(kind, r.u32() if kind == "u" else r.pointer()) for kind in layout]
+
+
+def _deferred_part(r: Reader, row: Sequence[Tuple[str, int]]) -> List[Optional[str]]:
+    """The strings of one entry, by position (None for numbers, byte arrays and NULL pointers)."""
+    values: List[Optional[str]] = []
+    for kind, value in row:
+        if kind == "s" and value:
+            values.append(r.wstring())
+            continue
+        if kind == "b" and value:
+            r.conformant_bytes()
+        values.append(None)
+    return values
+
+
+def _column(table: Sequence[Sequence[Optional[str]]], index: int) -> List[str]:
+    return [row[index] for row in table if len(row) > index and row[index] is not None]
+
+
+def _share_info(r: Reader, out: Dict[str, Any], level: int) -> None:
+    """SHARE_INFO_1/2/502 behind a union arm pointer: name, type, remark, ..., path."""
+    if not r.pointer():
+        return
+    layout = SHARE_LEVELS.get(level)
+    if layout is None:
+        return
+    values = _deferred_part(r, _fixed_part(r, layout))
+    if values[0]:
+        out["share_name"] = values[0]
+    if level in (2, 502) and values[6]:
+        out["share_path"] = values[6]
+
+
+def _share_add(r: Reader, out: Dict[str, Any]) -> None:
+    server(r, out)
+    level = r.u32()
+    r.u32()
+    _share_info(r, out, level)
+
+
+def _share_name_request(r: Reader, out: Dict[str, Any]) -> None:
+    """NetrShareGetInfo/SetInfo/Del/Check: server, share name, ..."""
+    server(r, out)
+    out["share_name"] = r.wstring()
+
+
+def _session_request(r: Reader, out: Dict[str, Any]) -> None:
+    """NetrSessionEnum/Del: server, client filter, user filter."""
+    server(r, out)
+    for key in ("client", "account"):
+        value = r.unique_wstring()
+        if value:
+            out[key] = value
+
+
+def _file_enum(r: Reader, out: Dict[str, Any]) -> None:
+    server(r, out)
+    for key in ("file", "account"):
+        value = r.unique_wstring()
+        if value:
+            out[key] = value
+
+
+def _file_close(r: Reader, out: Dict[str, Any]) -> None:
+    server(r, out)
+    out["file_id"] = r.u32()
+
+
+def _connection_enum(r: Reader, out: Dict[str, Any]) -> None:
+    server(r, out)
+    qualifier = r.unique_wstring()
+    if qualifier:
+        out["share_name"] = qualifier
+
+
+def _share_enum_response(r: Reader, out: Dict[str, Any]) -> None:
+    out["names"] = _column(_entries(r, SHARE_LEVELS), 0)
+
+
+def _session_enum_response(r: Reader, out: Dict[str, Any]) -> None:
+    table = _entries(r, SESSION_LEVELS)
+    out["clients"] = _column(table, 0)
+    out["accounts"] = _column(table, 1)
+
+
+def _file_enum_response(r: Reader, out: Dict[str, Any]) -> None:
+    table = _entries(r, FILE_LEVELS)
+    out["files"] = _column(table, 3)
+    out["accounts"] = _column(table, 4)
+
+
+def _share_info_response(r: Reader, out: Dict[str, Any]) -> None:
+    level = r.u32()
+    _share_info(r, out, level)
+
+
+REQUESTS = {
+    8: _connection_enum, 9: _file_enum, 10: _file_close, 11: _file_close, 12: _session_request,
+    13: _session_request, 14: _share_add, 15: server, 16: _share_name_request, 17: _share_name_request,
+    18: _share_name_request, 19: _share_name_request, 20: _share_name_request, 21: server, 23: server,
+    26: server, 28: server, 36: server,
+}
+RESPONSES = {9: _file_enum_response, 12: _session_enum_response, 15: _share_enum_response,
+             16: _share_info_response, 36: _share_enum_response}
+
+
+def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
+    return decode_call(REQUESTS, RESPONSES, FIELD_ARGS, opnum, request, fields, stub)

@@ -1,0 +1,254 @@
+"""svcctl (MS-SCMR): sc create/config/start/stop/delete/query, PsExec, smbexec.
+
+tshark 4.0 dissects only a few svcctl calls (12, 15, 16, 27) and not 45 CreateServiceWOW64W or
+64 OpenSCManager2, so every call that carries intent is also parsed from the stub.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from .decoding import decode_call, handle_only, handle_response
+from .ndr import NdrError, Reader
+
+UUIDS = ("367abb81-9844-35f1-ad32-98f038001003",)
+DISSECTORS = ("svcctl",)
+FIELD_ARGS = {
+    "svcctl.servicename": "service_name",
+    "svcctl.displayname": "display_name",
+    "svcctl.binarypathname": "binary_path",
+    "svcctl.service_type": ("service_type", "int"),
+    "svcctl.service_start_type": ("start_type", "int"),
+    "svcctl.service_start_name": "start_name",
+    "svcctl.machinename": "machine",
+    "svcctl.database": "database",
+    "svcctl.access_mask": ("access_mask", "int"),
+    "svcctl.hnd": ("_handle", "handle"),
+    "svcctl.rc": ("return_code", "int"),
+}
+FIELDS = tuple(FIELD_ARGS)
+NO_CHANGE = 0xFFFFFFFF
+
+
+def _strings(wide: bool):
+    """The ref and unique string readers for the W (UTF-16) or A (8-bit) variant of a call."""
+    if wide:
+        return Reader.wstring, Reader.unique_wstring
+    return Reader.astring, Reader.unique_astring
+
+
+def _put(out: Dict[str, Any], key: str, value: Any) -> None:
+    if value is not None and value != NO_CHANGE:
+        out[key] = value
+
+
+def _skip_dependencies_and_password(r: Reader, out: Dict[str, Any], unique) -> None:
+    """lpdwTagId, lpDependencies, dwDependSize, lpServiceStartName, lpPassword, dwPwSize."""
+    if r.pointer():
+        r.u32()
+    if r.pointer():
+        r.conformant_bytes()
+    r.u32()
+    _put(out, "start_name", unique(r))
+    if r.pointer():
+        r.conformant_bytes()  # the password is a secret: read past it, never return it
+    r.u32()
+
+
+def _create_service(wide: bool) -> Callable[[Reader, Dict[str, Any]], None]:
+    ref, unique = _strings(wide)
+
+    def parse(r: Reader, out: Dict[str, Any]) -> None:
+        out["_handle_in"] = r.handle()
+        out["service_name"] = ref(r)
+        _put(out, "display_name", unique(r))
+        out["access_mask"] = r.u32()
+        out["service_type"] = r.u32()
+        out["start_type"] = r.u32()
+        out["error_control"] = r.u32()
+        out["binary_path"] = ref(r)
+        _put(out, "load_order_group", unique(r))
+        _skip_dependencies_and_password(r, out, unique)
+        r.end()
+
+    return parse
+
+
+def _change_config(wide: bool) -> Callable[[Reader, Dict[str, Any]], None]:
+    _, unique = _strings(wide)
+
+    def parse(r: Reader, out: Dict[str, Any]) -> None:
+        out["_handle_in"] = r.handle()
+        _put(out, "service_type", r.u32())
+        _put(out, "start_type", r.u32())
+        _put(out, "error_control", r.u32())
+        _put(out, "binary_path", unique(r))
+        _put(out, "load_order_group", unique(r))
+        _skip_dependencies_and_password(r, out, unique)
+        _put(out, "display_name", unique(r))
+        r.end()
+
+    return parse
+
+
+def _open_scm(wide: bool) -> Callable[[Reader, Dict[str, Any]], None]:
+    _, unique = _strings(wide)
+
+    def parse(r: Reader, out: Dict[str, Any]) -> None:
+        _put(out, "machine", unique(r))
+        _put(out, "database", unique(r))
+        out["access_mask"] = r.u32()
+        r.end()
+
+    return parse
+
+
+def _open_scm2(r: Reader, out: Dict[str, Any]) -> None:
+    _put(out, "database", r.unique_wstring())
+    out["access_mask"] = r.u32()
+    r.end()
+
+
+def _open_service(wide: bool) -> Callable[[Reader, Dict[str, Any]], None]:
+    ref, _ = _strings(wide)
+
+    def parse(r: Reader, out: Dict[str, Any]) -> None:
+        out["_handle_in"] = r.handle()
+        out["service_name"] = ref(r)
+        out["access_mask"] = r.u32()
+        r.end()
+
+    return parse
+
+
+def _start_service(wide: bool) -> Callable[[Reader, Dict[str, Any]], None]:
+    def parse(r: Reader, out: Dict[str, Any]) -> None:
+        out["_handle_in"] = r.handle()
+        argc = r.u32()
+        if r.pointer() and argc:
+            if r.count() != argc or argc > 1024:
+                raise NdrError("argument vector size does not match argc")
+            refs = [r.pointer() for _ in range(argc)]
+            out["arguments"] = [(r.wstring() if wide else r.astring()) for ref in refs if ref]
+
+    return parse
+
+
+def _control(r: Reader, out: Dict[str, Any]) -> None:
+    out["_handle_in"] = r.handle()
+    out["control"] = r.u32()
+
+
+def _get_name(r: Reader, out: Dict[str, Any]) -> None:
+    out["_handle_in"] = r.handle()
+    out["service_name"] = r.wstring()
+
+
+def _enum_services(r: Reader, out: Dict[str, Any]) -> None:
+    out["_handle_in"] = r.handle()
+    out["service_type"] = r.u32()
+    out["service_state"] = r.u32()
+
+
+def _enum_services_ex(r: Reader, out: Dict[str, Any]) -> None:
+    out["_handle_in"] = r.handle()
+    out["info_level"] = r.u32()
+    out["service_type"] = r.u32()
+    out["service_state"] = r.u32()
+
+
+def _change_config2(r: Reader, out: Dict[str, Any]) -> None:
+    """SC_RPC_CONFIG_INFOW: level 1 description, level 2 failure actions (its command runs on failure)."""
+    out["_handle_in"] = r.handle()
+    level = r.u32()
+    out["info_level"] = level
+    r.u32()  # union discriminant
+    if not r.pointer() or level not in (1, 2):
+        return
+    if level == 1:
+        _put(out, "description", r.unique_wstring())
+        return
+    r.u32()  # dwResetPeriod
+    reboot_ref, command_ref = r.pointer(), r.pointer()
+    if reboot_ref:
+        r.wstring()
+    if command_ref:
+        out["failure_command"] = r.wstring()
+
+
+def _query_config_response(wide: bool) -> Callable[[Reader, Dict[str, Any]], None]:
+    ref, _ = _strings(wide)
+
+    def parse(r: Reader, out: Dict[str, Any]) -> None:
+        r.struct_start()
+        out["service_type"] = r.u32()
+        out["start_type"] = r.u32()
+        r.u32()  # error control
+        refs = {}
+        refs["binary_path"] = r.pointer()
+        refs["load_order_group"] = r.pointer()
+        r.u32()  # tag id
+        refs["dependencies"] = r.pointer()
+        refs["start_name"] = r.pointer()
+        refs["display_name"] = r.pointer()
+        for key, referent in refs.items():
+            if referent:
+                value = ref(r)
+                if key != "dependencies":
+                    _put(out, key, value or None)
+
+    return parse
+
+
+def _status_response(r: Reader, out: Dict[str, Any]) -> None:
+    r.u32()  # service type
+    out["service_state"] = r.u32()
+
+
+def _status_ex_response(r: Reader, out: Dict[str, Any]) -> None:
+    buf = r.conformant_bytes()
+    if len(buf) >= 32:
+        _, state, *_, pid = struct.unpack("<8I", buf[:32])
+        out["service_state"] = state
+        out["process_id"] = pid
+
+
+def _enum_ex_response(r: Reader, out: Dict[str, Any]) -> None:
+    """ENUM_SERVICE_STATUS_PROCESSW entries with their names at offsets inside the buffer."""
+    buf = r.conformant_bytes()
+    r.u32()  # bytes needed
+    returned = r.u32()
+    names = []
+    for index in range(min(returned, len(buf) // 44)):
+        (offset,) = struct.unpack_from("<I", buf, index * 44)
+        names.append(_utf16z(buf, offset))
+    out["names"] = names
+
+
+def _utf16z(buf: bytes, offset: int) -> str:
+    end = offset
+    while end + 1 < len(buf) and buf[end:end + 2] != b"\x00\x00":
+        end += 2
+    return buf[offset:end].decode("utf-16-le", errors="replace")
+
+
+REQUESTS = {
+    0: handle_only, 1: _control, 2: handle_only, 6: handle_only, 11: _change_config(True),
+    12: _create_service(True), 13: handle_only, 14: _enum_services, 15: _open_scm(True),
+    16: _open_service(True), 17: handle_only, 19: _start_service(True), 20: _get_name, 21: _get_name,
+    23: _change_config(False), 24: _create_service(False), 27: _open_scm(False), 28: _open_service(False),
+    29: handle_only, 31: _start_service(False), 37: _change_config2, 39: handle_only, 40: handle_only,
+    42: _enum_services_ex, 44: _create_service(False), 45: _create_service(True), 50: _control,
+    51: _control, 56: handle_only, 64: _open_scm2,
+}
+RESPONSES = {
+    1: _status_response, 6: _status_response, 12: handle_response, 15: handle_response,
+    16: handle_response, 17: _query_config_response(True), 24: handle_response, 27: handle_response,
+    28: handle_response, 29: _query_config_response(False), 40: _status_ex_response,
+    42: _enum_ex_response, 44: handle_response, 45: handle_response, 64: handle_response,
+}
+
+
+def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
+    return decode_call(REQUESTS, RESPONSES, FIELD_ARGS, opnum, request, fields, stub)

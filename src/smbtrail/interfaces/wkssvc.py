@@ -1,0 +1,56 @@
+"""wkssvc (MS-WKST): workstation info, logged-on users (psloggedon, netview), domain join."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional
+
+from .atsvc import server
+from .decoding import decode_call
+from .ndr import Reader
+from .srvsvc import _column, _entries
+
+UUIDS = ("6bffd098-a112-3610-9833-46c3f87e345a",)
+DISSECTORS = ("wkssvc",)
+FIELD_ARGS = {
+    "wkssvc.wkssvc_NetWkstaGetInfo.server_name": "server",
+    "wkssvc.wkssvc_NetWkstaEnumUsers.server_name": "server",
+    "wkssvc.wkssvc_NetrJoinDomain2.domain_name": "domain",
+    "wkssvc.wkssvc_NetrWkstaUserInfo1.user_name": ("accounts", "list"),
+    "wkssvc.wkssvc_NetrWkstaUserInfo0.user_name": ("accounts", "list"),
+    "wkssvc.werror": ("return_code", "int"),
+}
+FIELDS = tuple(FIELD_ARGS)
+USER_LEVELS = {0: "s", 1: "ssss"}
+
+
+def _join_domain(r: Reader, out: Dict[str, Any]) -> None:
+    """NetrJoinDomain2 / NetrUnjoinDomain2: server, domain (or account), OU, account ..."""
+    server(r, out)
+    for key in ("domain", "ou", "account"):
+        value = r.unique_wstring()
+        if value:
+            out[key] = value
+
+
+def _unjoin_domain(r: Reader, out: Dict[str, Any]) -> None:
+    server(r, out)
+    account = r.unique_wstring()
+    if account:
+        out["account"] = account
+
+
+def _user_enum_response(r: Reader, out: Dict[str, Any]) -> None:
+    table = _entries(r, USER_LEVELS)
+    out["accounts"] = _column(table, 0)
+    domains = _column(table, 1)
+    if domains:
+        out["domains"] = domains
+
+
+REQUESTS = {0: server, 1: server, 2: server, 5: server, 11: server, 20: server, 22: _join_domain,
+            23: _unjoin_domain, 24: server, 26: server}
+RESPONSES = {2: _user_enum_response}
+
+
+def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
+    return decode_call(REQUESTS, RESPONSES, FIELD_ARGS, opnum, request, fields, stub)
