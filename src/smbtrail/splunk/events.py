@@ -30,7 +30,7 @@ def event_body(record: Record) -> Dict[str, Any]:
 
 
 def event_json(record: Record) -> str:
-    return json.dumps(event_body(record), ensure_ascii=False, sort_keys=True)
+    return json.dumps(event_body(record), ensure_ascii=False)  # "time" stays first (props TIME_PREFIX)
 
 
 def record_from_body(body: Dict[str, Any]) -> Record:
