@@ -20,6 +20,7 @@ class Burst:
     end: float
     frames: List[int] = field(default_factory=list)
     sizes: List[int] = field(default_factory=list)  # + client->server, - server->client
+    size_frames: List[int] = field(default_factory=list)  # the frame of each kept size
     to_server: int = 0
     to_client: int = 0
     bytes_to_server: int = 0
@@ -32,6 +33,7 @@ class Burst:
             self.frames.append(frame.number)
         if len(self.sizes) < MAX_SIZES:
             self.sizes.append(size if from_client else -size)
+            self.size_frames.append(frame.number)
         if from_client:
             self.to_server += 1
             self.bytes_to_server += size
@@ -94,6 +96,7 @@ class EncryptedActivity:
             "messages_to_server": burst.to_server, "messages_to_client": burst.to_client,
             "bytes_to_server": burst.bytes_to_server, "bytes_to_client": burst.bytes_to_client,
             "duration": round(burst.end - burst.start, 6), "message_sizes": burst.sizes,
+            "message_frames": burst.size_frames,
             "nonce_style": nonce_style(burst.nonces),
         }
         for key in ("dialect", "cipher", "client_guid", "netname"):
