@@ -28,14 +28,17 @@ def kinds(recs, kind: str) -> List[Record]:
 
 
 def tshark_request_opnums(path: str) -> Counter:
-    """Opnums of every complete DCE/RPC request PDU tshark shows (last fragment of each call)."""
+    """Opnums of every complete DCE/RPC request PDU the client sent (last fragment of each call)."""
     out = subprocess.run(
         ["tshark", "-n", "-r", path, "-Y", "dcerpc.pkt_type == 0", "-T", "fields",
-         "-e", "dcerpc.pkt_type", "-e", "dcerpc.opnum", "-e", "dcerpc.cn_flags.last_frag"],
+         "-e", "dcerpc.pkt_type", "-e", "dcerpc.opnum", "-e", "dcerpc.cn_flags.last_frag",
+         "-e", "smb2.flags.response"],
         capture_output=True, text=True, check=False).stdout
     counts: Counter = Counter()
     for line in out.splitlines():
-        types, opnums, lasts = (line.split("\t") + ["", "", ""])[:3]
+        types, opnums, lasts, smb_response = (line.split("\t") + ["", "", "", ""])[:4]
+        if smb_response.startswith(("1", "True")):
+            continue  # a pipe response that echoes the request PDU is not a second request
         types_l, ops_l, last_l = types.split(","), opnums.split(","), lasts.split(",")
         for i, pkt in enumerate(types_l):
             if pkt != "0":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import subprocess
 from collections import Counter
 
 import pytest
@@ -112,6 +113,12 @@ def _dev_captures(root):
         yield from sorted(glob.glob(os.path.join(root, pattern), recursive=True))
 
 
+def _has_binds(path):
+    out = subprocess.run(["tshark", "-n", "-r", path, "-Y", "dcerpc.pkt_type == 12", "-T", "fields",
+                          "-e", "frame.number"], capture_output=True, text=True).stdout
+    return bool(out.strip())
+
+
 def test_every_dcerpc_request_is_one_record(shared_data):
     """Count equality over all dev captures: each request PDU tshark shows is one operation record."""
     checked = 0
@@ -120,7 +127,8 @@ def test_every_dcerpc_request_is_one_record(shared_data):
         got = Counter(r.opnum for r in records(path) if r.kind == "operation")
         assert got == expected, os.path.relpath(path, shared_data)
         missing_uuid = [r for r in records(path) if r.kind == "operation" and not r.rpc_uuid]
-        assert len(missing_uuid) <= sum(expected.values()) // 10, os.path.relpath(path, shared_data)
+        if _has_binds(path):  # a capture that starts after the binds cannot name the interfaces
+            assert len(missing_uuid) <= sum(expected.values()) // 10, os.path.relpath(path, shared_data)
         checked += bool(expected)
     assert checked >= 10
 

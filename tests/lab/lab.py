@@ -253,6 +253,9 @@ class Lab:
         payload = self.cli_dir / "smbt_payload.exe"
         payload.write_bytes(b"MZ smbtrail lab payload, not a program\r\n" * 100)
         (self.cli_dir / "smbt_notes.txt").write_text("smbtrail lab file-copy sample\r\n" * 20)
+        for action, command in (("write", "put smbt_notes.txt"), ("read", "get smbt_notes.txt"),
+                                ("delete", "rm smbt_notes.txt")):
+            (self.cli_dir / f"imp_{action}.txt").write_text(f"use C$\n{command}\nexit\n")
 
     def run_client(self, argv: List[str], stdin: str, timeout: float, env: Dict[str, str]) -> int:
         full_env = dict(os.environ)
@@ -323,6 +326,7 @@ class Lab:
         run(["smbpasswd", "-c", str(conf), "-s", "-a", UNIX_USER], input=f"{PASSWORD}\n{PASSWORD}\n")
         run(["net", "-s", str(conf), "groupmap", "add", "ntgroup=Administrators", "sid=S-1-5-32-544",
              f"unixgroup={UNIX_GROUP}", "type=builtin"])
+        run(["net", "-s", str(conf), "registry", "createkey", scenarios.REG_KEY])  # the classic Run key
         for share in ("admin", "c", "public", "secure"):
             shutil.chown(base / "share" / share, UNIX_USER, UNIX_GROUP)
         shutil.chown(base / "share/admin/Temp", UNIX_USER, UNIX_GROUP)

@@ -57,10 +57,19 @@ def smbclient(share: str, commands: str, *extra: str) -> List[str]:
             "-c", commands]
 
 
-def rpc(action: str, *args: str) -> List[str]:
+def rpc(action: str, *params: str, opts: List[str] = ()) -> List[str]:
     """tests/lab/rpc_client.py: single RPC operations through impacket's library, NTLM."""
     return ["{PY}", "{HERE}/rpc_client.py", "--target", "{SRV}", "--user", "{USER}", "--password", "{PW}",
-            action, *args]
+            *opts, action, *params]
+
+
+def samba_net(*args: str) -> List[str]:
+    """Samba's `net rpc ...` client, NTLM."""
+    return ["net", "-s", "{SMBCONF}", "rpc", *args, "-S", "{SRV}", "-U", "{USER}%{PW}"]
+
+
+def rpcclient(commands: str) -> List[str]:
+    return ["rpcclient", "-s", "{SMBCONF}", "-U", "{USER}%{PW}", "-c", commands, "{SRV}"]
 
 
 SVC = "SmbtLabSvc"
@@ -84,3 +93,214 @@ STANDALONE: List[Scenario] = [
         operations=["svcctl.OpenSCManagerW", "svcctl.EnumServicesStatusW", "svcctl.CloseServiceHandle"],
         description="sc query: Samba's own svcctl enumerates its services"),
 ]
+
+STANDALONE += [
+    Scenario(
+        "sc_create_start_stop_delete", "sc", "impacket services.py", [
+            Step(impacket("services.py", "create", "-name", SVC, "-display", "Smbt Lab Service", "-path", SVC_PATH)),
+            Step(impacket("services.py", "start", "-name", SVC)),
+            Step(impacket("services.py", "stop", "-name", SVC)),
+            Step(impacket("services.py", "delete", "-name", SVC)),
+        ],
+        operations=["svcctl.OpenSCManagerW", "svcctl.CreateServiceW", "svcctl.OpenServiceW", "svcctl.StartServiceW",
+                    "svcctl.ControlService", "svcctl.DeleteService", "svcctl.CloseServiceHandle"],
+        args={"service": SVC, "binary_path": SVC_PATH},
+        stand_in=True,
+        description="sc create/start/stop/delete; svcctl answered by the stand-in (Samba lacks CreateServiceW)"),
+    Scenario(
+        "schtasks_atexec", "schtasks", "impacket atexec.py", [Step(impacket("atexec.py", "whoami"))],
+        operations=["taskschedulerservice.SchRpcRegisterTask", "taskschedulerservice.SchRpcRun", "taskschedulerservice.SchRpcGetLastRunInfo", "taskschedulerservice.SchRpcDelete"],
+        args={"task_command": "cmd.exe", "task_arguments": "/C whoami > %windir%\\Temp\\"},
+        stand_in=True,
+        description="schtasks /create /run /delete (atexec: ITaskSchedulerService over \\pipe\\atsvc at PKT_PRIVACY),"
+                    " answered by the stand-in; then the output file is read from ADMIN$\\Temp and deleted"),
+]
+
+REG_KEY = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run"  # created by lab.py
+REG_VALUE, REG_DATA = "SmbtRun", r"C:\Windows\Temp\smbt_reg.exe"
+CURRENT_VERSION = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"
+AT_COMMAND = r"C:\Windows\Temp\smbt_at.exe"
+TCP_SVC, TCP_TASK = "SmbtTcpSvc", "SmbtTcpTask"
+TCP_TASK_CMD = r"C:\Windows\Temp\smbt_task.exe"
+
+STANDALONE += [
+    Scenario(
+        "file_write_impacket", "write file", "impacket smbclient.py",
+        [Step(impacket("smbclient.py", "-inputfile", "{CLI_DIR}/imp_write.txt"))],
+        args={"share": "C$", "file": "smbt_notes.txt"},
+        description="impacket smbclient.py: use C$, put smbt_notes.txt"),
+    Scenario(
+        "file_read_impacket", "read file", "impacket smbclient.py",
+        [Step(impacket("smbclient.py", "-inputfile", "{CLI_DIR}/imp_read.txt"))],
+        args={"share": "C$", "file": "smbt_notes.txt"},
+        description="impacket smbclient.py: use C$, get smbt_notes.txt"),
+    Scenario(
+        "file_delete_impacket", "delete file", "impacket smbclient.py",
+        [Step(impacket("smbclient.py", "-inputfile", "{CLI_DIR}/imp_delete.txt"))],
+        args={"share": "C$", "file": "smbt_notes.txt"},
+        description="impacket smbclient.py: use C$, rm smbt_notes.txt"),
+    Scenario(
+        "net_use_smbclient", "net use", "smbclient", [Step(smbclient("C$", "ls"))],
+        args={"share": "C$"},
+        description="net use \\\\host\\C$: tree connect to C$ and list it"),
+    Scenario(
+        "net_view_smbclient", "net view", "smbclient",
+        [Step(["smbclient", "-s", "{SMBCONF}", "-L", "//{SRV}", "-U", "{USER}%{PW}", "-m", "SMB3"])],
+        operations=["srvsvc.NetShareEnumAll"],
+        description="net view \\\\host: srvsvc NetShareEnumAll"),
+    Scenario(
+        "net_user_impacket", "net user", "impacket net.py", [Step(impacket("net.py", "user"))],
+        operations=["samr.Connect", "samr.EnumDomains", "samr.LookupDomain", "samr.OpenDomain",
+                    "samr.EnumDomainUsers"],
+        description="net user: SAMR user enumeration"),
+    Scenario(
+        "net_user_samba", "net user", "samba net rpc", [Step(samba_net("user"))],
+        operations=["samr.Connect5", "samr.OpenDomain", "samr.QueryDisplayInfo2"],
+        description="net user through Samba's own client (net rpc user)"),
+    Scenario(
+        "net_group_impacket", "net group", "impacket net.py", [Step(impacket("net.py", "group"))],
+        operations=["samr.EnumDomainGroups"],
+        description="net group: SAMR group enumeration"),
+    Scenario(
+        "net_localgroup_impacket", "net localgroup", "impacket net.py",
+        [Step(impacket("net.py", "localgroup", "-name", "Administrators"))],
+        operations=["samr.OpenAlias", "samr.GetMembersInAlias"], args={"group": "Administrators"},
+        description="net localgroup Administrators: SAMR alias members"),
+    Scenario(
+        "psgetsid_rpcclient", "psgetsid", "rpcclient",
+        [Step(rpcclient("lookupnames {USER}; lookupsids S-1-5-32-544"))],
+        operations=["lsarpc.lsa_OpenPolicy", "lsarpc.lsa_LookupNames", "lsarpc.lsa_LookupSids"],
+        args={"account": "{USER}", "sid": "S-1-5-32-544"},
+        description="psgetsid \\\\host user: LSA name->SID and SID->name lookups (impacket lookupsid.py stops at"
+                    " Samba's missing lsa_QueryInfoPolicy2, so Samba's rpcclient is used)"),
+    Scenario(
+        "psservice_status", "psservice", "impacket services.py",
+        [Step(impacket("services.py", "status", "-name", "RemoteRegistry"))],
+        operations=["svcctl.OpenSCManagerW", "svcctl.OpenServiceW", "svcctl.QueryServiceStatus"],
+        args={"service": "RemoteRegistry"},
+        description="psservice query stand-in: status of one service through Samba's svcctl"),
+    Scenario(
+        "reg_query_impacket", "reg", "impacket reg.py",
+        [Step(impacket("reg.py", "query", "-keyName", CURRENT_VERSION))],
+        operations=["winreg.OpenHKLM", "winreg.OpenKey", "winreg.EnumValue"],
+        args={"key": CURRENT_VERSION},
+        description="reg query \\\\host\\HKLM\\...\\CurrentVersion"),
+    Scenario(
+        "reg_add_impacket", "reg", "impacket reg.py",
+        [Step(impacket("reg.py", "add", "-keyName", REG_KEY, "-v", REG_VALUE, "-vt", "REG_SZ", "-vd", REG_DATA))],
+        operations=["winreg.OpenHKLM", "winreg.OpenKey", "winreg.SetValue"],
+        args={"key": REG_KEY, "value": REG_VALUE, "data": REG_DATA},
+        description="reg add \\\\host\\HKLM\\...\\CurrentVersion\\Run /v SmbtRun /d C:\\...\\smbt_reg.exe"),
+    Scenario(
+        "reg_delete_impacket", "reg", "impacket reg.py",
+        [Step(impacket("reg.py", "delete", "-keyName", REG_KEY, "-v", REG_VALUE))],
+        operations=["winreg.OpenHKLM", "winreg.OpenKey", "winreg.DeleteValue"],
+        args={"key": REG_KEY, "value": REG_VALUE},
+        description="reg delete \\\\host\\HKLM\\...\\CurrentVersion\\Run /v SmbtRun"),
+    Scenario(
+        "reg_save_impacket", "reg", "impacket reg.py",
+        [Step(impacket("reg.py", "save", "-keyName", r"HKLM\SYSTEM", "-o", r"\\{SRV}\C$"))],
+        operations=["winreg.OpenHKLM", "winreg.OpenKey", "winreg.SaveKey"], args={"key": r"HKLM\SYSTEM"},
+        description="reg save HKLM\\SYSTEM \\\\host\\C$ (Samba refuses the save; the request is on the wire)"),
+    Scenario(
+        "psfile_net_rpc", "psfile", "samba net rpc", [Step(samba_net("file"))],
+        operations=["srvsvc.NetFileEnum"],
+        description="psfile stand-in: srvsvc NetFileEnum (open files) through Samba's net rpc file"),
+    Scenario(
+        "psinfo_rpcclient_reg", "psinfo", "rpcclient + impacket reg.py", [
+            Step(rpcclient("srvinfo")),
+            Step(impacket("reg.py", "query", "-keyName", CURRENT_VERSION, "-v", "CurrentVersion")),
+        ],
+        operations=["srvsvc.NetSrvGetInfo", "winreg.OpenHKLM", "winreg.OpenKey", "winreg.QueryValue"],
+        args={"key": CURRENT_VERSION},
+        description="psinfo stand-in: server info (srvsvc) and the CurrentVersion key (winreg)"),
+    Scenario(
+        "psloggedon_rpcclient_reg", "psloggedon", "rpcclient + impacket reg.py", [
+            Step(rpcclient("netsessenum")),
+            Step(impacket("reg.py", "query", "-keyName", "HKU")),
+        ],
+        operations=["srvsvc.NetSessEnum", "winreg.OpenHKU", "winreg.EnumKey"],
+        description="psloggedon stand-in: srvsvc NetSessionEnum and the HKU subkeys (winreg)"),
+    Scenario(
+        "psloglist_rpcclient", "psloglist", "rpcclient",
+        [Step(rpcclient("eventlog_numrecord System; eventlog_readlog System"))],
+        operations=["eventlog.OpenEventLogW"],
+        args={"log": "System"},
+        description="psloglist stand-in: eventlog pipe, open System log and read records"),
+    Scenario(
+        "psshutdown_net_rpc", "psshutdown", "samba net rpc", [
+            Step(samba_net("shutdown", "-t", "600", "-C", "smbtrail lab shutdown")),
+            Step(samba_net("abortshutdown")),
+        ],
+        operations=["initshutdown.Init"], args={"message": "smbtrail lab shutdown"},
+        description="psshutdown stand-in: InitShutdown (then abort) through Samba's net rpc shutdown"),
+    Scenario(
+        "pspasswd_changepasswd", "pspasswd", "impacket changepasswd.py",
+        [Step(impacket("changepasswd.py", "-newpass", "{PW}"))],
+        operations=["samr.ChangePasswordUser2"], args={"account": "{USER}"},
+        description="pspasswd stand-in: the account sets its password (to the same lab password) over SAMR"),
+    Scenario(
+        "net_time_tod", "net time", "rpc_client.py (impacket)", [Step(rpc("tod"))],
+        operations=["srvsvc.NetRemoteTOD"],
+        description="net time \\\\host: srvsvc NetrRemoteTOD"),
+    Scenario(
+        "psexec_impacket", "psexec", "impacket psexec.py",
+        [Step(impacket("psexec.py", "whoami"), timeout=12)],
+        operations=["srvsvc.NetShareEnumAll", "svcctl.OpenSCManagerW", "svcctl.CreateServiceW",
+                    "svcctl.StartServiceW"],
+        stand_in=True,
+        description="PsExec-style: share enum, upload of a random .exe to ADMIN$, create+start a service "
+                    "(stand-in svcctl); RemCom pipes are not emulated, so the lab stops it after 12 s"),
+    Scenario(
+        "smbexec_impacket", "smbexec", "impacket smbexec.py",
+        [Step(impacket("smbexec.py"), stdin="whoami\nexit\n", timeout=30)],
+        operations=["svcctl.OpenSCManagerW", "svcctl.CreateServiceW", "svcctl.StartServiceW",
+                    "svcctl.DeleteService"],
+        args={"binary_path": "%COMSPEC% /Q /c echo whoami ^>"},
+        stand_in=True,
+        description="smbexec: one service per command (stand-in svcctl), output read from C$\\__output_*"),
+    Scenario(
+        "at_netrjobadd", "at", "rpc_client.py (impacket)", [Step(rpc("at", AT_COMMAND))],
+        operations=["atsvc.JobAdd"], args={"task_command": AT_COMMAND},
+        stand_in=True,
+        description="at \\\\host 23:30 C:\\...\\smbt_at.exe: legacy ATSVC NetrJobAdd (stand-in)"),
+    Scenario(
+        "sc_tcp_privacy", "sc", "rpc_client.py (impacket)",
+        [Step(rpc("sc", TCP_SVC, SVC_PATH, opts=["--tcp", "--port", str(STAND_IN_TCP_PORT), "--level", "privacy"]))],
+        operations=["svcctl.OpenSCManagerW", "svcctl.CreateServiceW", "svcctl.StartServiceW",
+                    "svcctl.ControlService", "svcctl.DeleteService"],
+        args={"service": TCP_SVC, "binary_path": SVC_PATH}, transport="NCACN_IP_TCP", stand_in=True,
+        description="sc over ncacn_ip_tcp, NTLM PKT_PRIVACY (stand-in endpoint, no endpoint mapper)"),
+    Scenario(
+        "schtasks_tcp_privacy", "schtasks", "rpc_client.py (impacket)",
+        [Step(rpc("schtasks", TCP_TASK, TCP_TASK_CMD,
+                  opts=["--tcp", "--port", str(STAND_IN_TCP_PORT), "--level", "privacy"]))],
+        operations=["taskschedulerservice.SchRpcRegisterTask", "taskschedulerservice.SchRpcRun", "taskschedulerservice.SchRpcGetLastRunInfo",
+                    "taskschedulerservice.SchRpcDelete"],
+        args={"task": TCP_TASK, "task_command": TCP_TASK_CMD}, transport="NCACN_IP_TCP", stand_in=True,
+        description="schtasks over ncacn_ip_tcp, NTLM PKT_PRIVACY (stand-in endpoint)"),
+]
+
+for _level in ("integrity", "privacy"):
+    _tcp = ["--tcp", "--level", _level]
+    STANDALONE += [
+        Scenario(
+            f"net_user_tcp_{_level}", "net user", "rpc_client.py (impacket)", [Step(rpc("net_user", opts=_tcp))],
+            operations=["epm.Map", "samr.Connect", "samr.EnumDomains", "samr.LookupDomain", "samr.OpenDomain",
+                        "samr.EnumDomainUsers"],
+            transport="NCACN_IP_TCP", description=f"SAMR over TCP via the endpoint mapper, NTLM {_level}"),
+        Scenario(
+            f"net_view_tcp_{_level}", "net view", "rpc_client.py (impacket)", [Step(rpc("net_view", opts=_tcp))],
+            operations=["epm.Map", "srvsvc.NetShareEnumAll"],
+            transport="NCACN_IP_TCP", description=f"srvsvc over TCP via the endpoint mapper, NTLM {_level}"),
+        Scenario(
+            f"reg_query_tcp_{_level}", "reg", "rpc_client.py (impacket)",
+            [Step(rpc("reg_query", CURRENT_VERSION.split("\\", 1)[1], "CurrentVersion", opts=_tcp))],
+            operations=["epm.Map", "winreg.OpenHKLM", "winreg.OpenKey", "winreg.QueryValue"],
+            args={"key": CURRENT_VERSION.split("\\", 1)[1]},
+            transport="NCACN_IP_TCP", description=f"winreg over TCP via the endpoint mapper, NTLM {_level}"),
+        Scenario(
+            f"wkssvc_tcp_{_level}", "psinfo", "rpc_client.py (impacket)", [Step(rpc("wkssvc", opts=_tcp))],
+            operations=["epm.Map", "wkssvc.NetWkstaGetInfo"],
+            transport="NCACN_IP_TCP", description=f"wkssvc over TCP via the endpoint mapper, NTLM {_level}"),
+    ]

@@ -17,6 +17,8 @@ FieldSpec = Union[str, Tuple[str, str]]
 
 # Set by the caller when it knows the transfer syntax of the call's presentation context.
 NDR64_KEY = "_ndr64"
+# Set by the caller when the stub is only the first fragments of the PDU (not reassembled).
+PARTIAL_KEY = "_partial"
 ERROR_KEY = "_decode_error"
 
 
@@ -106,7 +108,8 @@ def decode_call(requests: Mapping[int, Parser], responses: Mapping[int, Parser],
         parser = (requests if request else responses).get(opnum)
         if parser is not None and stub:
             run_parser(parser, stub, fields or {}, out)
-        if not request and stub and "return_code" not in out:
+        complete = not (fields or {}).get(PARTIAL_KEY) and ERROR_KEY not in out
+        if not request and stub and complete and "return_code" not in out:
             out["return_code"] = return_code(stub)
         return out
     except Exception as exc:  # a decoder bug must not stop the run

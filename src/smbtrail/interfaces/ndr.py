@@ -61,6 +61,11 @@ class Reader:
         """An IDL enum: 2 bytes in NDR, 4 in NDR64."""
         return self.u32() if self.ndr64 else self.u16()
 
+    def union_tag(self) -> int:
+        """The discriminant of a union whose arms hold pointers (the union aligns to 8 in NDR64)."""
+        self.struct_start()
+        return self.u32()
+
     def count(self) -> int:
         """A conformance/variance count or size_t: 4 bytes in NDR, 8 in NDR64."""
         return self.u64() if self.ndr64 else self.u32()

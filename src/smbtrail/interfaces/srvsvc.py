@@ -41,7 +41,7 @@ CONNECTION_LEVELS = {0: "u", 1: "uuuuuss"}
 def _entries(r: Reader, layouts: Mapping[int, str]) -> List[List[Optional[str]]]:
     """A [switch_is(Level)] enumeration container: Level, arm, container {count, array}."""
     level = r.u32()
-    r.u32()  # union discriminant
+    r.union_tag()
     layout = layouts.get(level)
     if layout is None or not r.pointer():
         return []
@@ -95,7 +95,7 @@ def _share_info(r: Reader, out: Dict[str, Any], level: int) -> None:
 def _share_add(r: Reader, out: Dict[str, Any]) -> None:
     server(r, out)
     level = r.u32()
-    r.u32()
+    r.union_tag()
     _share_info(r, out, level)
 
 
@@ -151,7 +151,8 @@ def _file_enum_response(r: Reader, out: Dict[str, Any]) -> None:
 
 
 def _share_info_response(r: Reader, out: Dict[str, Any]) -> None:
-    level = r.u32()
+    """NetrShareGetInfo: [out, switch_is(Level)] LPSHARE_INFO InfoStruct (its tag, then the arm)."""
+    level = r.union_tag()
     _share_info(r, out, level)
 
 

@@ -163,7 +163,7 @@ def _change_config2(r: Reader, out: Dict[str, Any]) -> None:
     out["_handle_in"] = r.handle()
     level = r.u32()
     out["info_level"] = level
-    r.u32()  # union discriminant
+    r.union_tag()
     if not r.pointer() or level not in (1, 2):
         return
     if level == 1:

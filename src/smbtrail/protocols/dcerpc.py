@@ -121,9 +121,7 @@ class DcerpcHandler:
         opnum = to_int(pdus.at("dcerpc.opnum", i), -1)
         call = chan.calls.get(call_id)
         if call is None or call.opnum != opnum:
-            uuid, version = chan.contexts.get(ctx_id, (None, None))
-            if uuid is None and len(chan.contexts) == 1:  # bind not captured: the only context
-                uuid, version = next(iter(chan.contexts.values()))
+            uuid, version = chan.contexts.get(ctx_id, (None, None)) if chan.contexts else _unacked(chan, ctx_id)
             call = chan.calls[call_id] = Call(call_id, opnum, uuid, version, frame.time)
         call.frames.append(frame.number)
         call.alloc_hint = max(call.alloc_hint, to_int(pdus.at("dcerpc.cn_alloc_hint", i)))
@@ -179,6 +177,15 @@ class DcerpcHandler:
                 call.args["key"] = f"{value}\\{call.args['key']}"
             else:
                 call.args.setdefault(key, value)
+
+
+def _unacked(chan: Channel, ctx_id: int) -> Tuple[Optional[str], Optional[str]]:
+    """Bind ack not captured: the offered item with this context id, if the bind was seen."""
+    for items in chan.offered.values():
+        for item_ctx, uuid, version in items:
+            if item_ctx == ctx_id:
+                return uuid, version
+    return None, None
 
 
 def _decode(uuid: Optional[str], opnum: int, request: bool, row, stub: Optional[bytes]) -> Dict[str, Any]:

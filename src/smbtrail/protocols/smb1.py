@@ -78,8 +78,8 @@ class Smb1Handler:
                 opened.bytes_written += to_int(row.get("smb.data_len_low", ""))
                 opened.writes += 1
             conn.pending[key] = (cmd, opened)
-            if opened.is_pipe and cmd in (WRITE, TRANS):
-                self.ctx.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)
+            if cmd in (WRITE, TRANS):
+                self._rpc(frame, conn, opened)
 
     def _response(self, frame, conn, cmd, key, uid, tree, ok) -> None:
         row = frame.row
@@ -110,5 +110,13 @@ class Smb1Handler:
             elif pcmd in (READ, READ_OLD) and ok:
                 opened.bytes_read += to_int(row.get("smb.data_len_low", ""))
                 opened.reads += 1
-            if opened.is_pipe and pcmd in (READ, TRANS):
-                self.ctx.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)
+            if pcmd in (READ, TRANS):
+                self._rpc(frame, conn, opened)
+
+    def _rpc(self, frame: Frame, conn: Conn, opened: Open) -> None:
+        if "dcerpc.pkt_type" not in frame.row:
+            return
+        if not opened.is_pipe:  # tree connect not captured, but the payload is DCE/RPC
+            opened.is_pipe = True
+            self.ctx.rpc.pipe_opened(conn, opened)
+        self.ctx.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)

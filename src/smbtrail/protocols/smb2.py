@@ -14,7 +14,8 @@ NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, TREE_DISCONNECT = 0, 1, 2, 3, 4
 CREATE, CLOSE, READ, WRITE, IOCTL, SET_INFO = 5, 6, 8, 9, 11, 17
 FID_COMMANDS = {CLOSE, READ, WRITE, IOCTL, 14, 16, SET_INFO, 7, 15}
 RELATED_FID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
-SUCCESS = {"0x00000000", "0x00000103", "0x80000005"}  # success, pending, buffer overflow
+STATUS_PENDING = "0x00000103"
+SUCCESS = {"0x00000000", STATUS_PENDING, "0x80000005"}  # success, pending, buffer overflow
 CIPHERS = {1: "AES-128-CCM", 2: "AES-128-GCM", 3: "AES-256-CCM", 4: "AES-256-GCM"}
 DIALECTS = {0x0202: "2.0.2", 0x0210: "2.1", 0x0300: "3.0", 0x0302: "3.0.2", 0x0311: "3.1.1", 0x02FF: "2.x"}
 FILE_DISPOSITION = {13, 64}
@@ -79,6 +80,8 @@ class Smb2Handler:
                 conn.pending_auth["identity"] = ident or Identity(method="kerberos", service=service)
                 conn.pending_auth["time"] = frame.time
                 conn.pending_auth["frame"] = frame.number
+        elif cmd == TREE_CONNECT:
+            conn.pending[key] = ("tree", row.get("smb2.tree", "").split(",")[0])
         elif cmd == CREATE:
             name = msg.once("smb2.filename") or ""
             conn.pending[key] = Open(
@@ -106,12 +109,27 @@ class Smb2Handler:
         return {}
 
     def _apply_request(self, frame: Frame, conn: Conn, cmd: int, fid: Optional[str], msg) -> None:
-        opened = self._open(conn, fid)
+        opened = self._open(conn, fid) or self._unseen_pipe(frame, conn, fid)
         if opened is None:
             return
         opened.add_frame(frame.number)
-        if opened.is_pipe and cmd in (WRITE, IOCTL):
-            self.ctx.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)
+        if cmd in (WRITE, IOCTL):
+            self._rpc(frame, conn, opened)
+
+    def _unseen_pipe(self, frame: Frame, conn: Conn, fid: Optional[str]) -> Optional[Open]:
+        """A pipe opened before the capture started: its RPC is still worth reading."""
+        if not fid or "dcerpc.pkt_type" not in frame.row:
+            return None
+        opened = conn.opens[fid] = Open(name="", share=None, is_pipe=False, session=None, time=frame.time, fid=fid)
+        return opened
+
+    def _rpc(self, frame: Frame, conn: Conn, opened: Open) -> None:
+        if "dcerpc.pkt_type" not in frame.row:
+            return
+        if not opened.is_pipe:  # tree not seen (capture started mid-session), but the payload is DCE/RPC
+            opened.is_pipe = True
+            self.ctx.rpc.pipe_opened(conn, opened)
+        self.ctx.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)
 
     # -- responses
     def _response(self, frame, conn, cmd, key, msg, i, sesid, tree) -> None:
@@ -129,8 +147,12 @@ class Smb2Handler:
                 self._session_up(frame, conn, sesid, row)
         elif cmd == LOGOFF:
             self.ctx.session_closed(conn, sesid)
-        elif cmd == TREE_CONNECT and ok:
-            self.ctx.tree_connected(frame, conn, sesid, tree, row)
+        elif cmd == TREE_CONNECT:
+            pending = conn.pending.pop(key, None)
+            unc = pending[1] if isinstance(pending, tuple) and pending[0] == "tree" else tree
+            if ok and unc:
+                conn.trees[(sesid, msg.at("smb2.tid", i))] = unc
+                self.ctx.tree_connected(frame, conn, sesid, unc, row)
         elif cmd == CREATE:
             pending = conn.pending.pop(key, None)
             if isinstance(pending, Open):
@@ -140,12 +162,13 @@ class Smb2Handler:
                     pending.fid = msg.take("smb2.fid") or key
                     pending.action = to_int(msg.once("smb2.create.action"), -1)
                     conn.opens[pending.fid] = pending
-                    if conn.pending.get("last_create") == key:
-                        conn.pending["last_create"] = pending.fid
+                    conn.pending[f"alias:{key}"] = pending.fid  # compounds name it by its CREATE
                     if pending.is_pipe:
                         self.ctx.rpc.pipe_opened(conn, pending)
                 else:
                     self.ctx.file_closed(conn, pending)
+        elif status == STATUS_PENDING:  # interim async response: the real one follows
+            return
         else:
             pending = conn.pending.pop(key, None)
             if isinstance(pending, tuple):
@@ -159,6 +182,7 @@ class Smb2Handler:
         opened.add_frame(frame.number)
         if cmd == CLOSE:
             conn.opens.pop(opened.fid or "", None)
+            conn.pending.pop(f"alias:{fid}", None)
             self.ctx.file_closed(conn, opened)
         elif not ok:
             return
@@ -168,10 +192,9 @@ class Smb2Handler:
         elif cmd == READ:
             opened.bytes_read += details.get("length", 0)
             opened.reads += 1
-            if opened.is_pipe:
-                self.ctx.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)
-        elif cmd == IOCTL and opened.is_pipe:
-            self.ctx.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)
+            self._rpc(frame, conn, opened)
+        elif cmd == IOCTL:
+            self._rpc(frame, conn, opened)
         elif cmd == SET_INFO and details.get("class") == 1:
             if details.get("level") in FILE_DISPOSITION and details.get("delete"):
                 opened.deleted = True
@@ -181,7 +204,7 @@ class Smb2Handler:
     def _open(self, conn: Conn, fid: Optional[str]) -> Optional[Open]:
         if not fid:
             return None
-        return conn.opens.get(fid)
+        return conn.opens.get(conn.pending.get(f"alias:{fid}", fid))
 
     def _negotiated(self, conn: Conn, row) -> None:
         dialect = dialect_name(row.get("smb2.dialect", ""))

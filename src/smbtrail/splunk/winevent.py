@@ -1,20 +1,18 @@
 """Windows events already in Splunk -> one flat event dict with the XML (EventData) field names.
 
 Three shapes arrive at the search command:
-- XmlWinEventLog with `_raw` = the event XML: parsed exactly;
+- XmlWinEventLog with `_raw` = the event XML: parsed exactly (hostlog.flatten, as the readers do);
 - XmlWinEventLog extractions (fields named as the XML Data names, `EventID` -> `EventCode`);
 - classic WinEventLog extractions (`Account_Name` with subject and target values, `Share_Name`, ...).
-The flat dict uses the names the Windows XML uses (`EventID`, `Computer`, `Channel`, `TimeCreated`,
-`EventRecordID`, `Provider`, and each `<Data Name=...>`), the same names JSON exports carry.
+The flat dict is hostlog's (see hostlog/normalize.py): the Windows XML names (`EventID`, `Computer`,
+`Channel`, `TimeCreated`, `EventRecordID`, `Provider`, each `<Data Name=...>`), so one normalizer
+serves files and Splunk events alike.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
-
-NS = "{http://schemas.microsoft.com/win/2004/08/events/event}"
 
 # classic WinEventLog extraction name -> XML Data name
 CLASSIC = {
@@ -50,48 +48,22 @@ def flat_event(row: Mapping[str, Any]) -> Dict[str, Any]:
     """The flat event of one Splunk result row (raises ValueError when the row holds no Windows event)."""
     raw = str(row.get("_raw") or "").lstrip()
     if raw.startswith("<Event"):
+        from ..hostlog.flatten import from_xml
+
         flat = from_xml(raw)
     elif _classic(row):
         flat = from_classic(row)
     else:
         flat = {k: v for k, v in row.items() if k not in SPLUNK_META and not k.startswith("__mv_")}
         flat["EventID"] = flat.pop("EventCode", flat.get("EventID"))
+        flat.setdefault("TimeCreated", flat.pop("SystemTime", None))
     if not flat.get("EventID"):
         raise ValueError("no EventCode/EventID")
     if not flat.get("TimeCreated") and row.get("_time"):
         flat["TimeCreated"] = _iso_epoch(row["_time"])
-    flat.setdefault("Computer", row.get("host"))
+    if not flat.get("Computer"):
+        flat["Computer"] = row.get("host")
     return flat
-
-
-def from_xml(text: str) -> Dict[str, Any]:
-    """Flatten one `<Event>` document (entities are not expanded by expat beyond the XML builtins)."""
-    root = ET.fromstring(text)
-    flat: Dict[str, Any] = {}
-    system = root.find(f"{NS}System")
-    if system is not None:
-        for child in system:
-            name = child.tag.replace(NS, "")
-            if name == "Provider":
-                flat["Provider"] = child.get("Name")
-            elif name == "TimeCreated":
-                flat["TimeCreated"] = child.get("SystemTime")
-            elif name == "Execution":
-                flat["ProcessID"] = child.get("ProcessID")
-            elif child.text and child.text.strip():
-                flat[name] = child.text.strip()
-    for section in ("EventData", "UserData"):
-        node = root.find(f"{NS}{section}")
-        if node is not None:
-            _data(node, flat)
-    return flat
-
-
-def _data(node: ET.Element, flat: Dict[str, Any]) -> None:
-    for item in node.iter():
-        name = item.get("Name") or (None if item is node or len(item) else item.tag.split("}")[-1])
-        if name and item is not node:
-            flat[name] = (item.text or "").strip()
 
 
 def _classic(row: Mapping[str, Any]) -> bool:
@@ -138,53 +110,9 @@ def _iso_epoch(value: Any) -> Optional[str]:
         return None
 
 
+
 def to_record(flat: Dict[str, Any], source: str):
-    """A host record from a flat event; uses the host-log normalizer once the engine exposes one."""
-    normalize = _engine_normalizer()
-    if normalize is not None:
-        return normalize(flat, source)
-    return _basic_record(flat, source)
+    """The host record of a flat event: the same normalizer the host-log readers use."""
+    from ..hostlog.normalize import normalize_flat
 
-
-def _engine_normalizer():
-    try:
-        from ..hostlog import normalize_flat  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return normalize_flat
-
-
-USER_IS_TARGET = {4624, 4625, 4648, 4720, 4722, 4724, 4726, 4738}
-
-
-def _basic_record(flat: Dict[str, Any], source: str):
-    """Stand-in mapping used until hostlog exposes its normalizer: the join keys fusion needs."""
-    from ..records import HOST_EVENT, Provenance, Record
-
-    code = int(str(flat["EventID"]))
-    side = "Target" if code in USER_IS_TARGET else "Subject"
-    ip = _clean(flat.get("IpAddress"))
-    return Record(
-        time=flat.get("TimeCreated") or datetime.now(timezone.utc), kind=HOST_EVENT, protocol="windows_event",
-        event_id=code, channel=flat.get("Channel"), provider=flat.get("Provider"),
-        record_id=_int(flat.get("EventRecordID")), dest_host=flat.get("Computer"),
-        src_ip=ip.replace("::ffff:", "") if ip else None, src_port=_int(flat.get("IpPort")),
-        user=_clean(flat.get(side + "UserName")), domain=_clean(flat.get(side + "DomainName")),
-        logon_id=_clean(flat.get("TargetLogonId") if code == 4624 else flat.get("SubjectLogonId")),
-        share=_clean(flat.get("ShareName")), path=_clean(flat.get("RelativeTargetName")),
-        access=str(flat.get("AccessList") or "").split(),
-        raw={k: v for k, v in flat.items() if v not in (None, "")},
-        provenance=[Provenance(file=source, record_ids=[_int(flat.get("EventRecordID")) or 0])],
-    )
-
-
-def _clean(value: Any) -> Optional[str]:
-    text = str(value).strip() if value is not None else ""
-    return None if text in ("", "-") else text
-
-
-def _int(value: Any) -> Optional[int]:
-    try:
-        return int(str(value), 0) if value not in (None, "", "-") else None
-    except ValueError:
-        return None
+    return normalize_flat(flat, source)
