@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import zipfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -112,6 +113,12 @@ def rpc_calls(pcap: Path, with_fields: bool = False) -> List[Call]:
     return calls
 
 
+@lru_cache(maxsize=32)
+def cached_calls(pcap: str, with_fields: bool = False) -> Tuple[Call, ...]:
+    """rpc_calls() once per capture and test session (tshark is the slow part)."""
+    return tuple(rpc_calls(Path(pcap), with_fields))
+
+
 def calls_of(calls: Sequence[Call], uuid: str, opnum: int, request: bool = True) -> List[Call]:
     return [c for c in calls if c.uuid == uuid and c.opnum == opnum and c.request == request]
 
@@ -125,3 +132,11 @@ def otrf_capture(shared_data: Path, tmp_dir: Path, name: str, tactic: str = "lat
         member = next(m for m in handle.namelist() if m.endswith((".cap", ".pcap", ".pcapng")))
         handle.extract(member, tmp_dir)
     return tmp_dir / member
+
+
+def suricata(shared_data: Path, test: str) -> str:
+    folder = shared_data / "suricata-verify" / test
+    pcaps = sorted(folder.glob("*.pcap"))
+    if not pcaps:
+        pytest.skip(f"no capture in {folder}")
+    return str(pcaps[0])

@@ -82,5 +82,6 @@ REQUESTS = {5: _get_ids_of_names, 6: _invoke}
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
     out = decode_call(REQUESTS, {}, FIELD_ARGS, opnum, request, fields, stub)
     if "bstrs" in out and not stub:
-        out["bstrs"] = [v for v in out["bstrs"] if v]
+        # tshark lists the VARIANTs in wire order (last argument first) and joins empty ones away
+        out["bstrs"] = [v for v in reversed(out["bstrs"]) if v]
     return out

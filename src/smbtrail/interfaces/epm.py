@@ -17,7 +17,8 @@ UUIDS = ("e1af8308-5d1f-11c9-91a4-08002b14a0fa",)
 DISSECTORS = ("epm",)
 FIELDS = ("epm.uuid", "epm.uuid_version", "epm.proto.tcp_port", "epm.proto.ip", "epm.proto.named_pipe")
 MAX_TOWERS = 64
-TRANSFER_SYNTAXES = ("8a885d04-1ceb-11c9-9fe8-08002b104860", "71710533-beba-4937-8319-b5dbef9ccc36")
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+NOT_INTERFACES = ("8a885d04-1ceb-11c9-9fe8-08002b104860", "71710533-beba-4937-8319-b5dbef9ccc36", NIL_UUID)
 
 
 def parse_tower(octets: bytes) -> Dict[str, Any]:
@@ -42,7 +43,7 @@ def _floor(lhs: bytes, rhs: bytes, out: Dict[str, Any]) -> None:
     protocol = lhs[0]
     if protocol == 0x0D and len(lhs) >= 19:
         value = str(uuidlib.UUID(bytes_le=lhs[1:17]))
-        if value not in TRANSFER_SYNTAXES and "interface_uuid" not in out:
+        if value not in NOT_INTERFACES and "interface_uuid" not in out:
             out["interface_uuid"] = value
             out["interface_version"] = struct.unpack_from("<H", lhs, 17)[0]
     elif protocol in (0x07, 0x08, 0x1F) and len(rhs) >= 2:
@@ -108,7 +109,7 @@ def _name(out: Dict[str, Any]) -> None:
 
 def _from_fields(fields: Mapping[str, str], request: bool) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
-    uuids = [u for u in (fields.get("epm.uuid") or "").split(",") if u and u not in TRANSFER_SYNTAXES]
+    uuids = [u for u in (fields.get("epm.uuid") or "").split(",") if u and u not in NOT_INTERFACES]
     if uuids:
         out["interface_uuid"] = uuids[0].lower()
     ports = [p for p in (to_int(v) for v in (fields.get("epm.proto.tcp_port") or "").split(",") if v) if p]
@@ -122,13 +123,16 @@ def _from_fields(fields: Mapping[str, str], request: bool) -> Dict[str, Any]:
     return out
 
 
-REQUESTS = {2: lambda r, out: None, 3: _map_request}
+REQUESTS = {3: _map_request}
 RESPONSES = {3: _map_response}
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
     out = decode_call(REQUESTS, RESPONSES, {}, opnum, request, fields, stub)
-    if not stub:
-        for key, value in _from_fields(fields or {}, request).items():
-            out.setdefault(key, value)
+    if not stub and opnum == 3:
+        try:
+            for key, value in _from_fields(fields or {}, request).items():
+                out.setdefault(key, value)
+        except Exception as exc:  # never raise on odd input
+            out["_decode_error"] = f"{type(exc).__name__}: {exc}"
     return out

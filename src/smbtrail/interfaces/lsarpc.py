@@ -15,7 +15,7 @@ FIELD_ARGS = {
     "lsarpc.lsa.string": ("names", "list"),
     "lsarpc.lsa_LookupSids2.sids": ("sids", "list"),
     "nt.sid": ("sids", "list"),
-    "lsarpc.policy_handle": ("_handle", "handle"),
+    "lsarpc.lsa_OpenPolicy2.handle": ("_handle", "handle"),
     "lsarpc.status": ("return_code", "int"),
 }
 FIELDS = tuple(FIELD_ARGS)
