@@ -151,7 +151,7 @@ class DcerpcHandler:
                 status = hex(code)
             for key, value in result.items():
                 call.args.setdefault(key, value)
-        if call.uuid == EPM_UUID and call.args.get("tcp_port"):
+        if call.uuid == EPM_UUID and call.args.get("port"):
             self.ctx.epm_mapped(conn.server_ip, call.args)
         self.ctx.rpc_call_done(conn, chan, call, status)
 
