@@ -1,1 +1,25 @@
+"""Fusion of network and host records into trails and an attack timeline.
 
+identity.py  addresses <-> host names (captures, 4624, lookups/assets.csv)
+clocks.py    per-host clock offsets from exact joins
+connections.py  the capture side, indexed per connection
+joins.py     the five joins, strongest first, each recorded as a reason
+hostcommands.py  which command a Windows event shows (lookups/host_commands.csv)
+trails.py    trails, host facts merged into network commands or standing alone
+timeline.py  trails chained A->B->C with stage and suspicion (lookups/suspicion.csv)
+pipeline.py  the streaming pass that ties them together
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Optional
+
+from ..records import Record
+
+
+def fuse_records(records: Iterable[Record], assets: Optional[str] = None) -> Iterator[Record]:
+    """Network records (first) and host records in; every record out, annotated, plus fused commands
+    and one `trail` record per trail. Input records are annotated in place."""
+    from .pipeline import Fusion
+
+    return Fusion(assets).run(records)

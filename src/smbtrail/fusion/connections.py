@@ -1,0 +1,173 @@
+"""What the captures saw, indexed for joins: TCP connections (client socket -> server), the sessions
+and accounts on each, named-pipe opens and service operations, bucketed by minute.
+
+The index holds one entry per connection, pipe open and service operation, never whole records,
+so it grows with connections, not with packets or records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Set, Tuple
+
+from ..records import FILE, SESSION, Record, stable_id
+from .identity import host_key
+
+BUCKET = 60.0  # seconds per index bucket
+REUSE_GAP = 3600.0  # the same 4-tuple after this much silence is a new connection
+PROVENANCE_FRAMES = 8  # frames kept per capture file and connection, for fused records
+Socket = Tuple[str, int]
+ConnKey = Tuple[str, int, str, int]
+
+
+@dataclass
+class Conn:
+    key: ConnKey
+    first: float
+    last: float
+    trail_id: str
+    trail_ids: Set[str] = field(default_factory=set)
+    names: Set[str] = field(default_factory=set)  # server host keys named by the capture
+    src_host: Optional[str] = None
+    dest_host: Optional[str] = None
+    sessions: List[Tuple[float, Optional[str], Optional[str]]] = field(default_factory=list)
+    users: Set[str] = field(default_factory=set)
+    commands: Set[str] = field(default_factory=set)  # command names the capture recognized on it
+    provenance: Dict[str, List[int]] = field(default_factory=dict)  # capture file -> first frames
+    buckets: Set[int] = field(default_factory=set)
+
+    @property
+    def client_ip(self) -> str:
+        return self.key[0]
+
+    @property
+    def server_ip(self) -> str:
+        return self.key[2]
+
+    def start_near(self, when: float) -> float:
+        """The session setup nearest `when` (a logon is logged once per session), else the first packet."""
+        if not self.sessions:
+            return self.first
+        return min((s[0] for s in self.sessions), key=lambda t: abs(t - when))
+
+    def user_near(self, when: float) -> Optional[str]:
+        named = [s for s in self.sessions if s[1]]
+        if not named:
+            return next(iter(self.users)) if len(self.users) == 1 else None
+        return min(named, key=lambda s: abs(s[0] - when))[1]
+
+
+@dataclass
+class PipeOpen:
+    time: float
+    user: Optional[str]
+    pipe: str
+    conn: Conn
+
+
+@dataclass
+class ServiceOp:
+    time: float
+    name: Optional[str]
+    path: Optional[str]
+    conn: Conn
+
+
+class NetIndex:
+    def __init__(self) -> None:
+        self.conns: Dict[ConnKey, List[Conn]] = {}
+        self.by_socket: Dict[Socket, List[Conn]] = {}
+        self.by_server: Dict[Tuple[str, int], List[Conn]] = {}
+        self.by_client: Dict[Tuple[str, int], List[Conn]] = {}
+        self.by_time: Dict[Tuple[str, int], List[Conn]] = {}  # ("", bucket): every connection active then
+        self.pipes: Dict[Tuple[str, int], List[PipeOpen]] = {}
+        self.services: Dict[Tuple[str, int], List[ServiceOp]] = {}
+
+    def add(self, rec: Record) -> Optional[Conn]:
+        if not (rec.src_ip and rec.src_port and rec.dest_ip):
+            return None
+        when = rec.time.timestamp()
+        conn = self._conn((rec.src_ip, rec.src_port, rec.dest_ip, rec.dest_port or 0), when, rec.trail_id)
+        if rec.trail_id:
+            conn.trail_ids.add(rec.trail_id)
+        key = host_key(rec.dest_host)
+        if key:
+            conn.names.add(key)
+            conn.dest_host = conn.dest_host or rec.dest_host
+        conn.src_host = conn.src_host or rec.src_host
+        if rec.user:
+            conn.users.add(rec.user.lower())
+        if rec.command:
+            conn.commands.add(rec.command)
+        for prov in rec.provenance:
+            frames = conn.provenance.setdefault(prov.file, [])
+            if len(frames) < PROVENANCE_FRAMES:
+                frames.extend(prov.frames[: PROVENANCE_FRAMES - len(frames)])
+        if rec.kind == SESSION:
+            conn.sessions.append((when, rec.user.lower() if rec.user else None, rec.domain))
+        elif rec.kind == FILE and (rec.share or "").upper() == "IPC$" and rec.path:
+            pipe = rec.path.rsplit("\\", 1)[-1].lower()
+            _put(self.pipes, (rec.dest_ip, _bucket(when)), PipeOpen(when, _lower(rec.user), pipe, conn))
+        name, path = rec.args.get("service_name"), rec.args.get("binary_path")
+        if name or path:
+            _put(self.services, (rec.dest_ip, _bucket(when)), ServiceOp(when, _lower(name), _lower(path), conn))
+        return conn
+
+    def _conn(self, key: ConnKey, when: float, trail_id: Optional[str]) -> Conn:
+        seen = self.conns.setdefault(key, [])
+        conn = next((c for c in reversed(seen) if c.first - REUSE_GAP <= when <= c.last + REUSE_GAP), None)
+        if conn is None:
+            conn = Conn(key, when, when, trail_id or "net-" + stable_id(key, int(when)))
+            seen.append(conn)
+            _put(self.by_socket, key[:2], conn)
+        conn.first, conn.last = min(conn.first, when), max(conn.last, when)
+        bucket = _bucket(when)
+        if bucket not in conn.buckets:
+            conn.buckets.add(bucket)
+            _put(self.by_server, (key[2], bucket), conn)
+            _put(self.by_client, (key[0], bucket), conn)
+            _put(self.by_time, ("", bucket), conn)
+        return conn
+
+    def at_socket(self, ip: str, port: int) -> List[Conn]:
+        return self.by_socket.get((ip, port), [])
+
+    def to_server(self, ip: str, start: float, end: float) -> Iterator[Conn]:
+        return _unique(_scan(self.by_server, ip, start, end), lambda c: c.first <= end and c.last >= start)
+
+    def from_client(self, ip: str, start: float, end: float) -> Iterator[Conn]:
+        return _unique(_scan(self.by_client, ip, start, end), lambda c: c.first <= end and c.last >= start)
+
+    def active(self, start: float, end: float) -> Iterator[Conn]:
+        return _unique(_scan(self.by_time, "", start, end), lambda c: c.first <= end and c.last >= start)
+
+    def pipe_opens(self, ip: str, start: float, end: float) -> Iterator[PipeOpen]:
+        return (p for p in _scan(self.pipes, ip, start, end) if start <= p.time <= end)
+
+    def service_ops(self, ip: str, start: float, end: float) -> Iterator[ServiceOp]:
+        return (s for s in _scan(self.services, ip, start, end) if start <= s.time <= end)
+
+
+def _bucket(when: float) -> int:
+    return int(when // BUCKET)
+
+
+def _lower(value) -> Optional[str]:
+    return value.lower() if isinstance(value, str) and value else None
+
+
+def _put(index: dict, key, value) -> None:
+    index.setdefault(key, []).append(value)
+
+
+def _scan(index: dict, ip: str, start: float, end: float) -> Iterator:
+    for bucket in range(_bucket(start), _bucket(end) + 1):
+        yield from index.get((ip, bucket), ())
+
+
+def _unique(items, keep) -> Iterator[Conn]:
+    seen: Set[int] = set()
+    for conn in items:
+        if id(conn) not in seen and keep(conn):
+            seen.add(id(conn))
+            yield conn

@@ -1,0 +1,83 @@
+"""Which remote command a Windows event shows.
+
+Target-side events (4697/7045 service installed, 4698 task created, 5145 file written on a share,
+4720 account created, ...) are recognized by the host-log rules (lookups/host_commands.csv, through
+`hostlog.commands.rule_for`). A source-side 4688 process creation shows the command line the
+operator typed (`sc.exe \\\\target create ...`, `schtasks /S target ...`): those rules are
+lookups/command_lines.csv. Command and action names are the network recognizer's, so both sides
+meet on them.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Dict, List, Optional, Pattern, Tuple
+
+from ..hostlog.commands import rule_for
+from ..lookups import lookup_path
+from ..records import Record
+
+FILE_NAME = "command_lines.csv"
+PROCESS_CREATED = 4688
+# arguments that name the object a command acts on: two sightings of one command agree on them
+KEY_ARGS = ("service_name", "binary_path", "task_name", "file", "account", "group", "member", "key", "job_command")
+CARRIED = KEY_ARGS + ("task_command", "task_run_as", "start_type", "share", "command_line")
+
+
+@dataclass(frozen=True)
+class HostCommand:
+    command: str
+    action: str
+    args: Dict[str, Any]
+    target: Optional[str]  # the remote host a source-side command line names
+    side: str  # "target" (the event is on the host acted upon) or "source"
+
+
+@dataclass(frozen=True)
+class _Line:
+    command: str
+    action: str
+    pattern: Pattern[str]
+    actions: Dict[str, str]
+
+
+@lru_cache(maxsize=1)
+def _lines() -> List[_Line]:
+    with open(lookup_path(FILE_NAME), newline="", encoding="utf-8") as handle:
+        return [_Line(r["command"], r["action"], re.compile(r["command_line"]),
+                      dict(p.split("=", 1) for p in (r["actions"] or "").split() if "=" in p))
+                for r in csv.DictReader(handle)]
+
+
+def host_command(rec: Record) -> Optional[HostCommand]:
+    if rec.event_id == PROCESS_CREATED:
+        return _command_line(str(rec.args.get("command_line") or ""))
+    rule = rule_for(rec)
+    if rule is None:
+        return None
+    args = {k: rec.args[k] for k in CARRIED if rec.args.get(k) not in (None, "", [])}
+    if rec.path and rec.event_id == 5145:
+        args["file"], args["share"] = rec.path, rec.share
+    return HostCommand(rule.command, rule.action, args, None, "target")
+
+
+def _command_line(text: str) -> Optional[HostCommand]:
+    if not text:
+        return None
+    for line in _lines():
+        match = line.pattern.search(text)
+        if match is None:
+            continue
+        groups = {k: v.strip() for k, v in match.groupdict().items() if v and v.strip()}
+        action = groups.pop("action", line.action).lower()
+        target = groups.pop("target", None)
+        groups["command_line"] = text
+        return HostCommand(line.command, line.actions.get(action, action), groups, target, "source")
+    return None
+
+
+def key_of(args: Dict[str, Any]) -> Tuple[Tuple[str, str], ...]:
+    return tuple((k, str(args[k]).lower()) for k in KEY_ARGS if args.get(k))

@@ -1,0 +1,111 @@
+"""Which names belong to which addresses: learned from captures, host logs and lookups/assets.csv.
+
+A host is keyed by its short lower-case name (WORKSTATION6.theshire.local -> workstation6); addresses
+stay whole. Names come from the network side (session netname, dest_host/src_host the engine took from
+NTLM, Kerberos, tree UNC and name answers), from 4624 WorkstationName + IpAddress, from exact joins
+(the target whose log holds the client's ip:port), and from computer accounts (`NAME$` logging on from an address), and from the optional asset table.
+"""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+from typing import Dict, Iterable, Optional, Set
+
+from ..lookups import lookup_path
+from ..records import HOST_EVENT, Record
+
+ASSETS = "assets.csv"
+NOT_NAMES = frozenset(("", "-", "localhost", "*"))
+
+
+def is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def host_key(name: Optional[str]) -> Optional[str]:
+    """Short lower-case host name; addresses unchanged; None for placeholders."""
+    if not name:
+        return None
+    name = name.strip().strip("\\").rstrip("$")
+    if name.lower() in NOT_NAMES:
+        return None
+    if is_address(name):
+        return name
+    return name.split(".", 1)[0].lower() or None
+
+
+class Identity:
+    def __init__(self, assets: Optional[str] = None) -> None:
+        self.names: Dict[str, Set[str]] = {}  # address -> host keys
+        self.addresses: Dict[str, Set[str]] = {}  # host key -> addresses
+        self.display: Dict[str, str] = {}  # host key -> longest name seen (FQDN when known)
+        self._load_assets(assets)
+
+    def _load_assets(self, path: Optional[str]) -> None:
+        path = path or str(lookup_path(ASSETS))
+        try:
+            with open(path, newline="", encoding="utf-8") as handle:
+                rows = [r for r in csv.DictReader(handle) if not (r.get("ip") or "").startswith("#")]
+        except OSError:
+            return
+        for row in rows:
+            if row.get("ip") and row.get("name"):
+                self.bind(row["ip"].strip(), row["name"].strip())
+
+    def bind(self, address: Optional[str], name: Optional[str]) -> None:
+        key = host_key(name)
+        if not address or not key or key == address or not is_address(address):
+            return
+        self.names.setdefault(address, set()).add(key)
+        self.addresses.setdefault(key, set()).add(address)
+        self.note_name(name)
+
+    def note_name(self, name: Optional[str]) -> None:
+        key = host_key(name)
+        if key and name and len(name) > len(self.display.get(key, "")) and not is_address(name):
+            self.display[key] = name.strip()
+
+    def learn(self, rec: Record) -> None:
+        if rec.user and rec.user.endswith("$") and rec.src_ip:
+            self.bind(rec.src_ip, rec.user.split("@")[0])  # a computer account logs on from its own address
+        if rec.kind == HOST_EVENT:
+            self.note_name(rec.dest_host)
+            workstation = rec.args.get("workstation")
+            if rec.event_id == 4624 and workstation:
+                self.bind(rec.src_ip, workstation)
+            return
+        self.bind(rec.dest_ip, rec.dest_host)
+        self.bind(rec.src_ip, rec.src_host)
+        netname = rec.args.get("netname")
+        if rec.kind == "session" and isinstance(netname, str):
+            self.bind(rec.dest_ip, netname)
+
+    def keys_of(self, address: Optional[str]) -> Set[str]:
+        return self.names.get(address or "", set())
+
+    def addresses_of(self, name: Optional[str]) -> Set[str]:
+        key = host_key(name)
+        if key is None:
+            return set()
+        if is_address(key):
+            return {key}
+        return self.addresses.get(key, set())
+
+    def compatible(self, address: Optional[str], name: Optional[str], also: Iterable[str] = ()) -> Optional[bool]:
+        """True when `name` is known for `address`, False when other names are, None when nothing is known."""
+        key = host_key(name)
+        known = self.keys_of(address) | {k for k in (host_key(a) for a in also) if k}
+        if key is None or not known:
+            return None
+        return key in known
+
+    def name_of(self, address: Optional[str]) -> Optional[str]:
+        keys = sorted(self.keys_of(address))
+        if len(keys) != 1:
+            return None
+        return self.display.get(keys[0], keys[0])

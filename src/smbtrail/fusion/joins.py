@@ -1,0 +1,248 @@
+"""The five joins that tie a Windows event to what the capture saw, strongest first.
+
+1 `ip_port`: the client ip:port of 4624/5140/5145 on the target = a TCP connection's client socket.
+2 `logon_id`: SubjectLogonId of 4672, 5145, 4697, 4698, 4688 ... = a logon joined by 1 or 3.
+3 `pipe_account_time`: an RPC logon over a named pipe logs IpAddress `-`; account + target + time
+   to a pipe open in the capture.
+4 `service_name_time`: 7045 has no logon id; its service name / image path + time to a 4697, a
+   captured svcctl call or a 5145 `svcctl` access on the same host.
+5 `account_host_time`: the last resort: the same account on the same host (target or, for a 4688
+   command line, source) within a time window; lower confidence.
+Every join records its reason and confidence; when more than one trail fits, the link is marked
+ambiguous with its candidates and nothing is guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+from ..records import Record, stable_id
+from .clocks import Clocks
+from .connections import BUCKET, Conn, NetIndex
+from .hostcommands import HostCommand
+from .identity import Identity, host_key
+
+LOGON_EVENTS = (4624,)
+SOCKET_EVENTS = (4624, 5140, 5145)
+SOCKET_SLACK = 60.0  # a logged logon lies within its connection's lifetime +- this, once clocks are corrected
+PIPE_WINDOW = (-20.0, 5.0)  # pipe open relative to the RPC logon
+SERVICE_WINDOW = 120.0
+ACCOUNT_WINDOW = {"target": (-120.0, 30.0), "source": (-30.0, 120.0)}  # connection relative to the event
+PLUMBING_PORTS = (135,)  # endpoint mapper: never carries a command
+ROUTINE_USERS = frozenset(("system", "local service", "network service", "anonymous logon", "-"))
+
+CONFIDENCE = {"ip_port": 1.0, "logon_id": 1.0, "pipe_account_time": 0.75, "service_name_time": 0.7,
+              "account_host_time": 0.5}
+
+
+@dataclass
+class Link:
+    trail_id: Optional[str]
+    reasons: List[str]
+    confidence: float
+    conn: Optional[Conn] = None
+    user: Optional[str] = None
+    candidates: List[str] = field(default_factory=list)  # set when ambiguous
+    conflicts: Dict[str, List[str]] = field(default_factory=dict)
+
+    @property
+    def ambiguous(self) -> bool:
+        return bool(self.candidates)
+
+    def via(self, reason: str) -> "Link":
+        """The same trail reached through one more join (reasons read strongest-last: direct first)."""
+        return Link(self.trail_id, [reason] + [r for r in self.reasons if r != reason],
+                    min(self.confidence, CONFIDENCE[reason]), self.conn, self.user, list(self.candidates),
+                    dict(self.conflicts))
+
+
+def _seconds(rec: Record) -> float:
+    return rec.time.timestamp()
+
+
+def _user(name: Optional[str]) -> Optional[str]:
+    if not name:
+        return None
+    name = name.split("\\")[-1].split("@")[0].strip().lower()
+    return name or None
+
+
+class Joiner:
+    def __init__(self, net: NetIndex, identity: Identity, clocks: Clocks) -> None:
+        self.net = net
+        self.identity = identity
+        self.clocks = clocks
+        self.logons: Dict[Tuple[str, str], Link] = {}
+        self.host_services: Dict[Tuple[str, int], List[Tuple[float, Optional[str], Optional[str], str]]] = {}
+        self.svcctl_opens: Dict[Tuple[str, int], List[Tuple[float, str]]] = {}
+
+    # -- on arrival: logons and the host-side indexes the later joins read --------------------------------
+    def register(self, rec: Record) -> None:
+        host = host_key(rec.dest_host)
+        if not host:
+            return
+        when = _seconds(rec)
+        if rec.event_id in SOCKET_EVENTS and rec.logon_id and (host, rec.logon_id) not in self.logons:
+            link = self._socket(rec, host, when)
+            if link is None and rec.event_id in LOGON_EVENTS and not rec.src_ip and _network_logon(rec):
+                link = self._pipe(rec, host, when)
+            if link is not None:
+                self.logons[(host, rec.logon_id)] = link
+        if rec.event_id == 4697 and rec.logon_id:
+            entry = (when, _lower(rec.args.get("service_name")), _lower(rec.args.get("binary_path")), rec.logon_id)
+            self.host_services.setdefault((host, int(when // BUCKET)), []).append(entry)
+        if rec.event_id == 5145 and rec.logon_id and (rec.path or "").lower().endswith("svcctl"):
+            self.svcctl_opens.setdefault((host, int(when // BUCKET)), []).append((when, rec.logon_id))
+
+    def forget_before(self, when: float) -> None:
+        """Evict host-side index entries older than `when` (the reorder window has passed them)."""
+        bucket = int(when // BUCKET)
+        for index in (self.host_services, self.svcctl_opens):
+            for key in [k for k in index if k[1] < bucket]:
+                del index[key]
+
+    # -- on processing: the strongest join that holds --------------------------------------------------
+    def link(self, rec: Record) -> Optional[Link]:
+        host = host_key(rec.dest_host)
+        if not host:
+            return None
+        if rec.logon_id and (host, rec.logon_id) in self.logons:
+            link = self.logons[(host, rec.logon_id)]
+            if rec.event_id in SOCKET_EVENTS and rec.src_port:
+                return link
+            return link.via("logon_id")
+        if rec.event_id in SOCKET_EVENTS and rec.src_port:
+            return self._socket(rec, host, _seconds(rec))
+        if rec.event_id == 7045:
+            return self._service(rec, host, _seconds(rec))
+        return None
+
+    def by_account(self, rec: Record, cmd: HostCommand) -> Optional[Link]:
+        """Join 5, asked only for events that show a command."""
+        host, user = host_key(rec.dest_host), _user(rec.user)
+        if not host or not user or user in ROUTINE_USERS or user.endswith("$"):
+            return None
+        when = self.clocks.to_capture_time(host, _seconds(rec))
+        before, after = ACCOUNT_WINDOW[cmd.side]
+        start, end = when + before, when + after
+        ips = self.identity.addresses_of(host)
+        if cmd.side == "target":
+            conns = [c for ip in ips for c in self.net.to_server(ip, start, end)]
+        elif ips:
+            conns = [c for ip in ips for c in self.net.from_client(ip, start, end)]
+        else:  # the source host's address is not known yet: any client of that account, learned if unique
+            conns = list(self.net.active(start, end))
+        if cmd.side == "source" and cmd.target:
+            conns = [c for c in conns if self.identity.compatible(c.server_ip, cmd.target, c.names) is not False]
+        conns = [c for c in conns if c.key[3] not in PLUMBING_PORTS]
+        named = [c for c in conns if user in c.users]
+        conns = named if named or not ips else [c for c in conns if not c.users]
+        same = [c for c in conns if cmd.command in c.commands]
+        link = self._choose(same or conns, "account_host_time", user)
+        if link is not None and link.conn is not None and cmd.side == "source" and not ips:
+            self.identity.bind(link.conn.client_ip, rec.dest_host)
+        return link
+
+    # -- the joins -----------------------------------------------------------------------------------
+    def _socket(self, rec: Record, host: str, when: float) -> Optional[Link]:
+        if not rec.src_ip or not rec.src_port:
+            return None
+        conns = [c for c in self.net.at_socket(rec.src_ip, rec.src_port)
+                 if self.identity.compatible(c.server_ip, host, c.names) is not False]
+        if not conns:
+            return None
+        if self.clocks.known(host):
+            at = self.clocks.to_capture_time(host, when)
+            conns = [c for c in conns if c.first - SOCKET_SLACK <= at <= c.last + SOCKET_SLACK]
+            if not conns:
+                return None
+        else:
+            at = when
+        conn = min(conns, key=lambda c: abs(c.start_near(at) - at))
+        named = self.identity.compatible(conn.server_ip, host, conn.names)
+        if named is None:
+            self.identity.bind(conn.server_ip, rec.dest_host)
+        if rec.event_id in LOGON_EVENTS:
+            self.clocks.add(host, when, conn.start_near(self.clocks.to_capture_time(host, when)))
+        return self._on_conn(conn, rec, "ip_port", 1.0 if named else 0.9)
+
+    def _on_conn(self, conn: Conn, rec: Record, reason: str, confidence: float) -> Link:
+        """A logon on a captured connection; another account on the same connection is another trail."""
+        user = _user(rec.user)
+        net_user = conn.user_near(self.clocks.to_capture_time(host_key(rec.dest_host), _seconds(rec)))
+        trail = conn.trail_id
+        conflicts: Dict[str, List[str]] = {}
+        if user and net_user and user != net_user:
+            conflicts["user"] = [net_user, user]
+            trail = "net-" + stable_id(conn.trail_id, user)
+        elif user and not conn.users:
+            conn.users.add(user)
+        return Link(trail, [reason], confidence, conn, user, conflicts=conflicts)
+
+    def _pipe(self, rec: Record, host: str, when: float) -> Optional[Link]:
+        user = _user(rec.user)
+        at = self.clocks.to_capture_time(host, when)
+        opens = [p for ip in self.identity.addresses_of(host)
+                 for p in self.net.pipe_opens(ip, at + PIPE_WINDOW[0], at + PIPE_WINDOW[1])
+                 if p.user is None or _user(p.user) == user]
+        return self._choose([p.conn for p in opens], "pipe_account_time", user)
+
+    def _service(self, rec: Record, host: str, when: float) -> Optional[Link]:
+        name, path = _lower(rec.args.get("service_name")), _lower(rec.args.get("binary_path"))
+        same = _matcher(name, path)
+        logged = [self.logons.get((host, logon)) for t, n, p, logon in self._near(self.host_services, host, when)
+                  if same(n, p)]
+        links = [k.via("service_name_time") for k in logged if k is not None and k.trail_id]
+        if not links:
+            at = self.clocks.to_capture_time(host, when)
+            conns = [s.conn for ip in self.identity.addresses_of(host)
+                     for s in self.net.service_ops(ip, at - SERVICE_WINDOW, at + 30.0) if same(s.name, s.path)]
+            if conns:
+                return self._choose(conns, "service_name_time", _user(rec.user))
+            opened = [self.logons.get((host, logon)) for t, logon in self._near(self.svcctl_opens, host, when)
+                      if when - SERVICE_WINDOW <= t <= when + 10.0]
+            links = [k.via("service_name_time") for k in opened if k is not None and k.trail_id]
+        return _one(links, "service_name_time")
+
+    def _near(self, index: dict, host: str, when: float) -> Iterable[tuple]:
+        for bucket in range(int((when - SERVICE_WINDOW) // BUCKET), int((when + SERVICE_WINDOW) // BUCKET) + 1):
+            for entry in index.get((host, bucket), ()):
+                if abs(entry[0] - when) <= SERVICE_WINDOW:
+                    yield entry
+
+    def _choose(self, conns: List[Conn], reason: str, user: Optional[str]) -> Optional[Link]:
+        trails: Dict[str, Conn] = {}
+        for conn in conns:
+            trails.setdefault(conn.trail_id, conn)
+        if not trails:
+            return None
+        if len(trails) > 1:
+            return Link(None, [reason], 0.0, candidates=sorted(trails))
+        conn = next(iter(trails.values()))
+        if user and not conn.users:
+            conn.users.add(user)
+        return Link(conn.trail_id, [reason], CONFIDENCE[reason], conn, user)
+
+
+def _one(links: List[Link], reason: str) -> Optional[Link]:
+    trails: Set[str] = {k.trail_id for k in links if k.trail_id}
+    if not trails:
+        return None
+    if len(trails) > 1:
+        return Link(None, [reason], 0.0, candidates=sorted(trails))
+    return links[0]
+
+
+def _matcher(name: Optional[str], path: Optional[str]):
+    def same(other_name: Optional[str], other_path: Optional[str]) -> bool:
+        return bool((name and name == other_name) or (path and path == other_path))
+    return same
+
+
+def _network_logon(rec: Record) -> bool:
+    return str(rec.args.get("logon_type", "3")) == "3"
+
+
+def _lower(value) -> Optional[str]:
+    return value.lower() if isinstance(value, str) and value else None

@@ -1,0 +1,285 @@
+"""Trails: one account's logon session on one target, its operations in order, evidence from both sides.
+
+Network records keep the trail id the capture gave them (a connection seen by two sensors gets the
+first one). Host events join a trail through `joins.Link`. A host event that shows a command (4697,
+4698, 5145 write, a 4688 command line ...) becomes a *fact*; at the end each fact either merges into
+the network command record it confirms (arguments filled in where the RPC was sealed or encrypted,
+evidence network+host, provenance from both) or, when the network side saw no command (SMB3
+encryption), becomes a command record of its own on the trail the joins found.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+
+from ..lookups import lookup_path
+from ..records import COMMAND, Provenance, Record, from_epoch, stable_id
+from .hostcommands import KEY_ARGS, HostCommand
+from .identity import Identity
+from .joins import Link
+
+MERGE_WINDOW = 300.0  # seconds between a host fact and the network command it confirms
+SUMMARY_FRAMES = 20  # frames / record ids per file kept in a trail summary
+
+
+@lru_cache(maxsize=1)
+def _anchors() -> Dict[Tuple[str, str], str]:
+    """(command, action) -> the RPC call that anchors it in command_signatures.csv."""
+    with open(lookup_path("command_signatures.csv"), newline="", encoding="utf-8") as handle:
+        return {(r["command"], r["action"]): r["anchor"] for r in csv.DictReader(handle)}
+
+
+def same_command(a: Tuple[str, str], b: Tuple[str, str]) -> bool:
+    """Equal, or anchored on the same RPC call (PsExec's service creation is an `sc create` to the host)."""
+    return a == b or (a in _anchors() and _anchors().get(a) == _anchors().get(b))
+
+
+@dataclass
+class Fact:
+    time: float  # capture clock
+    trail_id: str
+    command: str
+    action: str
+    args: Dict[str, Any]
+    rec: Record  # the first host event that showed it
+    link: Optional[Link]
+    provenance: List[Provenance] = field(default_factory=list)
+    events: List[int] = field(default_factory=list)
+    conflicts: Dict[str, List[Any]] = field(default_factory=dict)
+    used: bool = False
+
+    def matches(self, command: Tuple[str, str], args: Dict[str, Any], when: float) -> bool:
+        if not same_command((self.command, self.action), command) or abs(when - self.time) > MERGE_WINDOW:
+            return False
+        shared = [k for k in KEY_ARGS if self.args.get(k) and args.get(k)]
+        return not shared or any(_same(self.args[k], args[k]) for k in shared)
+
+
+@dataclass
+class Summary:
+    trail_id: str
+    first: float
+    last: float
+    src_ip: Optional[str] = None
+    src_host: Optional[str] = None
+    dest_ip: Optional[str] = None
+    dest_host: Optional[str] = None
+    domain: Optional[str] = None
+    users: Counter = field(default_factory=Counter)
+    commands: List[Tuple[float, str, Dict[str, Any], List[str]]] = field(default_factory=list)
+    evidence: Set[str] = field(default_factory=set)
+    joins: Set[str] = field(default_factory=set)
+    confidence: Optional[float] = None
+    provenance: Dict[str, Tuple[List[int], List[int]]] = field(default_factory=dict)
+    records: int = 0
+    partial: bool = False
+    sealed: bool = False
+    encrypted: bool = False
+    ambiguous: int = 0
+    conflicts: Dict[str, List[Any]] = field(default_factory=dict)
+
+    def touch(self, when: float) -> None:
+        self.first, self.last = min(self.first, when), max(self.last, when)
+
+    def add_provenance(self, provenance: List[Provenance]) -> None:
+        for prov in provenance:
+            frames, ids = self.provenance.setdefault(prov.file, ([], []))
+            frames.extend(f for f in prov.frames[: SUMMARY_FRAMES - len(frames)] if f not in frames)
+            ids.extend(i for i in prov.record_ids[: SUMMARY_FRAMES - len(ids)] if i not in ids)
+
+    @property
+    def user(self) -> Optional[str]:
+        people = [u for u, _ in self.users.most_common() if not u.endswith("$")]
+        return people[0] if people else (self.users.most_common(1)[0][0] if self.users else None)
+
+
+class TrailBook:
+    def __init__(self, identity: Identity) -> None:
+        self.identity = identity
+        self.trails: Dict[str, Summary] = {}
+        self.facts: Dict[str, List[Fact]] = {}
+
+    def _summary(self, trail_id: str, when: float) -> Summary:
+        summary = self.trails.get(trail_id)
+        if summary is None:
+            summary = self.trails[trail_id] = Summary(trail_id, when, when)
+        summary.touch(when)
+        return summary
+
+    def note_network(self, rec: Record) -> None:
+        if not rec.trail_id or rec.kind == "error":
+            return
+        s = self._summary(rec.trail_id, rec.time.timestamp())
+        s.records += 1
+        s.evidence.add("network")
+        s.src_ip, s.dest_ip = s.src_ip or rec.src_ip, s.dest_ip or rec.dest_ip
+        s.src_host, s.dest_host = s.src_host or rec.src_host, s.dest_host or rec.dest_host
+        if rec.user:
+            s.users[rec.user.lower()] += 1
+            s.domain = s.domain or rec.domain
+        s.partial |= rec.partial
+        s.sealed |= rec.sealed
+        s.encrypted |= rec.encrypted
+        s.add_provenance(rec.provenance)
+
+    def note_host(self, rec: Record, link: Optional[Link], when: float) -> None:
+        if link is None or not link.trail_id:
+            return
+        s = self._summary(link.trail_id, when)
+        s.records += 1
+        s.evidence.add("host")
+        s.joins.update(link.reasons)
+        s.confidence = link.confidence if s.confidence is None else max(s.confidence, link.confidence)
+        if link.conn is not None:
+            s.evidence.add("network")
+            s.src_ip = s.src_ip or link.conn.client_ip
+            s.dest_ip = s.dest_ip or link.conn.server_ip
+        if link.conn is None or rec.args.get("side") != "source":
+            s.dest_host = s.dest_host if s.dest_host and "." in s.dest_host else (rec.dest_host or s.dest_host)
+        if link.user:
+            s.users[link.user] += 1
+            s.domain = s.domain or rec.domain
+        for name, values in link.conflicts.items():
+            s.conflicts.setdefault(name, values)
+        s.add_provenance(rec.provenance)
+
+    def add_fact(self, rec: Record, cmd: HostCommand, link: Optional[Link], when: float) -> None:
+        trail = link.trail_id if link and link.trail_id else _host_trail(rec)
+        for fact in self.facts.get(trail, ()):
+            if fact.matches((cmd.command, cmd.action), cmd.args, when):
+                _merge_args(fact.args, cmd.args, fact.conflicts)
+                fact.provenance.extend(rec.provenance)
+                fact.events.append(rec.event_id or 0)
+                return
+        fact = Fact(when, trail, cmd.command, cmd.action, dict(cmd.args), rec, link,
+                    list(rec.provenance), [rec.event_id or 0])
+        self.facts.setdefault(trail, []).append(fact)
+
+    def merge_into(self, rec: Record) -> Record:
+        """A network command record with the host facts that confirm it."""
+        when = rec.time.timestamp()
+        for fact in self.facts.get(rec.trail_id or "", ()):
+            if fact.used or not fact.matches((rec.command or "", rec.operation or ""), rec.args, when):
+                continue
+            fact.used = True
+            conflicts: Dict[str, List[Any]] = dict(rec.args.get("conflicts") or {})
+            _merge_args(rec.args, fact.args, conflicts)
+            conflicts.update(fact.conflicts)
+            if conflicts:
+                rec.args["conflicts"] = conflicts
+            rec.args["host_events"] = sorted(set(fact.events))
+            rec.evidence = _union(rec.evidence, ["network", "host"])
+            rec.join = _union(rec.join, fact.link.reasons if fact.link else [])
+            rec.provenance = list(rec.provenance) + fact.provenance
+            if not rec.user and fact.link and fact.link.user:
+                rec.user, rec.domain = fact.link.user, rec.domain or fact.rec.domain
+        self._note_command(rec)
+        return rec
+
+    def unmatched(self) -> Iterator[Record]:
+        """Commands the host logs show and no network record did: what encryption hid."""
+        for facts in self.facts.values():
+            for fact in facts:
+                if not fact.used:
+                    rec = self._fact_record(fact)
+                    self._note_command(rec)
+                    yield rec
+
+    def _fact_record(self, fact: Fact) -> Record:
+        link, host = fact.link, fact.rec
+        conn = link.conn if link else None
+        provenance = list(fact.provenance)
+        if conn is not None:
+            provenance += [Provenance(file=f, frames=list(fr)) for f, fr in conn.provenance.items()]
+        args = dict(fact.args, action=fact.action, host_events=sorted(set(fact.events)))
+        if fact.conflicts:
+            args["conflicts"] = fact.conflicts
+        if link and link.ambiguous:
+            args["join_candidates"] = link.candidates
+        source_side = _side(host) == "source"
+        rec = Record(
+            time=from_epoch(fact.time), kind=COMMAND, command=fact.command, operation=fact.action, args=args,
+            src_ip=conn.client_ip if conn else (None if source_side else host.src_ip),
+            src_port=conn.key[1] if conn else None, dest_ip=conn.server_ip if conn else None,
+            dest_port=conn.key[3] if conn else None,
+            src_host=(conn.src_host if conn else None) or (host.dest_host if source_side else None),
+            dest_host=(conn.dest_host if conn and source_side else None) or (None if source_side else host.dest_host),
+            user=host.user or (link.user if link else None), domain=host.domain,
+            evidence=["network", "host"] if conn is not None else ["host"],
+            join=(["ambiguous:" + r for r in link.reasons] if link and link.ambiguous else
+                  (list(link.reasons) if link else [])),
+            confidence=link.confidence if link and not link.ambiguous else None,
+            trail_id=fact.trail_id, provenance=provenance, inferred=conn is None,
+            message=f"{fact.command} {fact.action} from host event {'/'.join(map(str, sorted(set(fact.events))))}",
+        )
+        if rec.src_ip and not rec.src_host:
+            rec.src_host = self.identity.name_of(rec.src_ip)
+        return rec
+
+    def _note_command(self, rec: Record) -> None:
+        if not rec.trail_id:
+            return
+        s = self._summary(rec.trail_id, rec.time.timestamp())
+        shown = {k: v for k, v in rec.args.items() if k in SHOWN and v not in (None, "", [])}
+        s.commands.append((rec.time.timestamp(), f"{rec.command} {rec.operation or ''}".strip(), shown,
+                           list(rec.evidence)))
+        s.evidence.update(rec.evidence)
+        s.src_ip, s.dest_ip = s.src_ip or rec.src_ip, s.dest_ip or rec.dest_ip
+        s.src_host, s.dest_host = s.src_host or rec.src_host, s.dest_host or rec.dest_host
+        if rec.user:
+            s.users[rec.user.lower()] += 1
+        if rec.evidence == ["host"]:
+            s.add_provenance(rec.provenance)
+
+    def summaries(self) -> List[Summary]:
+        for s in self.trails.values():
+            s.commands.sort(key=lambda c: c[0])
+            if s.src_ip and not s.src_host:
+                s.src_host = self.identity.name_of(s.src_ip)
+            if s.dest_ip and not s.dest_host:
+                s.dest_host = self.identity.name_of(s.dest_ip)
+        return sorted(self.trails.values(), key=lambda s: s.first)
+
+
+SHOWN = ("service_name", "binary_path", "task_name", "task_command", "job_command", "file", "share", "key",
+         "account", "group", "member", "command_line", "conflicts")
+
+
+def _side(rec: Record) -> str:
+    return "source" if rec.event_id == 4688 else "target"
+
+
+def _host_trail(rec: Record) -> str:
+    """A trail for host evidence the capture did not see: the logon session, else host + account + hour."""
+    if rec.logon_id and _side(rec) == "target":
+        return "host-" + stable_id(rec.dest_host, rec.logon_id)
+    return "host-" + stable_id(rec.dest_host, rec.user, int(rec.time.timestamp() // 3600))
+
+
+def _same(a: Any, b: Any) -> bool:
+    return str(a).strip().lower() == str(b).strip().lower()
+
+
+NOT_CONFLICTS = ("command_line",)  # cmd.exe /c sc.exe ... and sc.exe ... are one command
+
+
+def _merge_args(into: Dict[str, Any], extra: Dict[str, Any], conflicts: Dict[str, List[Any]]) -> None:
+    for key, value in extra.items():
+        if value in (None, "", []):
+            continue
+        if into.get(key) in (None, "", []):
+            into[key] = value
+        elif key in NOT_CONFLICTS:
+            continue
+        elif not _same(into[key], value):
+            seen = conflicts.setdefault(key, [into[key]])
+            if not any(_same(v, value) for v in seen):
+                seen.append(value)
+
+
+def _union(a: List[str], b: List[str]) -> List[str]:
+    return list(dict.fromkeys(list(a) + list(b)))
