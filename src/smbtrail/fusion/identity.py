@@ -3,7 +3,8 @@
 A host is keyed by its short lower-case name (WORKSTATION6.theshire.local -> workstation6); addresses
 stay whole. Names come from the network side (session netname, dest_host/src_host the engine took from
 NTLM, Kerberos, tree UNC and name answers), from 4624 WorkstationName + IpAddress, from exact joins
-(the target whose log holds the client's ip:port), and from computer accounts (`NAME$` logging on from an address), and from the optional asset table.
+(the target whose log holds the client's ip:port), from computer accounts (`NAME$` logging on from
+an address), and from the optional asset table.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ class Link:
     def ambiguous(self) -> bool:
         return bool(self.candidates)
 
-    def via(self, reason: str) -> "Link":
+    def via(self, reason: str) -> Link:
         """The same trail reached through one more join (reasons read strongest-last: direct first)."""
         return Link(self.trail_id, [reason] + [r for r in self.reasons if r != reason],
                     min(self.confidence, CONFIDENCE[reason]), self.conn, self.user, list(self.candidates),
