@@ -252,15 +252,10 @@ def _one_file(binary: str, display: str, path: str, names: List[str], run: RunSt
     status = tshark.TsharkRun()
     prefs, keytab, env = secret_args.get("prefs", ()), secret_args.get("keytab"), secret_args.get("env")
     cmd = tshark.build_command(binary, path, names, prefs=prefs, keytab=keytab)
-    stub_cmd = tshark.build_stub_command(binary, path, prefs=prefs, keytab=keytab)
-    stubs = tshark.StubMerger(tshark.stream_rows(stub_cmd, 1 + len(tshark.STUB_FIELDS), tshark.TsharkRun(), env=env))
     count = 0
     last_time = 0.0
     for values in tshark.stream_rows(cmd, len(names), status, env=env):
-        row = to_row(names, values)
-        if "dcerpc.stub_data" in row or "dcerpc.decrypted_stub_data" in row:
-            _full_stubs(row, stubs)
-        frame = make_frame(row)
+        frame = make_frame(to_row(names, values))
         analyzer.feed(frame)
         count += 1
         last_time = max(last_time, frame.time)
@@ -275,18 +270,6 @@ def _one_file(binary: str, display: str, path: str, names: List[str], run: RunSt
     if problem or status.bad_lines:
         reason = problem or f"{status.bad_lines} unreadable tshark lines"
         yield _error(display, reason, partial=count > 0)
-
-
-def _full_stubs(row: Dict[str, str], stubs) -> None:
-    full = stubs.full(row.get("frame.number", "0"))
-    for name, value in zip(tshark.STUB_FIELDS, full[1:] if full else ()):
-        if value:
-            row[name] = value
-        else:
-            row.pop(name, None)
-    if full is None:  # no full bytes for this frame: a cut stub is worse than none
-        row.pop("dcerpc.stub_data", None)
-        row.pop("dcerpc.decrypted_stub_data", None)
 
 
 def _decoder_fields() -> List[str]:

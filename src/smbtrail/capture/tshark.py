@@ -1,4 +1,8 @@
-"""Run tshark with custom columns and stream its rows (the hot path: no pyshark, no JSON)."""
+"""Run tshark and stream its rows (the hot path: no pyshark, no JSON).
+
+`-T fields` rather than custom columns: with ~200 fields, custom columns measured 2x slower here
+(6.6 s vs 3.0 s on a 33 MB capture) and cut byte fields (RPC stubs) at 24 bytes.
+"""
 
 from __future__ import annotations
 
@@ -72,53 +76,16 @@ def check_tshark() -> str:
     return path
 
 
-def column_format(fields: Sequence[str]) -> str:
-    """`gui.column.format` value: one unresolved custom column per field."""
-    return ",".join(f'"{i}","%Cus:{name}:0:U"' for i, name in enumerate(fields))
-
-
 def build_command(tshark: str, capture: str, fields: Sequence[str], prefs: Sequence[str] = (),
                   keytab: Optional[str] = None) -> List[str]:
-    cmd = [tshark, "-n", "-r", capture, "-Y", DISPLAY_FILTER, "-T", "tabs",
-           "-o", "gui.column.format:" + column_format(fields)]
+    cmd = [tshark, "-n", "-r", capture, "-Y", DISPLAY_FILTER, "-T", "fields", "-E", "separator=/t",
+           "-E", "aggregator=,", "-E", "occurrence=a", "-E", "quote=n"]
+    cmd += [x for name in fields for x in ("-e", name)]
     for pref in prefs:
         cmd += ["-o", pref]
     if keytab:
         cmd += ["-K", keytab]
     return cmd
-
-
-# Custom columns cut byte fields at 24 bytes, so RPC stubs come from a second, concurrent pass
-# that prints only them (in frame order, merged by frame number).
-STUB_FIELDS = ("dcerpc.stub_data", "dcerpc.decrypted_stub_data")
-STUB_FILTER = "dcerpc.stub_data || dcerpc.decrypted_stub_data"
-
-
-def build_stub_command(tshark: str, capture: str, prefs: Sequence[str] = (), keytab: Optional[str] = None
-                       ) -> List[str]:
-    cmd = [tshark, "-n", "-r", capture, "-Y", STUB_FILTER, "-T", "fields", "-E", "separator=/t",
-           "-e", "frame.number"] + [x for name in STUB_FIELDS for x in ("-e", name)]
-    for pref in prefs:
-        cmd += ["-o", pref]
-    if keytab:
-        cmd += ["-K", keytab]
-    return cmd
-
-
-class StubMerger:
-    """Replaces truncated stub columns with the full bytes from the stub pass."""
-
-    def __init__(self, rows: Iterator[List[str]]) -> None:
-        self.rows = rows
-        self.current: Optional[List[str]] = None
-
-    def full(self, frame_number: str) -> Optional[List[str]]:
-        target = int(frame_number)
-        while self.current is None or int(self.current[0]) < target:
-            self.current = next(self.rows, None)
-            if self.current is None:
-                return None
-        return self.current if int(self.current[0]) == target else None
 
 
 def stream_rows(cmd: List[str], nfields: int, run: TsharkRun, env: Optional[Dict[str, str]] = None

@@ -70,13 +70,17 @@ def _match(records: List[Record]) -> Iterator[Record]:
     commands = []
     claimed: Dict[int, str] = {}
     for sig in signatures():
-        for anchor in [r for r in records if id(r) not in claimed and sig.anchor(r)]:
+        anchors = [r for r in records if id(r) not in claimed and sig.anchor(r)]
+        if not anchors:
+            continue
+        absorbable = [r for r in records if any(p(r) for p in sig.absorbs)]
+        for anchor in anchors:
             if id(anchor) in claimed:
                 continue
             support = _requirements(sig, records, anchor)
             if support is None:
                 continue
-            members = [anchor] + support + _absorbed(sig, records, anchor, claimed)
+            members = [anchor] + support + _absorbed(absorbable, anchor, claimed)
             for member in members:
                 claimed.setdefault(id(member), sig.command)
                 if member.command is None:
@@ -96,12 +100,12 @@ def _requirements(sig: Signature, records: List[Record], anchor: Record) -> Opti
     return found
 
 
-def _absorbed(sig: Signature, records: List[Record], anchor: Record, claimed: Dict[int, str]) -> List[Record]:
+def _absorbed(absorbable: List[Record], anchor: Record, claimed: Dict[int, str]) -> List[Record]:
     """Helper operations of the same command (handle opens, closes, lookups) that nobody claimed yet."""
     subject = _subject(anchor)
     out = []
-    for rec in records:
-        if id(rec) in claimed or rec is anchor or not any(p(rec) for p in sig.absorbs):
+    for rec in absorbable:
+        if id(rec) in claimed or rec is anchor:
             continue
         other = _subject(rec)
         if subject and other and other[0] == subject[0] and other[1] != subject[1]:
