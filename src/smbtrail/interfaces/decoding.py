@@ -8,6 +8,7 @@ and its decode() calls decode_call(). Stub values win over field values (no comm
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from .ndr import NdrError, Reader, return_code
@@ -81,22 +82,24 @@ def ndr64_hint(fields: Mapping[str, str]) -> Optional[bool]:
 
 
 def run_parser(parser: Parser, stub: bytes, fields: Mapping[str, str], out: Dict[str, Any]) -> None:
-    """Parse in the known transfer syntax, or try NDR then NDR64; keep partial results on failure."""
+    """Parse in the transfer syntax the caller named; without one, try NDR and NDR64 and keep the
+    parse that failed less and left fewer bytes unread. Partial results survive a failure."""
     hint = ndr64_hint(fields)
     syntaxes = [hint] if hint is not None else [False, True]
-    failures = []
+    outcomes = []
     for ndr64 in syntaxes:
         attempt: Dict[str, Any] = {}
+        reader = Reader(stub, ndr64)
         try:
-            parser(Reader(stub, ndr64), attempt)
-        except (NdrError, ValueError, IndexError, KeyError) as exc:
-            failures.append((exc, attempt))
+            parser(reader, attempt)
+        except (NdrError, ValueError, IndexError, KeyError, struct.error) as exc:
+            outcomes.append((1, 0, attempt, exc))
             continue
-        out.update(attempt)
-        return
-    exc, attempt = failures[0]
+        outcomes.append((0, reader.remaining(), attempt, None))
+    failed, _, attempt, exc = min(outcomes, key=lambda outcome: outcome[:2])
     out.update(attempt)
-    out[ERROR_KEY] = f"{type(exc).__name__}: {exc}"
+    if failed:
+        out[ERROR_KEY] = f"{type(exc).__name__}: {exc}"
 
 
 def decode_call(requests: Mapping[int, Parser], responses: Mapping[int, Parser],

@@ -68,7 +68,10 @@ def _map_request(r: Reader, out: Dict[str, Any]) -> None:
     if r.pointer():
         r.guid()
     if r.pointer():
-        out.update(_tower(r))
+        tower = _tower(r)  # its port and address are placeholders in a request
+        for key in ("interface_uuid", "interface_version"):
+            if key in tower:
+                out[key] = tower[key]
     _name(out)
 
 
