@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from .decoding import decode_call
+from .decoding import decode_call, server
 from .ndr import Reader
 
 UUIDS = ("1ff70682-0a51-30e8-076d-740be8cee98b",)
@@ -21,13 +21,6 @@ FIELD_ARGS = {
     "atsvc.status": ("return_code", "int"),
 }
 FIELDS = tuple(FIELD_ARGS)
-
-
-def server(r: Reader, out: Dict[str, Any]) -> None:
-    """The leading [unique, string] server name most MS-RPC calls carry."""
-    name = r.unique_wstring()
-    if name:
-        out["server"] = name
 
 
 def _job_add(r: Reader, out: Dict[str, Any]) -> None:

@@ -131,3 +131,10 @@ def handle_response(r: Reader, out: Dict[str, Any]) -> None:
     r.pos = len(r.data) - 24
     out["_handle_out"] = r.raw(20).hex()
     out["return_code"] = int.from_bytes(r.raw(4), "little")
+
+
+def server(r: Reader, out: Dict[str, Any]) -> None:
+    """The leading [unique, string] server name most MS-RPC calls carry."""
+    name = r.unique_wstring()
+    if name:
+        out["server"] = name

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from .atsvc import server
-from .decoding import decode_call
+from .decoding import decode_call, server
 from .ndr import Reader
 
 UUIDS = ("12345678-1234-abcd-ef00-01234567cffb",)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from .atsvc import server
-from .decoding import decode_call
+from .decoding import decode_call, server
 from .ndr import Reader
 
 UUIDS = ("378e52b0-c0a9-11cf-822d-00aa0051e40f",)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .atsvc import server
-from .decoding import decode_call
+from .decoding import decode_call, server
 from .ndr import NdrError, Reader
 
 UUIDS = ("4b324fc8-1670-01d3-1278-5a47bf6ee188",)
@@ -38,7 +37,7 @@ FILE_LEVELS = {2: "u", 3: "uuuss"}
 CONNECTION_LEVELS = {0: "u", 1: "uuuuuss"}
 
 
-def _entries(r: Reader, layouts: Mapping[int, str]) -> List[List[Optional[str]]]:
+def enum_entries(r: Reader, layouts: Mapping[int, str]) -> List[List[Optional[str]]]:
     """A [switch_is(Level)] enumeration container: Level, arm, container {count, array}."""
     level = r.u32()
     r.union_tag()
@@ -74,7 +73,7 @@ def _deferred_part(r: Reader, row: Sequence[Tuple[str, int]]) -> List[Optional[s
     return values
 
 
-def _column(table: Sequence[Sequence[Optional[str]]], index: int) -> List[str]:
+def column(table: Sequence[Sequence[Optional[str]]], index: int) -> List[str]:
     return [row[index] for row in table if len(row) > index and row[index] is not None]
 
 
@@ -135,19 +134,19 @@ def _connection_enum(r: Reader, out: Dict[str, Any]) -> None:
 
 
 def _share_enum_response(r: Reader, out: Dict[str, Any]) -> None:
-    out["names"] = _column(_entries(r, SHARE_LEVELS), 0)
+    out["names"] = column(enum_entries(r, SHARE_LEVELS), 0)
 
 
 def _session_enum_response(r: Reader, out: Dict[str, Any]) -> None:
-    table = _entries(r, SESSION_LEVELS)
-    out["clients"] = _column(table, 0)
-    out["accounts"] = _column(table, 1)
+    table = enum_entries(r, SESSION_LEVELS)
+    out["clients"] = column(table, 0)
+    out["accounts"] = column(table, 1)
 
 
 def _file_enum_response(r: Reader, out: Dict[str, Any]) -> None:
-    table = _entries(r, FILE_LEVELS)
-    out["files"] = _column(table, 3)
-    out["accounts"] = _column(table, 4)
+    table = enum_entries(r, FILE_LEVELS)
+    out["files"] = column(table, 3)
+    out["accounts"] = column(table, 4)
 
 
 def _share_info_response(r: Reader, out: Dict[str, Any]) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from .atsvc import server
-from .decoding import decode_call
+from .decoding import decode_call, server
 from .ndr import Reader
-from .srvsvc import _column, _entries
+from .srvsvc import column, enum_entries
 
 UUIDS = ("6bffd098-a112-3610-9833-46c3f87e345a",)
 DISSECTORS = ("wkssvc",)
@@ -40,9 +39,9 @@ def _unjoin_domain(r: Reader, out: Dict[str, Any]) -> None:
 
 
 def _user_enum_response(r: Reader, out: Dict[str, Any]) -> None:
-    table = _entries(r, USER_LEVELS)
-    out["accounts"] = _column(table, 0)
-    domains = _column(table, 1)
+    table = enum_entries(r, USER_LEVELS)
+    out["accounts"] = column(table, 0)
+    domains = column(table, 1)
     if domains:
         out["domains"] = domains
 
