@@ -74,6 +74,11 @@ def _applies(rule: Rule, summary: Summary, chain: List[str]) -> bool:
     return False
 
 
+def _weight(command: str) -> int:
+    """How much a command says about the trail: its suspicion score (the trail's headline command)."""
+    return max((r.score for r in _table()[1] if r.rule == "command" and r.match.search(command)), default=0)
+
+
 def _node(identity: Identity, ip: Optional[str], name: Optional[str]) -> Optional[str]:
     key = host_key(name)
     if key and key != ip:
@@ -110,7 +115,9 @@ def _record(s: Summary, src: Optional[str], dest: Optional[str], value: int, sta
             "end": from_epoch(s.last).isoformat().replace("+00:00", "Z"), "records": s.records}
     if s.conflicts:
         args["conflicts"] = s.conflicts
-    names = list(dict.fromkeys(c["command"] for c in commands))
+    if s.pipes:
+        args["pipes"] = sorted(s.pipes)
+    names = sorted(dict.fromkeys(c["command"] for c in commands), key=_weight, reverse=True)
     return Record(
         time=from_epoch(s.first), kind=TRAIL, trail_id=s.trail_id, src_ip=s.src_ip, src_host=s.src_host,
         dest_ip=s.dest_ip, dest_host=s.dest_host, user=s.user, domain=s.domain,

@@ -81,6 +81,7 @@ class Summary:
     encrypted: bool = False
     ambiguous: int = 0
     conflicts: Dict[str, List[Any]] = field(default_factory=dict)
+    pipes: Set[str] = field(default_factory=set)  # named pipes opened (what an encrypted RPC went through)
 
     def touch(self, when: float) -> None:
         self.first, self.last = min(self.first, when), max(self.last, when)
@@ -122,6 +123,8 @@ class TrailBook:
             s.users[rec.user.lower()] += 1
             s.domain = s.domain or rec.domain
         s.partial |= rec.partial
+        if (rec.share or "").upper() == "IPC$" and rec.path:
+            s.pipes.add(rec.path.strip("\\").lower())
         s.sealed |= rec.sealed
         s.encrypted |= rec.encrypted
         s.add_provenance(rec.provenance)
@@ -143,6 +146,8 @@ class TrailBook:
         if link.user:
             s.users[link.user] += 1
             s.domain = s.domain or rec.domain
+        if rec.event_id == 5145 and (rec.share or "").upper() == "IPC$" and rec.path:
+            s.pipes.add(rec.path.strip("\\").lower())
         for name, values in link.conflicts.items():
             s.conflicts.setdefault(name, values)
         s.add_provenance(rec.provenance)
@@ -151,7 +156,12 @@ class TrailBook:
         trail = link.trail_id if link and link.trail_id else _host_trail(rec)
         for fact in self.facts.get(trail, ()):
             if fact.matches((cmd.command, cmd.action), cmd.args, when):
-                _merge_args(fact.args, cmd.args, fact.conflicts)
+                if _strength(link) > _strength(fact.link):  # a 4697 (logon id) outranks the 7045 it mirrors
+                    fact.args, old = dict(cmd.args), fact.args
+                    fact.rec, fact.link = rec, link
+                    _merge_args(fact.args, old, fact.conflicts)
+                else:
+                    _merge_args(fact.args, cmd.args, fact.conflicts)
                 fact.provenance.extend(rec.provenance)
                 fact.events.append(rec.event_id or 0)
                 return
@@ -247,6 +257,10 @@ class TrailBook:
 
 SHOWN = ("service_name", "binary_path", "task_name", "task_command", "job_command", "file", "share", "key",
          "account", "group", "member", "command_line", "conflicts")
+
+
+def _strength(link: Optional[Link]) -> float:
+    return link.confidence if link is not None and not link.ambiguous else 0.0
 
 
 def _side(rec: Record) -> str:
