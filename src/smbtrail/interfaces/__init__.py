@@ -4,6 +4,11 @@ Each module holds UUIDS, FIELDS (the tshark 4.0 fields it reads), DISSECTORS (th
 sub-dissectors whose calls it can also parse from the raw stub) and
 decode(opnum, request, fields, stub) -> dict of intent arguments.
 Interface and operation names come from lookups/rpc_interfaces.csv and lookups/rpc_operations.csv.
+
+Optional keys the caller may add to `fields`: "_ndr64" ("1"/"0", the transfer syntax accepted for
+the call's context; without it both are tried) and "_partial" ("1" when the stub is only the first
+fragment(s) of the PDU, so no status is read from its tail). Results may carry "_handle_in" /
+"_handle_out" (20-byte context handles as hex) and "_decode_error" (what stopped the parse).
 """
 
 from __future__ import annotations

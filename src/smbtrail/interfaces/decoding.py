@@ -9,7 +9,7 @@ and its decode() calls decode_call(). Stub values win over field values (no comm
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .ndr import NdrError, Reader, return_code
 
@@ -18,6 +18,7 @@ FieldSpec = Union[str, Tuple[str, str]]
 
 # Set by the caller when it knows the transfer syntax of the call's presentation context.
 NDR64_KEY = "_ndr64"
+MAX_ITEMS = 4096  # array counts above this are corruption, not data
 # Set by the caller when the stub is only the first fragments of the PDU (not reassembled).
 PARTIAL_KEY = "_partial"
 ERROR_KEY = "_decode_error"
@@ -138,3 +139,27 @@ def server(r: Reader, out: Dict[str, Any]) -> None:
     name = r.unique_wstring()
     if name:
         out["server"] = name
+
+
+def handle_and_string(key: str) -> Parser:
+    """A request of a context handle then an RPC_UNICODE_STRING (key, value, file, account ...)."""
+
+    def parse(r: Reader, out: Dict[str, Any]) -> None:
+        out["_handle_in"] = r.handle()
+        value = r.unicode_string()
+        if value is not None:
+            out[key] = value
+
+    return parse
+
+
+def counted_sids(r: Reader) -> List[str]:
+    """{Count, [size_is(Count)] pointers to RPC_SID}: SAMPR_PSID_ARRAY and LSAPR_SID_ENUM_BUFFER."""
+    r.struct_start()
+    count = r.u32()
+    if not r.pointer() or not count:
+        return []
+    if r.count() != count or count > MAX_ITEMS:
+        raise NdrError("SID array size does not match its count")
+    refs = [r.pointer() for _ in range(count)]
+    return [r.sid() for ref in refs if ref]

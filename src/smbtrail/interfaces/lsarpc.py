@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
-from .decoding import decode_call, handle_only, handle_response
+from .decoding import MAX_ITEMS, counted_sids, decode_call, handle_only, handle_response
 from .ndr import NdrError, Reader
-from .samr import MAX_ITEMS
 
 UUIDS = ("12345778-1234-abcd-ef00-0123456789ab",)
 DISSECTORS = ("lsarpc",)
@@ -48,25 +47,13 @@ def _lookup_names4(r: Reader, out: Dict[str, Any]) -> None:
     _names(r, out)
 
 
-def _sid_enum_buffer(r: Reader) -> List[str]:
-    """LSAPR_SID_ENUM_BUFFER {Entries, [size_is(Entries)] PLSAPR_SID_INFORMATION SidInfo}."""
-    r.struct_start()
-    entries = r.u32()
-    if not r.pointer() or not entries:
-        return []
-    if r.count() != entries or entries > MAX_ITEMS:
-        raise NdrError("SID array size does not match Entries")
-    refs = [r.pointer() for _ in range(entries)]
-    return [r.sid() for ref in refs if ref]
-
-
 def _lookup_sids(r: Reader, out: Dict[str, Any]) -> None:
     out["_handle_in"] = r.handle()
-    out["sids"] = _sid_enum_buffer(r)
+    out["sids"] = counted_sids(r)
 
 
 def _lookup_sids3(r: Reader, out: Dict[str, Any]) -> None:
-    out["sids"] = _sid_enum_buffer(r)
+    out["sids"] = counted_sids(r)
 
 
 def _account_rights(r: Reader, out: Dict[str, Any]) -> None:

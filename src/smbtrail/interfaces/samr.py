@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
-from .decoding import decode_call, handle_only, handle_response
+from .decoding import MAX_ITEMS, counted_sids, decode_call, handle_and_string, handle_only, handle_response
 from .ndr import NdrError, Reader
 
 UUIDS = ("12345778-1234-abcd-ef00-0123456789ac",)
@@ -28,7 +28,6 @@ FIELD_ARGS = {
     "samr.status": ("return_code", "int"),
 }
 FIELDS = tuple(FIELD_ARGS)
-MAX_ITEMS = 4096
 
 
 def _connect_unique_server(r: Reader, out: Dict[str, Any]) -> None:
@@ -40,16 +39,6 @@ def _connect_unique_server(r: Reader, out: Dict[str, Any]) -> None:
 
 def _connect(r: Reader, out: Dict[str, Any]) -> None:
     r.wchar_pointer()
-
-
-def _handle_string(key: str):
-    def parse(r: Reader, out: Dict[str, Any]) -> None:
-        out["_handle_in"] = r.handle()
-        value = r.unicode_string()
-        if value is not None:
-            out[key] = value
-
-    return parse
 
 
 def _open_domain(r: Reader, out: Dict[str, Any]) -> None:
@@ -80,18 +69,7 @@ def _handle_sid(r: Reader, out: Dict[str, Any]) -> None:
 def _multiple_sids(r: Reader, out: Dict[str, Any]) -> None:
     """SamrAddMultipleMembersToAlias: handle, SAMPR_PSID_ARRAY {Count, [size_is(Count)] PSID*}."""
     out["_handle_in"] = r.handle()
-    out["sids"] = _sid_array(r)
-
-
-def _sid_array(r: Reader) -> List[str]:
-    r.struct_start()
-    count = r.u32()
-    if not r.pointer() or not count:
-        return []
-    if r.count() != count or count > MAX_ITEMS:
-        raise NdrError("SID array size does not match its count")
-    refs = [r.pointer() for _ in range(count)]
-    return [r.sid() for ref in refs if ref]
+    out["sids"] = counted_sids(r)
 
 
 def _lookup_names(r: Reader, out: Dict[str, Any]) -> None:
@@ -117,14 +95,14 @@ def _lookup_ids(r: Reader, out: Dict[str, Any]) -> None:
 
 
 def _create_user2(r: Reader, out: Dict[str, Any]) -> None:
-    _handle_string("account")(r, out)
+    handle_and_string("account")(r, out)
     out["account_flags"] = r.u32()
     out["access_mask"] = r.u32()
 
 
 def _create_named(r: Reader, out: Dict[str, Any]) -> None:
     """SamrCreateUserInDomain/CreateGroupInDomain/CreateAliasInDomain: handle, name, access."""
-    _handle_string("account")(r, out)
+    handle_and_string("account")(r, out)
     out["access_mask"] = r.u32()
 
 
@@ -209,7 +187,7 @@ def _create_response(r: Reader, out: Dict[str, Any]) -> None:
 
 def _members_response(r: Reader, out: Dict[str, Any]) -> None:
     """SamrGetMembersInAlias: SAMPR_PSID_ARRAY_OUT."""
-    out["sids"] = _sid_array(r)
+    out["sids"] = counted_sids(r)
 
 
 def _group_members_response(r: Reader, out: Dict[str, Any]) -> None:
@@ -233,7 +211,7 @@ def _lookup_domain_response(r: Reader, out: Dict[str, Any]) -> None:
 
 
 REQUESTS = {
-    0: _connect, 1: handle_only, 3: handle_only, 5: _handle_string("domain"), 6: _enumerate,
+    0: _connect, 1: handle_only, 3: handle_only, 5: handle_and_string("domain"), 6: _enumerate,
     7: _open_domain, 8: _info_level, 9: _info_level, 10: _create_named, 11: _enumerate,
     12: _create_named, 13: _enumerate, 14: _create_named, 15: _enumerate, 16: _multiple_sids,
     17: _lookup_names, 18: _lookup_ids, 19: _open_by_rid, 20: _info_level, 21: _info_level,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Dict, Mapping, Optional
 
-from .decoding import decode_call, handle_only, handle_response
+from .decoding import decode_call, handle_and_string, handle_only, handle_response
 from .initshutdown import shutdown_request
 from .ndr import Reader
 
@@ -73,25 +73,15 @@ def _open_hive(opnum: int):
     return parse
 
 
-def _handle_and_string(key: str):
-    def parse(r: Reader, out: Dict[str, Any]) -> None:
-        out["_handle_in"] = r.handle()
-        value = r.unicode_string()
-        if value is not None:
-            out[key] = value
-
-    return parse
-
-
 def _open_key(r: Reader, out: Dict[str, Any]) -> None:
-    _handle_and_string("key")(r, out)
+    handle_and_string("key")(r, out)
     out["options"] = r.u32()
     out["access_mask"] = r.u32()
     r.end()
 
 
 def _create_key(r: Reader, out: Dict[str, Any]) -> None:
-    _handle_and_string("key")(r, out)
+    handle_and_string("key")(r, out)
     r.unicode_string()  # class
     out["options"] = r.u32()
     out["access_mask"] = r.u32()
@@ -99,7 +89,7 @@ def _create_key(r: Reader, out: Dict[str, Any]) -> None:
 
 def _set_value(r: Reader, out: Dict[str, Any]) -> None:
     """BaseRegSetValue: handle, value name, type, data [size_is(cbData)], cbData."""
-    _handle_and_string("value")(r, out)
+    handle_and_string("value")(r, out)
     kind = r.u32()
     out["value_type"] = _type_name(kind)
     data = r.conformant_bytes()
@@ -109,22 +99,22 @@ def _set_value(r: Reader, out: Dict[str, Any]) -> None:
 
 
 def _query_value(r: Reader, out: Dict[str, Any]) -> None:
-    _handle_and_string("value")(r, out)
+    handle_and_string("value")(r, out)
 
 
 def _save_key(r: Reader, out: Dict[str, Any]) -> None:
-    _handle_and_string("file")(r, out)
+    handle_and_string("file")(r, out)
 
 
 def _load_key(r: Reader, out: Dict[str, Any]) -> None:
-    _handle_and_string("key")(r, out)
+    handle_and_string("key")(r, out)
     file = r.unicode_string()
     if file is not None:
         out["file"] = file
 
 
 def _replace_key(r: Reader, out: Dict[str, Any]) -> None:
-    _handle_and_string("key")(r, out)
+    handle_and_string("key")(r, out)
     for key in ("file", "old_file"):
         value = r.unicode_string()
         if value is not None:
@@ -173,11 +163,11 @@ def _enum_value_response(r: Reader, out: Dict[str, Any]) -> None:
 
 REQUESTS: Dict[int, Any] = {opnum: _open_hive(opnum) for opnum in HIVES}
 REQUESTS.update({
-    5: handle_only, 6: _create_key, 7: _handle_and_string("key"), 8: _handle_and_string("value"), 9: _enum_index,
+    5: handle_only, 6: _create_key, 7: handle_and_string("key"), 8: handle_and_string("value"), 9: _enum_index,
     10: _enum_index, 13: _load_key, 15: _open_key, 16: handle_only,
     17: _query_value, 18: _replace_key, 19: _save_key, 20: _save_key, 22: _set_value,
-    23: _handle_and_string("key"), 24: _shutdown(False), 30: _shutdown(True), 31: _save_key,
-    35: _handle_and_string("key"),
+    23: handle_and_string("key"), 24: _shutdown(False), 30: _shutdown(True), 31: _save_key,
+    35: handle_and_string("key"),
 })
 RESPONSES: Dict[int, Any] = {opnum: handle_response for opnum in HIVES}
 RESPONSES.update({6: _create_key_response, 9: _enum_key_response, 10: _enum_value_response,
