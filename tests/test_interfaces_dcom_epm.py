@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from smbtrail.interfaces import decoder_for, identify
 from test_interfaces_support import cached_calls, calls_of, otrf_capture, suricata
 
 ACTIVATOR = "000001a0-0000-0000-c000-000000000046"
@@ -48,3 +49,31 @@ def test_epm_map_ties_tcp_port_to_interface(shared_data, tmp_path):
     for args in (answer.decode(), answer.decode(with_fields=True)):
         assert args["interface"] == "ITaskSchedulerService"
         assert args["port"] == 49671
+
+
+def test_identify_dcom_calls_whose_bind_was_not_captured(shared_data):
+    pcap = shared_data / "pcap-attack/Lateral Movement/LM_dcom_mmc20.application_dcerpc.pcapng"
+    calls = [c for c in cached_calls(str(pcap)) if c.request and c.stub]
+    assert all(c.uuid is None for c in calls)  # the capture starts after the binds
+    found = {c.frame: identify(c.opnum, c.request, c.stub) for c in calls}
+    activations = [c for c in calls if found[c.frame] == ACTIVATOR]
+    invokes = [c for c in calls if found[c.frame] == DISPATCH]
+    assert [decoder_for(ACTIVATOR).decode(c.opnum, True, {}, c.stub)["clsid_name"] for c in activations] == [
+        "MMC20.Application"]
+    assert [decoder_for(DISPATCH).decode(6, True, {}, c.stub)["bstrs"] for c in invokes] == [
+        ["c:\\windows\\system32\\cmd.exe", "/c notepad.exe", "7"]]
+
+
+def test_identify_claims_no_other_call(shared_data):
+    """Every request of a bound context in the dev captures: identify() names only real activations
+    and IDispatch::Invoke calls with strings, never ITypeInfo, IRemUnknown2, svcctl, samr ..."""
+    pcaps = [shared_data / "suricata-verify/dcerpc/dcerpc-ctxids/input.pcap",
+             shared_data / "suricata-verify/filestore-filecontainer-smb/filecontainer-smb.pcap",
+             shared_data / "suricata-verify/smb2-06/20171220_smb_net_user.pcap"]
+    for pcap in pcaps:
+        for call in cached_calls(str(pcap)):
+            if call.uuid and call.stub:
+                guess = identify(call.opnum, call.request, call.stub)
+                assert guess in (None, call.uuid), (pcap.name, call.frame, call.uuid, call.opnum)
+                if call.uuid not in (ACTIVATOR, DISPATCH):
+                    assert guess is None

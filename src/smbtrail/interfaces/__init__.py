@@ -62,6 +62,15 @@ def decoder_for(uuid: str) -> Optional[InterfaceDecoder]:
     return _BY_UUID.get((uuid or "").strip().lower())
 
 
+def identify(opnum: int, request: bool, stub: Optional[bytes]) -> Optional[str]:
+    """The interface UUID of a request whose bind was not captured, when its stub alone says so
+    (DCOM activation, IDispatch::Invoke); None otherwise. The caller should mark the record inferred."""
+    for module in (dcom, dispatch):
+        if module.matches(opnum, request, stub):
+            return module.UUIDS[0]
+    return None
+
+
 def all_fields() -> List[str]:
     """Union of the tshark field names all decoders read, in a stable order."""
     seen: Dict[str, None] = {}

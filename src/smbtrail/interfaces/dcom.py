@@ -22,6 +22,7 @@ FIELDS = tuple(FIELD_ARGS) + ("dcom.dualstringarray.network_addr",)
 
 OBJREF_SIGNATURE = b"MEOW"
 OBJREF_CUSTOM = 4
+IID_ACTIVATION_PROPERTIES_IN = "000001a2-0000-0000-c000-000000000046"
 INSTANTIATION_INFO = "000001ab-0000-0000-c000-000000000046"
 MAX_PROPERTIES = 16
 _BINDING = re.compile(r"^(.+)\[(\d+)\]$")
@@ -79,7 +80,9 @@ def activation_properties(stub: bytes) -> Dict[str, Any]:
     r.raw(4)
     if r.u32() != OBJREF_CUSTOM:
         raise NdrError("activation OBJREF is not a custom OBJREF")
-    r.raw(32)  # iid, clsid of the marshaller
+    if r.guid() != IID_ACTIVATION_PROPERTIES_IN:
+        raise NdrError("the OBJREF does not carry activation properties")
+    r.raw(16)  # clsid of the unmarshaller
     r.u32()  # cbExtension
     r.u32()  # size
     r.u32()  # dwSize
@@ -181,6 +184,17 @@ def _put_bindings(bindings: List[str], out: Dict[str, Any]) -> None:
         if match:
             out["port"] = int(match.group(2))
             break
+
+
+def matches(opnum: int, request: bool, stub: Optional[bytes]) -> bool:
+    """True when a request of an unbound context is unmistakably an activation (the bind was not
+    captured): RemoteGetClassObject/RemoteCreateInstance carrying ActivationPropertiesIn."""
+    if not request or opnum not in (3, 4) or not stub:
+        return False
+    try:
+        return bool(activation_properties(stub).get("clsid"))
+    except (NdrError, ValueError, IndexError):
+        return False
 
 
 REQUESTS = {0: _remote_activation, 3: _activation_request, 4: _activation_request}

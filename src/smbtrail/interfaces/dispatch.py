@@ -18,6 +18,7 @@ FIELD_ARGS = {
 }
 FIELDS = tuple(FIELD_ARGS)
 VT_I2, VT_I4, VT_BSTR, VT_BOOL = 2, 3, 8, 11
+IID_NULL = "00000000-0000-0000-0000-000000000000"
 MAX_ARGS = 64
 
 
@@ -58,7 +59,8 @@ def _invoke(r: Reader, out: Dict[str, Any]) -> None:
     """ORPCTHIS, dispIdMember, riid, lcid, dwFlags, DISPPARAMS {rgvarg*, rgdispidNamedArgs*, cArgs, cNamedArgs}."""
     orpcthis(r)
     out["dispid"] = r.i32()
-    r.guid()
+    if r.guid() != IID_NULL:
+        raise NdrError("IDispatch::Invoke riid must be IID_NULL")
     r.u32()
     out["invoke_flags"] = r.u32()
     r.struct_start()
@@ -74,6 +76,19 @@ def _invoke(r: Reader, out: Dict[str, Any]) -> None:
     values: List[Any] = [_variant(r) if ref else None for ref in refs]
     values.reverse()  # rgvarg holds the arguments last to first
     out["bstrs"] = [v for v in values if isinstance(v, str)]
+
+
+def matches(opnum: int, request: bool, stub: Optional[bytes]) -> bool:
+    """True when a request of an unbound context parses whole as IDispatch::Invoke with string
+    arguments (DCOM runs over NDR only)."""
+    if not request or opnum != 6 or not stub:
+        return False
+    out: Dict[str, Any] = {}
+    try:
+        _invoke(Reader(stub, False), out)
+    except (NdrError, ValueError, IndexError):
+        return False
+    return bool(out.get("bstrs"))
 
 
 REQUESTS = {5: _get_ids_of_names, 6: _invoke}
