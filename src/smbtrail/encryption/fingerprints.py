@@ -1,0 +1,150 @@
+"""DCE/RPC operations named by PDU sizes (lookups/rpc_size_fingerprints.csv).
+
+A row: pipe, interface, opnum, operation, request and response PDU size (an exact size, `lo-hi`, or `*`),
+source (`ndr`: fixed by the IDL, holds for any client; `lab`: measured on decrypted lab captures), count.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ..lookups import lookup_path
+from .sizes import Exchange, Open
+
+FIELDS = ["pipe", "interface", "opnum", "operation", "request", "response", "source", "count"]
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    pipe: str
+    interface: str
+    opnum: int
+    operation: str
+    request: Tuple[int, int]
+    response: Tuple[int, int]
+    source: str
+    count: int = 1
+
+    def matches(self, exchange: Exchange) -> bool:
+        return _within(exchange.request, self.request) and _within(exchange.response, self.response)
+
+    @property
+    def exact(self) -> bool:
+        return self.request[0] == self.request[1] and self.response[0] == self.response[1]
+
+
+def _within(value: int, bounds: Tuple[int, int]) -> bool:
+    return bounds[0] <= value <= bounds[1]
+
+
+def parse_range(text: str) -> Tuple[int, int]:
+    text = text.strip()
+    if text in ("", "*"):
+        return (0, 1 << 30)
+    low, _, high = text.partition("-")
+    return (int(low), int(high)) if high else (int(low), int(low))
+
+
+def format_range(bounds: Tuple[int, int]) -> str:
+    if bounds == (0, 1 << 30):
+        return "*"
+    return str(bounds[0]) if bounds[0] == bounds[1] else f"{bounds[0]}-{bounds[1]}"
+
+
+def from_rows(rows: Iterable[Dict[str, str]]) -> List[Fingerprint]:
+    return [
+        Fingerprint(row["pipe"].lower(), row["interface"], int(row["opnum"]), row["operation"],
+                    parse_range(row["request"]), parse_range(row["response"]), row.get("source") or "lab",
+                    int(row.get("count") or 1))
+        for row in rows
+    ]
+
+
+@lru_cache(maxsize=1)
+def load() -> Tuple[Fingerprint, ...]:
+    with open(lookup_path("rpc_size_fingerprints.csv"), newline="", encoding="utf-8") as handle:
+        return tuple(from_rows(csv.DictReader(handle)))
+
+
+def to_rows(prints: Sequence[Fingerprint]) -> List[Dict[str, str]]:
+    return [
+        {"pipe": p.pipe, "interface": p.interface, "opnum": str(p.opnum), "operation": p.operation,
+         "request": format_range(p.request), "response": format_range(p.response), "source": p.source,
+         "count": str(p.count)}
+        for p in prints
+    ]
+
+
+@dataclass
+class PipeGuess:
+    pipe: str  # "" when the name length fits several pipes and no operation decided
+    interface: str
+    operations: List[Tuple[Exchange, Fingerprint, float]]  # with how well the sizes fit (1 = exactly)
+    score: float  # how well the fingerprints explain the pipe's exchanges (0..1)
+
+
+def identify(opened: Open, prints: Optional[Sequence[Fingerprint]] = None) -> Optional[PipeGuess]:
+    """The interface of a pipe open (by name length and operation sizes) and its operations."""
+    prints = load() if prints is None else prints
+    candidates = [p for p in prints if len(p.pipe) == opened.name_len]
+    calls = [e for e in opened.exchanges[1:] if e.response]  # the first exchange is the bind
+    if not candidates or not calls:
+        return None
+    best: Optional[PipeGuess] = None
+    for interface in sorted({(p.pipe, p.interface) for p in candidates}):
+        rows = [p for p in candidates if (p.pipe, p.interface) == interface]
+        named = [(e, _best(e, rows)) for e in calls]
+        found = [(e, hit[0], hit[1]) for e, hit in named if hit is not None]
+        guess = PipeGuess(interface[0], interface[1], found, sum(q for _, _, q in found) / len(calls))
+        if best is None or guess.score > best.score:
+            best = guess
+    return best if best is not None and best.operations else None
+
+
+def _best(exchange: Exchange, rows: Sequence[Fingerprint]) -> Optional[Tuple[Fingerprint, float]]:
+    """Exact sizes first; else the same response size (fixed-size answers: handles, status) with the nearest
+    request; else the same request size (variable answers such as enumerations) if only one operation has it."""
+    exact = [r for r in rows if r.matches(exchange)]
+    if exact:
+        return max(exact, key=lambda r: (r.exact, r.count)), 1.0
+    same_answer = [r for r in rows if _within(exchange.response, r.response)]
+    if same_answer:
+        nearest = min(same_answer, key=lambda r: (abs(r.request[0] - exchange.request), -r.count))
+        return nearest, 0.7 if len({r.opnum for r in same_answer}) == 1 else 0.5
+    same_request = [r for r in rows if _within(exchange.request, r.request)]
+    if len({r.opnum for r in same_request}) == 1:
+        return same_request[0], 0.5
+    return None
+
+
+def calibrate(activity: Sequence, truth: Sequence) -> Tuple[List[Fingerprint], int, int]:
+    """Fingerprints measured by lining up the size model's RPC exchanges (from encrypted_activity records)
+    with the operation records of the decrypted run of the same capture (by frame number).
+    Returns the fingerprints and how many operations were and were not lined up."""
+    from .sizes import structure
+
+    by_frame = {}
+    for rec in truth:
+        frames = [f for p in rec.provenance for f in p.frames]
+        if rec.kind == "operation" and rec.transport == "ncacn_np" and frames and rec.opnum is not None:
+            by_frame[frames[0]] = rec
+    counts: Dict[Fingerprint, int] = {}
+    for rec in activity:
+        frames = rec.args.get("message_frames") or []
+        sizes = rec.args.get("message_sizes") or []
+        for opened in structure(sizes[:len(frames)]).opens:
+            for exchange in opened.exchanges:
+                op = by_frame.pop(frames[exchange.index[0]], None)
+                if op is None or not exchange.response:
+                    continue
+                key = Fingerprint((op.path or "").lower().rsplit("\\", 1)[-1], op.rpc_interface or "",
+                                  op.opnum, op.operation or "", (exchange.request,) * 2,
+                                  (exchange.response,) * 2, "lab")
+                counts[key] = counts.get(key, 0) + 1
+    prints = [Fingerprint(k.pipe, k.interface, k.opnum, k.operation, k.request, k.response, k.source, n)
+              for k, n in counts.items()]
+    lined_up = sum(counts.values())
+    return sorted(prints, key=lambda p: (p.pipe, p.interface, p.opnum, p.request)), lined_up, len(by_frame)

@@ -1,0 +1,209 @@
+"""Commands guessed from the sizes of encrypted SMB3 messages.
+
+For each encrypted_activity record: the size model (sizes.py) rebuilds tree connects, file opens and RPC
+exchanges; fingerprints.py names the pipe and its operations by PDU sizes; the command templates of
+lookups/size_templates.csv are matched on the result. Each match is a command record marked
+`inferred: true` with a confidence and the message sizes it rests on.
+
+Template step syntax (space-separated; the first `requires` step is the anchor, one command per anchor):
+    rpc:<interface>:<opnums|.*>      an RPC operation named by its sizes
+    upload:<share re>:<min bytes>    a file open on that share with at least that many bytes written
+    read:<share re>:<min bytes>      a file open with at least that many bytes read (0: opened for reading)
+    delete:<share re>                a named file opened and closed without I/O (delete-on-close) or disposed
+    tree:<share re>                  a share connected
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+
+from ..lookups import lookup_path
+from ..records import COMMAND, ENCRYPTED_ACTIVITY, Record
+from .fingerprints import Fingerprint, identify
+from .sizes import Activity, Open, structure
+
+MAX_EVIDENCE = 40  # message sizes quoted per inferred command
+
+
+@dataclass
+class Item:
+    """One thing the sizes show: an RPC operation, a file transfer, a delete or a share connect."""
+
+    kind: str  # rpc upload read delete tree
+    share: str = ""
+    interface: str = ""
+    opnum: int = -1
+    operation: str = ""
+    size: int = 0
+    pipe: str = ""
+    quality: float = 1.0
+    index: List[int] = field(default_factory=list)
+
+
+Step = Callable[[Item], bool]
+
+
+@dataclass
+class Template:
+    command: str
+    action: str
+    priority: int
+    confidence: float
+    requires: List[Step]
+    absorbs: List[Step]
+    description: str
+
+
+def step(text: str) -> Step:
+    kind, _, rest = text.partition(":")
+    if kind == "rpc":
+        interface, _, opnums = rest.partition(":")
+        wanted = None if opnums in ("", ".*") else {int(n) for n in opnums.split("|")}
+        return lambda i: (i.kind == "rpc" and i.interface.lower() == interface.lower()
+                          and (wanted is None or i.opnum in wanted))
+    if kind in ("upload", "read"):
+        share, _, least = rest.rpartition(":")
+        rx, minimum = re.compile(share), int(least or 0)
+        return lambda i: i.kind == kind and bool(rx.search(i.share)) and i.size >= minimum
+    if kind in ("delete", "tree"):
+        rx = re.compile(rest)
+        return lambda i: i.kind == kind and bool(rx.search(i.share))
+    raise ValueError(f"size_templates.csv: unknown step {text!r}")
+
+
+def templates_from_rows(rows: Iterable[Dict[str, str]]) -> List[Template]:
+    out = [
+        Template(row["command"], row["action"], int(row["priority"]), float(row["confidence"]),
+                 [step(s) for s in row["requires"].split()], [step(s) for s in row["absorbs"].split()],
+                 row["description"])
+        for row in rows
+    ]
+    return sorted(out, key=lambda t: -t.priority)
+
+
+@lru_cache(maxsize=1)
+def templates() -> List[Template]:
+    with open(lookup_path("size_templates.csv"), newline="", encoding="utf-8") as handle:
+        return templates_from_rows(csv.DictReader(handle))
+
+
+def items(activity: Activity, prints: Optional[Sequence[Fingerprint]] = None) -> List[Item]:
+    found: List[Item] = []
+    for tree in activity.trees:
+        found.append(Item("tree", share=tree.share, quality=0.8 if tree.share else 0.5, index=tree.index))
+    for opened in activity.opens:
+        found.extend(_pipe_items(opened, prints) if opened.is_pipe else _file_items(opened))
+    return found
+
+
+def _pipe_items(opened: Open, prints: Optional[Sequence[Fingerprint]]) -> List[Item]:
+    guess = identify(opened, prints)
+    if guess is None:
+        return []
+    share = opened.tree.share if opened.tree else ""
+    return [
+        Item("rpc", share=share, interface=guess.interface, opnum=f.opnum, operation=f.operation, pipe=guess.pipe,
+             quality=fit * (0.5 + guess.score / 2), index=opened.index[:2] + e.index)
+        for e, f, fit in guess.operations
+    ]
+
+
+def _file_items(opened: Open) -> List[Item]:
+    share = opened.tree.share if opened.tree else ""
+    quality = 0.8 if share else 0.5
+    if share == "IPC$":
+        return []
+    index = opened.index
+    if opened.bytes_written:
+        return [Item("upload", share=share, size=opened.bytes_written, quality=quality, index=index)]
+    if opened.reads:
+        return [Item("read", share=share, size=opened.bytes_read, quality=quality, index=index)]
+    if opened.disposition or (opened.closed and opened.name_len and not opened.other):
+        return [Item("delete", share=share, quality=quality * 0.7, index=index)]
+    return []
+
+
+@dataclass
+class Match:
+    template: Template
+    members: List[Item]
+
+    @property
+    def confidence(self) -> float:
+        quality = sum(m.quality for m in self.members) / len(self.members)
+        return round(self.template.confidence * quality, 2)
+
+
+def match(found: List[Item], rules: Optional[Sequence[Template]] = None) -> List[Match]:
+    """Templates by priority; an item an earlier command used or absorbed cannot anchor another."""
+    claimed: set = set()
+    matches = []
+    for rule in templates() if rules is None else rules:
+        anchor, needs = rule.requires[0], rule.requires[1:]
+        for item in found:
+            if id(item) in claimed or not anchor(item):
+                continue
+            support = [next((i for i in found if need(i) and id(i) not in claimed), None) for need in needs]
+            if any(s is None for s in support):
+                continue
+            members = [item] + [s for s in support if s is not None]
+            members += [i for i in found if id(i) not in claimed and i not in members and any(a(i) for a in rule.absorbs)]
+            claimed.update(id(m) for m in members)
+            matches.append(Match(rule, members))
+    return matches
+
+
+def infer(records: Iterable[Record], prints: Optional[Sequence[Fingerprint]] = None,
+          rules: Optional[Sequence[Template]] = None) -> Iterator[Record]:
+    """Pass every record through; after each encrypted_activity record (not decrypted), the commands its
+    message sizes suggest."""
+    for rec in records:
+        yield rec
+        if rec.kind == ENCRYPTED_ACTIVITY and not rec.decrypted:
+            yield from commands_for(rec, prints, rules)
+
+
+def commands_for(rec: Record, prints: Optional[Sequence[Fingerprint]] = None,
+                 rules: Optional[Sequence[Template]] = None) -> List[Record]:
+    sizes = [s for s in rec.args.get("message_sizes") or [] if isinstance(s, int)]
+    if not sizes:
+        return []
+    activity = structure(sizes, host_lengths(rec))
+    return [_record(rec, m, sizes) for m in match(items(activity, prints), rules)]
+
+
+def host_lengths(rec: Record) -> List[int]:
+    """Lengths of the names a client may have typed for the server (the UNC host part)."""
+    names = [rec.dest_ip, rec.dest_host, rec.args.get("netname")]
+    return sorted({len(n) for n in names if isinstance(n, str) and n})
+
+
+def _record(rec: Record, found: Match, sizes: List[int]) -> Record:
+    positions = sorted({p for m in found.members for p in m.index})
+    args: Dict[str, object] = {"action": found.template.action,
+                               "evidence_sizes": [sizes[p] for p in positions[:MAX_EVIDENCE]],
+                               "template": found.template.description}
+    operations = [f"{m.interface}.{m.operation}" for m in found.members if m.kind == "rpc"]
+    if operations:
+        args["operations"] = operations
+    pipes = sorted({m.pipe for m in found.members if m.pipe})
+    if pipes:
+        args["pipe"] = pipes[0]
+    for kind, key in (("upload", "bytes_written"), ("read", "bytes_read")):
+        total = sum(m.size for m in found.members if m.kind == kind)
+        if total:
+            args[key] = total
+    shares = sorted({m.share for m in found.members if m.share and m.share != "IPC$"})
+    return Record(
+        time=rec.time, kind=COMMAND, src_ip=rec.src_ip, src_port=rec.src_port, dest_ip=rec.dest_ip,
+        dest_port=rec.dest_port, src_host=rec.src_host, dest_host=rec.dest_host, user=rec.user, domain=rec.domain,
+        protocol=rec.protocol, transport=rec.transport, share=shares[0] if shares else None,
+        command=found.template.command, operation=found.template.action, args=args, encrypted=True,
+        inferred=True, confidence=found.confidence, evidence=list(rec.evidence), session_id=rec.session_id,
+        trail_id=rec.trail_id, provenance=list(rec.provenance),
+        message=f"inferred from encrypted message sizes: {found.template.description}",
+    )
