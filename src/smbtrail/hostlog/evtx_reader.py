@@ -85,8 +85,6 @@ def read_evtx_python(path: str, source: str, wanted: Optional[FrozenSet[int]] = 
                      ) -> Iterator[Event]:
     """python-evtx: slower. Every 64 KiB chunk slot of the file is tried (the header's chunk count is
     stale in dirty files), so one bad chunk costs that chunk only."""
-    from Evtx.Evtx import FileHeader
-
     try:
         buf = handle.read() if handle is not None else _map(path)
         if len(buf) < HEADER_SIZE or bytes(buf[:8]) != b"ElfFile\x00":

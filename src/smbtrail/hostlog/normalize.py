@@ -45,7 +45,8 @@ def normalize_flat(flat: Dict[str, Any], source: str) -> Record:
         args["dest_host_short"] = short
     return Record(
         time=time, kind=HOST_EVENT, protocol="windows_event", evidence=["host"], event_id=code,
-        collector_time=collector, channel=channel, provider=f.text(flat.get("Provider")), record_id=record_id, dest_host=host,
+        collector_time=collector, channel=channel, provider=f.text(flat.get("Provider")), record_id=record_id,
+        dest_host=host,
         args=args, raw=raw, inferred=bool(flat.get("@inferred")), partial=bool(flat.get("@partial")),
         operation=spec.name if spec else None,
         provenance=[{"file": source, "record_ids": [record_id] if record_id is not None else []}],
