@@ -1,6 +1,6 @@
 """The covered Windows events and how their fields map onto a record, from lookups/windows_events.csv.
 
-Columns user, domain, logon_id, src_ip, src_port, share, path and access name the event field that
+Columns user, domain, logon_id, src_ip, src_port, dest_ip, dest_port, share, path and access name the event field that
 fills that record field; `A|B` takes the first of A, B that holds a value. Column args is a `;` list
 of `arg=Field` pairs. The same CSV is a Splunk lookup.
 """
@@ -15,7 +15,7 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 from ..lookups import lookup_path
 
 FILE_NAME = "windows_events.csv"
-TARGETS = ("user", "domain", "logon_id", "src_ip", "src_port", "share", "path", "access")
+TARGETS = ("user", "domain", "logon_id", "src_ip", "src_port", "dest_ip", "dest_port", "share", "path", "access")
 Fields = Tuple[str, ...]
 
 

@@ -177,19 +177,20 @@ def _emit(state: _State, anchor: Record, rule: Rule, pipe: Optional[Record]) -> 
 
 def _command(state: _State, anchor: Record, rule: Rule, pipe: Optional[Record]) -> Record:
     client = pipe or state.logons.get((_host(anchor), anchor.logon_id)) or anchor
-    if client.src_ip is None and anchor.src_ip and anchor.src_port:
-        client = state.sockets.get((anchor.src_ip, anchor.src_port)) or anchor
-    args: Dict[str, Any] = {"action": rule.action, "event": anchor.operation}
-    args.update({k: v for k, v in anchor.args.items() if k not in ("collector_time",)})
+    if client is anchor and anchor.user is None and anchor.src_ip and anchor.src_port:
+        client = state.sockets.get((anchor.src_ip, anchor.src_port)) or anchor  # Samba: logon on that socket
+    args: Dict[str, Any] = dict(anchor.args)
+    args.update(action=rule.action, event=anchor.operation)
     if pipe is not None:
-        args.update(pipe=rule.context, remote=True, client_logon_id=pipe.logon_id)
-    elif rule.context:
-        args["remote"] = None  # pipe access not in the logs given: cannot tell
+        args.update(pipe=rule.context, client_logon_id=pipe.logon_id)
+    if rule.context or client is not anchor:
+        # a client address from the pipe access or the logon session: remote; none seen: cannot tell
+        args["remote"] = True if (client.src_ip or anchor.src_ip) else None
     provenance = [Provenance(file=p.file, record_ids=list(p.record_ids)) for r in (anchor, pipe, client)
                   if r is not None for p in r.provenance]
     return Record(
         time=anchor.time, kind=COMMAND, command=rule.command, operation=rule.action, protocol=anchor.protocol,
-        dest_host=anchor.dest_host, dest_ip=anchor.args.get("dest_ip"), src_ip=client.src_ip or anchor.src_ip,
+        dest_host=anchor.dest_host, dest_ip=anchor.dest_ip or client.dest_ip, src_ip=client.src_ip or anchor.src_ip,
         src_port=client.src_port or anchor.src_port, user=client.user or anchor.user,
         domain=client.domain or anchor.domain, logon_id=anchor.logon_id, share=anchor.share, path=anchor.path,
         access=list(anchor.access), event_id=anchor.event_id, channel=anchor.channel, args=args,

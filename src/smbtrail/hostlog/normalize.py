@@ -17,7 +17,8 @@ from .catalog import EventSpec, spec_for
 
 SYSTEM = frozenset(("EventID", "Channel", "Provider", "Computer", "EventRecordID", "TimeCreated"))
 EPOCH = f.parse_time("1601-01-01T00:00:00Z")
-CLEANERS = {"logon_id": f.logon_id, "src_ip": f.address, "src_port": f.port}
+CLEANERS = {"logon_id": f.logon_id, "src_ip": f.address, "src_port": f.port, "dest_ip": f.address,
+            "dest_port": f.port}
 
 
 def event_id(flat: Dict[str, Any]) -> Optional[int]:
