@@ -2,48 +2,52 @@
 
 offset = host event time - capture time of the same logon. It holds the collector lag (0.5-12 s in
 the OTRF pairs) and any clock or time-zone error (the `schtask_create` pair logs local time as UTC:
--5 h). A host with no exact join yet takes the median of the hosts that have one (one collector
-usually stamps every host the same way), else 0.
+-5 h). Offsets are kept per host and hour, so a clock that is set right later (or a second data set
+of the same host recorded elsewhere) gets its own offset: the offset used at a time is the median
+of the nearest hour with samples. A host with no exact join yet takes the median of all hosts at
+that hour (one collector usually stamps every host the same way), else 0.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from statistics import median
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
-KEEP = 64  # samples per host: enough for a stable median, bounded memory
+HOUR = 3600.0
+KEEP = 16  # samples per host and hour: enough for a stable median, bounded memory
+ANY = ""  # the pseudo-host that collects every sample
 
 
 class Clocks:
     def __init__(self) -> None:
-        self._samples: Dict[str, List[float]] = {}
-        self._cache: Dict[str, float] = {}
+        self._samples: Dict[Tuple[str, int], List[float]] = {}
+        self._hours: Dict[str, List[int]] = {}  # host -> sorted hours with samples
 
     def add(self, host: Optional[str], host_time: float, net_time: float) -> None:
         if not host:
             return
-        samples = self._samples.setdefault(host, [])
-        samples.append(host_time - net_time)
-        if len(samples) > KEEP:
-            del samples[0]
-        self._cache.pop(host, None)
-        self._cache.pop("", None)
+        hour = int(host_time // HOUR)
+        for key in (host, ANY):
+            samples = self._samples.setdefault((key, hour), [])
+            if not samples:
+                insort(self._hours.setdefault(key, []), hour)
+            samples.append(host_time - net_time)
+            if len(samples) > KEEP:
+                del samples[0]
 
     def known(self, host: Optional[str]) -> bool:
-        return bool(host) and host in self._samples
+        return bool(host) and host in self._hours
 
-    def offset(self, host: Optional[str]) -> float:
-        key = host if host in self._samples else ""
-        if key not in self._cache:
-            if key:
-                self._cache[key] = median(self._samples[key])
-            else:
-                per_host = [median(s) for s in self._samples.values()]
-                self._cache[key] = median(per_host) if per_host else 0.0
-        return self._cache[key]
+    def offset(self, host: Optional[str], host_time: float) -> float:
+        key = host if host and host in self._hours else ANY
+        hours = self._hours.get(key)
+        if not hours:
+            return 0.0
+        hour = int(host_time // HOUR)
+        at = bisect_left(hours, hour)
+        nearest = min(hours[max(0, at - 1): at + 1], key=lambda h: abs(h - hour))
+        return median(self._samples[(key, nearest)])
 
     def to_capture_time(self, host: Optional[str], host_time: float) -> float:
-        return host_time - self.offset(host)
-
-    def summary(self) -> Dict[str, float]:
-        return {host: round(self.offset(host), 3) for host in sorted(self._samples)}
+        return host_time - self.offset(host, host_time)

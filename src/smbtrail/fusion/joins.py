@@ -152,20 +152,18 @@ class Joiner:
                  if self.identity.compatible(c.server_ip, host, c.names) is not False]
         if not conns:
             return None
-        if self.clocks.known(host):
-            at = self.clocks.to_capture_time(host, when)
-            conns = [c for c in conns if c.first - SOCKET_SLACK <= at <= c.last + SOCKET_SLACK]
-            if not conns:
-                return None
-        else:
-            at = when
-        conn = min(conns, key=lambda c: abs(c.start_near(at) - at))
+        at = self.clocks.to_capture_time(host, when)
+        fitting = [c for c in conns if c.first - SOCKET_SLACK <= at <= c.last + SOCKET_SLACK]
+        jumped = not fitting and len(conns) == 1  # one connection ever on this socket: the clock moved
+        if not fitting and not jumped:
+            return None
+        conn = min(fitting or conns, key=lambda c: abs(c.start_near(at) - at))
         named = self.identity.compatible(conn.server_ip, host, conn.names)
         if named is None:
             self.identity.bind(conn.server_ip, rec.dest_host)
         if rec.event_id in LOGON_EVENTS:
-            self.clocks.add(host, when, conn.start_near(self.clocks.to_capture_time(host, when)))
-        return self._on_conn(conn, rec, "ip_port", 1.0 if named else 0.9)
+            self.clocks.add(host, when, conn.start_near(conn.first if jumped else at))
+        return self._on_conn(conn, rec, "ip_port", (1.0 if named else 0.9) - (0.1 if jumped else 0.0))
 
     def _on_conn(self, conn: Conn, rec: Record, reason: str, confidence: float) -> Link:
         """A logon on a captured connection; another account on the same connection is another trail."""

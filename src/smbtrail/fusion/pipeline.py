@@ -115,7 +115,7 @@ class Fusion:
         return rec
 
     def _annotate(self, rec: Record, link: Optional[Link], host: Optional[str], at: float) -> None:
-        offset = self.clocks.offset(host)
+        offset = self.clocks.offset(host, rec.time.timestamp())
         if offset:
             rec.args["clock_offset_s"] = round(offset, 3)
         if link is None:

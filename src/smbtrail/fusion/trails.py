@@ -51,6 +51,7 @@ class Fact:
     events: List[int] = field(default_factory=list)
     conflicts: Dict[str, List[Any]] = field(default_factory=dict)
     used: bool = False
+    target: Optional[str] = None  # the remote host a source-side command line names
 
     def matches(self, command: Tuple[str, str], args: Dict[str, Any], when: float) -> bool:
         if not same_command((self.command, self.action), command) or abs(when - self.time) > MERGE_WINDOW:
@@ -166,7 +167,7 @@ class TrailBook:
                 fact.events.append(rec.event_id or 0)
                 return
         fact = Fact(when, trail, cmd.command, cmd.action, dict(cmd.args), rec, link,
-                    list(rec.provenance), [rec.event_id or 0])
+                    list(rec.provenance), [rec.event_id or 0], target=cmd.target)
         self.facts.setdefault(trail, []).append(fact)
 
     def merge_into(self, rec: Record) -> Record:
@@ -217,7 +218,8 @@ class TrailBook:
             src_port=conn.key[1] if conn else None, dest_ip=conn.server_ip if conn else None,
             dest_port=conn.key[3] if conn else None,
             src_host=(conn.src_host if conn else None) or (host.dest_host if source_side else None),
-            dest_host=(conn.dest_host if conn and source_side else None) or (None if source_side else host.dest_host),
+            dest_host=(conn.dest_host if conn and source_side else None) or (
+                fact.target if source_side else host.dest_host),
             user=host.user or (link.user if link else None), domain=host.domain,
             evidence=["network", "host"] if conn is not None else ["host"],
             join=(["ambiguous:" + r for r in link.reasons] if link and link.ambiguous else
