@@ -17,6 +17,7 @@ def test_at_job_add_ndr64(shared_data):
     assert args["job_command"] == "c:\\mimikatz.exe"
     assert args["job_time"] == 47100000  # 13:05 in ms after midnight
     assert args["server"] == "\\\\admin-pc"
+    assert args["job_flags"] == 0x10  # JOB_NONINTERACTIVE: read after the 8-byte NDR64 JobTime (DWORD_PTR)
     fields = add.decode(with_fields=True)
     assert (fields["job_command"], fields["job_time"]) == (args["job_command"], args["job_time"])
     (answer,) = calls_of(calls, ATSVC, 0, request=False)
