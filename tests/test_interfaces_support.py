@@ -54,9 +54,9 @@ def require_tshark() -> str:
     return path
 
 
-def _tshark(pcap: Path, names: Sequence[str], disable: bool) -> List[List[str]]:
+def _tshark(pcap: Path, names: Sequence[str], disable: bool, options: Sequence[str] = ()) -> List[List[str]]:
     cmd = [require_tshark(), "-n", "-r", str(pcap), "-Y", "dcerpc", "-T", "fields", "-E", "separator=\t",
-           "-E", "occurrence=a", "-E", "aggregator=,"]
+           "-E", "occurrence=a", "-E", "aggregator=,", *options]
     if disable:
         for name in all_dissectors():
             cmd += ["--disable-protocol", name]
@@ -71,7 +71,7 @@ def _split(value: str) -> List[str]:
     return value.split(",") if value else []
 
 
-def rpc_calls(pcap: Path, with_fields: bool = False) -> List[Call]:
+def rpc_calls(pcap: Path, with_fields: bool = False, options: Sequence[str] = ()) -> List[Call]:
     """Requests and responses with the interface of their presentation context.
 
     Binds are tracked per (TCP stream, fid); a bind_ack (an SMB2 READ response carries no fid)
@@ -81,7 +81,7 @@ def rpc_calls(pcap: Path, with_fields: bool = False) -> List[Call]:
     pending: Dict[str, Tuple[str, List[Tuple[str, str]]]] = {}
     by_call: Dict[Tuple[str, str], Tuple[Optional[str], str]] = {}
     calls: List[Call] = []
-    for row in _tshark(pcap, BASE, disable=True):
+    for row in _tshark(pcap, BASE, disable=True, options=options):
         value = dict(zip(BASE, row + [""] * (len(BASE) - len(row))))
         stream, fid = value["tcp.stream"], value["smb2.fid"] or value["smb.fid"]
         kinds = _split(value["dcerpc.pkt_type"])
@@ -107,16 +107,17 @@ def rpc_calls(pcap: Path, with_fields: bool = False) -> List[Call]:
                               uuid, syntax == NDR64, stub, partial=value["dcerpc.cn_flags.last_frag"] == "0"))
     if with_fields:
         names = ["frame.number"] + all_fields()
-        by_frame = {int(row[0]): dict(zip(names[1:], row[1:])) for row in _tshark(pcap, names, disable=False)}
+        rows = _tshark(pcap, names, disable=False, options=options)
+        by_frame = {int(row[0]): dict(zip(names[1:], row[1:])) for row in rows}
         for call in calls:
             call.fields = {k: v for k, v in by_frame.get(call.frame, {}).items() if v}
     return calls
 
 
 @lru_cache(maxsize=32)
-def cached_calls(pcap: str, with_fields: bool = False) -> Tuple[Call, ...]:
+def cached_calls(pcap: str, with_fields: bool = False, options: Tuple[str, ...] = ()) -> Tuple[Call, ...]:
     """rpc_calls() once per capture and test session (tshark is the slow part)."""
-    return tuple(rpc_calls(Path(pcap), with_fields))
+    return tuple(rpc_calls(Path(pcap), with_fields, options))
 
 
 def calls_of(calls: Sequence[Call], uuid: str, opnum: int, request: bool = True) -> List[Call]:

@@ -1,0 +1,40 @@
+"""samr/lsarpc inside SMB 3.0 encryption (samr-enum-lab, impacket net.py): once tshark decrypts with
+the lab's published password, the decoded names equal what the operator's terminal showed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from test_interfaces_support import cached_calls, calls_of
+
+SAMR = "12345778-1234-abcd-ef00-0123456789ac"
+LSARPC = "12345778-1234-abcd-ef00-0123456789ab"
+DECRYPT = ("-o", "ntlmssp.nt_password:LabAdm1!")  # published by the samr-enum-lab repository
+
+
+def _lab(shared_data, name):
+    folder = shared_data / "samr-enum-lab" / "Resources"
+    pcap = folder / f"python.exe_impacket_net.py_{name}.pcapng"
+    if not pcap.is_file():
+        pytest.skip(f"{pcap} not present")
+    shown = (folder / f"python.exe_impacket_net.py_{name}__output.txt").read_text(encoding="utf-8")
+    return cached_calls(str(pcap), False, DECRYPT), re.findall(r"^\s+\d+\. (.+?)\s*$", shown, re.M)
+
+
+@pytest.mark.parametrize("name, opnum", [("group", 11), ("user", 13)])
+def test_enumeration_equals_operator_output(shared_data, name, opnum):
+    calls, shown = _lab(shared_data, name)
+    (answer,) = calls_of(calls, SAMR, opnum, request=False)
+    assert answer.decode()["names"] == shown
+
+
+def test_local_group_members_resolved_by_lsa(shared_data):
+    calls, shown = _lab(shared_data, "localgroup_admins")
+    assert calls_of(calls, SAMR, 17)[0].decode()["names"] == ["Administrators"]
+    (members,) = calls_of(calls, SAMR, 33, request=False)
+    (lookup,) = calls_of(calls, LSARPC, 57)
+    (resolved,) = calls_of(calls, LSARPC, 57, request=False)
+    assert lookup.decode()["sids"] == members.decode()["sids"]
+    assert resolved.decode()["names"] == shown
