@@ -59,6 +59,7 @@ def read_evtx_rust(path: str, source: str, wanted: Optional[FrozenSet[int]] = No
         try:
             rec = next(records)
         except StopIteration:
+            yield from chunk_problems(path, source)
             return
         except (RuntimeError, OSError, ValueError) as exc:
             errors += 1
@@ -101,8 +102,8 @@ def read_evtx_python(path: str, source: str, wanted: Optional[FrozenSet[int]] = 
             yield error(source, f"stopped after {errors} unreadable records", partial=True)
             return
     if (len(buf) - HEADER_SIZE) % CHUNK_SIZE:
-        yield error(source, f"file ends inside chunk {(len(buf) - HEADER_SIZE) // CHUNK_SIZE} (truncated)",
-                    partial=True)
+        yield error(source, f"file ends inside chunk {(len(buf) - HEADER_SIZE) // CHUNK_SIZE} (truncated): "
+                            "the records of that chunk are not read", partial=True)
 
 
 def _python_chunk(buf: Any, offset: int, number: int, source: str, wanted: Optional[FrozenSet[int]]
@@ -154,6 +155,25 @@ def _rust_style(value: str) -> str:
     if GUID.match(value):
         return value[1:-1].upper()
     return value
+
+
+def chunk_problems(path: str, source: str) -> Iterator[Record]:
+    """What the evtx package skips without a word: chunks with a broken header, a cut-off last chunk."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            for number, offset in enumerate(range(HEADER_SIZE, size - CHUNK_SIZE + 1, CHUNK_SIZE)):
+                handle.seek(offset)
+                magic = handle.read(8)
+                if magic != b"ElfChnk\x00" and any(magic):
+                    yield error(source, f"chunk {number}: bad chunk magic, its records not read", partial=True)
+    except OSError as exc:
+        yield error(source, f"cannot re-read to check chunks ({exc})", partial=True)
+        return
+    if size > HEADER_SIZE and (size - HEADER_SIZE) % CHUNK_SIZE:
+        yield error(source, f"file ends inside chunk {(size - HEADER_SIZE) // CHUNK_SIZE} (truncated): "
+                            "the records of that chunk are not read", partial=True)
 
 
 def _map(path: str) -> Any:

@@ -124,6 +124,9 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str,
 
 
 def _read_stream(kind: str, opener: Opener, source: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
+    if kind == "unknown" and source.lower().endswith(".evtx"):
+        yield error(source, "named .evtx but not an event log file (no ElfFile signature)")
+        return
     if kind in ("empty", "unknown", "json_array"):
         yield error(source, {"empty": "empty file",
                              "json_array": "a JSON array; give JSON lines (one event per line)",
@@ -138,7 +141,7 @@ def _read_stream(kind: str, opener: Opener, source: str, wanted: Optional[Frozen
         else:
             head = raw.read(4)
             encoding = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
-            text = io.TextIOWrapper(_Prefixed(head, raw), encoding=encoding, errors="replace")
+            text = io.TextIOWrapper(_Prefixed(head, raw), encoding=encoding, errors="replace", newline="")
             yield from _tagged(read_xml_events(text, source), source)
 
 
