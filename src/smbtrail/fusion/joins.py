@@ -57,6 +57,11 @@ class Link:
                     dict(self.conflicts))
 
 
+def host_trail_id(host: Optional[str], key: object) -> str:
+    """The trail of host evidence no capture saw: one per logon session (or host, account and hour)."""
+    return "host-" + stable_id(host, key)
+
+
 def _seconds(rec: Record) -> float:
     return rec.time.timestamp()
 
@@ -189,9 +194,11 @@ class Joiner:
     def _service(self, rec: Record, host: str, when: float) -> Optional[Link]:
         name, path = _lower(rec.args.get("service_name")), _lower(rec.args.get("binary_path"))
         same = _matcher(name, path)
-        logged = [self.logons.get((host, logon)) for t, n, p, logon in self._near(self.host_services, host, when)
+        logged = [(self.logons.get((host, logon)), logon) for t, n, p, logon in self._near(self.host_services, host, when)
                   if same(n, p)]
-        links = [k.via("service_name_time") for k in logged if k is not None and k.trail_id]
+        links = [k.via("service_name_time") if k is not None and k.trail_id else
+                 Link(host_trail_id(host, logon), ["service_name_time"], CONFIDENCE["service_name_time"])
+                 for k, logon in logged]
         if not links:
             at = self.clocks.to_capture_time(host, when)
             conns = [s.conn for ip in self.identity.addresses_of(host)

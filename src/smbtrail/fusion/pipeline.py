@@ -110,7 +110,7 @@ class Fusion:
             rec.args["side"] = cmd.side
         self._annotate(rec, link, host, at)
         self.trails.note_host(rec, link, at)
-        if cmd is not None and (link is None or not link.ambiguous or cmd.side == "target"):
+        if cmd is not None:
             self.trails.add_fact(rec, cmd, link, at)
         return rec
 

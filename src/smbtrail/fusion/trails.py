@@ -17,10 +17,10 @@ from functools import lru_cache
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from ..lookups import lookup_path
-from ..records import COMMAND, Provenance, Record, from_epoch, stable_id
+from ..records import COMMAND, Provenance, Record, from_epoch
 from .hostcommands import KEY_ARGS, HostCommand
-from .identity import Identity
-from .joins import Link
+from .identity import Identity, host_key
+from .joins import Link, host_trail_id
 
 MERGE_WINDOW = 300.0  # seconds between a host fact and the network command it confirms
 SUMMARY_FRAMES = 20  # frames / record ids per file kept in a trail summary
@@ -52,6 +52,7 @@ class Fact:
     conflicts: Dict[str, List[Any]] = field(default_factory=dict)
     used: bool = False
     target: Optional[str] = None  # the remote host a source-side command line names
+    reasons: List[str] = field(default_factory=list)  # joins of every event that showed it
 
     def matches(self, command: Tuple[str, str], args: Dict[str, Any], when: float) -> bool:
         if not same_command((self.command, self.action), command) or abs(when - self.time) > MERGE_WINDOW:
@@ -157,7 +158,8 @@ class TrailBook:
         trail = link.trail_id if link and link.trail_id else _host_trail(rec)
         for fact in self.facts.get(trail, ()):
             if fact.matches((cmd.command, cmd.action), cmd.args, when):
-                if _strength(link) > _strength(fact.link):  # a 4697 (logon id) outranks the 7045 it mirrors
+                fact.reasons = _union(fact.reasons, link.reasons if link else [])
+                if _strength(rec, link) > _strength(fact.rec, fact.link):  # a 4697 outranks the 7045 it mirrors
                     fact.args, old = dict(cmd.args), fact.args
                     fact.rec, fact.link = rec, link
                     _merge_args(fact.args, old, fact.conflicts)
@@ -167,7 +169,8 @@ class TrailBook:
                 fact.events.append(rec.event_id or 0)
                 return
         fact = Fact(when, trail, cmd.command, cmd.action, dict(cmd.args), rec, link,
-                    list(rec.provenance), [rec.event_id or 0], target=cmd.target)
+                    list(rec.provenance), [rec.event_id or 0], target=cmd.target,
+                    reasons=list(link.reasons) if link else [])
         self.facts.setdefault(trail, []).append(fact)
 
     def merge_into(self, rec: Record) -> Record:
@@ -184,7 +187,7 @@ class TrailBook:
                 rec.args["conflicts"] = conflicts
             rec.args["host_events"] = sorted(set(fact.events))
             rec.evidence = _union(rec.evidence, ["network", "host"])
-            rec.join = _union(rec.join, fact.link.reasons if fact.link else [])
+            rec.join = _union(rec.join, fact.reasons)
             rec.provenance = list(rec.provenance) + fact.provenance
             if not rec.user and fact.link and fact.link.user:
                 rec.user, rec.domain = fact.link.user, rec.domain or fact.rec.domain
@@ -222,8 +225,7 @@ class TrailBook:
                 fact.target if source_side else host.dest_host),
             user=host.user or (link.user if link else None), domain=host.domain,
             evidence=["network", "host"] if conn is not None else ["host"],
-            join=(["ambiguous:" + r for r in link.reasons] if link and link.ambiguous else
-                  (list(link.reasons) if link else [])),
+            join=(["ambiguous:" + r for r in link.reasons] if link and link.ambiguous else fact.reasons),
             confidence=link.confidence if link and not link.ambiguous else None,
             trail_id=fact.trail_id, provenance=provenance, inferred=conn is None,
             message=f"{fact.command} {fact.action} from host event {'/'.join(map(str, sorted(set(fact.events))))}",
@@ -261,8 +263,9 @@ SHOWN = ("service_name", "binary_path", "task_name", "task_command", "job_comman
          "account", "group", "member", "command_line", "conflicts")
 
 
-def _strength(link: Optional[Link]) -> float:
-    return link.confidence if link is not None and not link.ambiguous else 0.0
+def _strength(rec: Record, link: Optional[Link]) -> Tuple[bool, float]:
+    """Which sighting of a command speaks for it: an event in a logon session, then the surer join."""
+    return bool(rec.logon_id), (link.confidence if link is not None and not link.ambiguous else 0.0)
 
 
 def _side(rec: Record) -> str:
@@ -272,8 +275,8 @@ def _side(rec: Record) -> str:
 def _host_trail(rec: Record) -> str:
     """A trail for host evidence the capture did not see: the logon session, else host + account + hour."""
     if rec.logon_id and _side(rec) == "target":
-        return "host-" + stable_id(rec.dest_host, rec.logon_id)
-    return "host-" + stable_id(rec.dest_host, rec.user, int(rec.time.timestamp() // 3600))
+        return host_trail_id(host_key(rec.dest_host), rec.logon_id)
+    return host_trail_id(host_key(rec.dest_host), (rec.user, int(rec.time.timestamp() // 3600)))
 
 
 def _same(a: Any, b: Any) -> bool:
