@@ -23,8 +23,9 @@ ensure_packages() {
 ensure_venv() {
   if [ ! -x "$VENV/bin/smbtrail" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-    "$VENV/bin/pip" install -q -e ".[dev,splunk]"
+    "$VENV/bin/pip" install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    "$VENV/bin/pip" install -q -e ".[dev,splunk]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    "$VENV/bin/smbtrail" --version >/dev/null
     touch "$VENV/.installed"
   fi
 }
