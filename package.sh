@@ -5,6 +5,7 @@
 # Needs only a package registry (PyPI) besides this checkout. Build tools go to their own venv.
 #   SMBTRAIL_BUILD_DIR  work dir (default: build/), reused between runs (venvs, downloads)
 #   SMBTRAIL_DIST_DIR   output dir (default: dist/)
+# With --inspect, also run splunk-appinspect (own venv) on the package: JSON reports in the build dir.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,6 +17,7 @@ PYDANTIC=2.13.4        # the last pydantic line that imports on Python 3.9
 PYDANTIC_CORE=2.46.4   # must equal pydantic's pin
 SPLUNK_SDK=2.1.1
 SIGMA_PKGS="sigma-cli==3.1.0 pysigma-backend-splunk==2.1.0"
+APPINSPECT_PKG="splunk-appinspect==4.3.1"
 # pinned to releases that still import on Python 3.9 (newer ones declare >=3.10, not always honored)
 PURE_PINS=(typing-inspection==0.4.2 annotated-types==0.7.0 typing-extensions==4.15.0 packaging==24.2 deprecation==2.1.0)
 PIP_QUIET=(--quiet --disable-pip-version-check --no-input)
@@ -83,6 +85,26 @@ clean_tree() {
     find "$STAGE" -type f -exec chmod 644 {} +
 }
 
+inspect() {
+    local venv="$BUILD/venv-appinspect" out="$1"
+    if [ ! -x "$venv/bin/splunk-appinspect" ]; then
+        say "creating $venv"
+        "$PY" -m venv "$venv"
+        "$venv/bin/pip" install "${PIP_QUIET[@]}" "$APPINSPECT_PKG"
+    fi
+    # all default checks, then the same without the aarch64 binary check (see README: AppInspect)
+    local code=0
+    "$venv/bin/splunk-appinspect" inspect "$out" --mode test --ci --skip-trusted-libraries-update \
+        --data-format json --output-file "$BUILD/appinspect.json" >"$BUILD/appinspect.log" 2>&1 || code=$?
+    say "appinspect (all checks): exit $code, report $BUILD/appinspect.json"
+    code=0
+    "$venv/bin/splunk-appinspect" inspect "$out" --mode test --ci --skip-trusted-libraries-update \
+        --excluded-tags aarch64_compatibility --data-format json \
+        --output-file "$BUILD/appinspect-no-aarch64.json" >"$BUILD/appinspect-no-aarch64.log" 2>&1 || code=$?
+    say "appinspect (without aarch64_compatibility): exit $code, report $BUILD/appinspect-no-aarch64.json"
+    [ "$code" = 0 ] || [ "$code" = 103 ]  # 103: warnings only
+}
+
 main() {
     say "building $APP $VERSION"
     stage_files
@@ -93,6 +115,7 @@ main() {
     local out="$DIST/$APP-$VERSION.tgz"
     tar -C "$BUILD/pkg" --owner=0 --group=0 --numeric-owner --sort=name -czf "$out" "$APP"
     say "wrote $out"
+    if [ "${1:-}" = "--inspect" ]; then inspect "$out"; fi
     echo "$out"
 }
 

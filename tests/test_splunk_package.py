@@ -1,0 +1,183 @@
+"""package.sh builds the app; AppInspect and the Sigma conversion are checked on what it built."""
+
+from __future__ import annotations
+
+import configparser
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build"
+APP = "smbtrail"
+ALERT_TOPICS = {  # the alerts issue 6 asks for, as words their titles must hold
+    "remote service creation": "Remote Service Creation",
+    "PsExec-like execution": "PsExec-like",
+    "remote scheduled task/at job": "Scheduled Task or At Job",
+    "remote registry write": "Remote Registry Write",
+    "remote account creation or group add": "Account Creation or Group",
+    "encrypted SMB session recovered from host logs": "Encrypted SMB Session",
+    "log cleared after remote activity": "Log Cleared After Remote Activity",
+}
+
+
+@pytest.fixture(scope="module")
+def built() -> Dict[str, object]:
+    """Run package.sh --inspect once (build venvs are reused from build/ between runs)."""
+    done = subprocess.run(["bash", str(ROOT / "package.sh"), "--inspect"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=1800, env={**os.environ, "SMBTRAIL_BUILD_DIR": str(BUILD)})
+    assert done.returncode == 0, done.stderr[-4000:]
+    tgz = Path(done.stdout.strip().splitlines()[-1])
+    return {"tgz": tgz, "log": done.stderr, "stage": BUILD / "pkg" / APP}
+
+
+def conf(path: Path) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    parser.optionxform = str
+    text = path.read_text(encoding="utf-8").replace("\\\n", " ")  # Splunk line continuations
+    parser.read_string(text)
+    return parser
+
+
+def interpreter(version: str):
+    """A working python<version>: on PATH, or in pyenv's versions when its shim is not enabled."""
+    found = [shutil.which(f"python{version}")]
+    found += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")))
+    for exe in filter(None, found):
+        if subprocess.run([exe, "-c", ""], capture_output=True).returncode == 0:
+            return exe
+    return None
+
+
+def appinspect_results(report: Path) -> Dict[str, List[dict]]:
+    data = json.loads(report.read_text())
+    results: Dict[str, List[dict]] = {}
+    for rep in data["reports"]:
+        for group in rep["groups"]:
+            for check in group["checks"]:
+                results.setdefault(check["result"], []).append(check)
+    return results
+
+
+def test_archive_layout(built):
+    with tarfile.open(built["tgz"]) as archive:
+        members = archive.getmembers()
+    names = [m.name for m in members]
+    assert all(n == APP or n.startswith(APP + "/") for n in names)  # top folder = [package] id
+    assert not [n for n in names if n.endswith((".pyc", ".pyo")) or "__pycache__" in n]
+    assert not [n for n in names if n.startswith(f"{APP}/local")]
+    assert not [m.name for m in members if m.isfile() and m.mode & 0o111]  # no exec bits (conf or other)
+    for needed in ("default/app.conf", "default/inputs.conf", "default/commands.conf", "default/props.conf",
+                   "default/savedsearches.conf", "metadata/default.meta", "README/inputs.conf.spec",
+                   "bin/smbtrail_pcap.py", "bin/smbtrail_hostlog.py", "bin/smbtrailfuse.py", "app.manifest",
+                   "bin/lib/splunklib/__init__.py", "bin/lib/smbtrail/engine.py", "bin/lib/pydantic/__init__.py"):
+        assert f"{APP}/{needed}" in names, needed
+    for abi in ("cpython-39-x86_64", "cpython-313-x86_64", "cpython-39-aarch64", "cpython-313-aarch64"):
+        assert f"{APP}/bin/lib/pydantic_core/_pydantic_core.{abi}-linux-gnu.so" in names
+    assert not [n for n in names if "/bin/lib/smbtrail/" in n and "/tests/" in n]
+
+
+def test_version_follows_pyproject(built):
+    version = re.search(r'(?m)^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    stage = built["stage"]
+    app_conf = conf(stage / "default" / "app.conf")
+    assert app_conf["launcher"]["version"] == app_conf["id"]["version"] == version
+    assert json.loads((stage / "app.manifest").read_text())["info"]["id"]["version"] == version
+    assert built["tgz"].name == f"{APP}-{version}.tgz"
+
+
+@pytest.mark.parametrize("python", ["3.9", "3.13"])
+def test_vendored_app_runs_on_splunk_pythons(built, python):
+    exe = interpreter(python)
+    if exe is None:
+        pytest.skip(f"python{python} not installed here")
+    stage = built["stage"]
+    for script in ("smbtrail_pcap.py", "smbtrail_hostlog.py"):  # -S: no site-packages, only bin/lib
+        done = subprocess.run([exe, "-S", str(stage / "bin" / script), "--scheme"], capture_output=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.startswith(b"<scheme>"), done.stderr[-2000:]
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import smbtrail.splunk.fusecommand, smbtrail.engine;"
+             "from smbtrail.records import Record; print(Record(time='2020-01-01T00:00:00Z', kind='x').uid())")
+    done = subprocess.run([exe, "-S", "-c", probe, str(stage / "bin" / "lib")], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_appinspect_has_no_failure_but_the_aarch64_binary_check(built):
+    results = appinspect_results(BUILD / "appinspect.json")
+    for bad in ("error", "future_failure"):
+        assert not results.get(bad), [c["name"] for c in results.get(bad, [])]
+    failures = results.get("failure", [])
+    # the one check no app shipping compiled code for x86_64 passes: it flags every non-ARM binary,
+    # even with the aarch64 build of the same module beside it (README: AppInspect)
+    assert {c["name"] for c in failures} <= {"check_aarch64_compatibility"}
+    for check in failures:
+        for message in check["messages"]:
+            assert re.search(r"bin/lib/pydantic_core/_pydantic_core\.cpython-3\d+-x86_64-linux-gnu\.so",
+                             message["message"]), message["message"]
+    clean = appinspect_results(BUILD / "appinspect-no-aarch64.json")
+    assert not clean.get("failure") and not clean.get("error") and not clean.get("future_failure")
+    warnings = sorted(c["name"] for c in clean.get("warning", []))
+    print("AppInspect warnings:", warnings)
+    assert set(warnings) <= {
+        "check_python_sdk_version",  # splunk-sdk 2.1.1: 3.x needs Python 3.13, Splunk 9 runs 3.9
+        "check_for_python_script_existence", "check_for_modular_inputs",  # informational
+        "check_for_indexer_synced_configs",  # inputs run on forwarders, not indexers
+        "check_for_possible_threading",  # tshark runs as a subprocess
+        "check_for_optional_operating_system_services",  # python-evtx mmaps .evtx files
+        "check_hostnames_and_ips",  # example addresses in lookups/*.csv shipped as data
+    }
+
+
+def test_sigma_rules_all_convert_and_pass_sigma_check(built):
+    assert "Found 0 errors, 0 condition errors and 0 issues." in built["log"]
+    match = re.search(r"sigma: (\d+) alerts, (\d+) failures", built["log"])
+    assert match and match.group(2) == "0"
+    rules = list((ROOT / "sigma" / "rules").rglob("*.yml"))
+    referenced_only = [r for r in rules if "level: informational" in r.read_text()
+                       or r.stem == "win_log_cleared"]  # used only through the correlation rule
+    assert int(match.group(1)) == len(rules) - len(referenced_only)
+
+
+def test_alerts_are_scheduled_throttled_and_reference_our_macros(built):
+    saved = conf(built["stage"] / "default" / "savedsearches.conf")
+    macros = conf(built["stage"] / "default" / "macros.conf")
+    alerts = {name: saved[name] for name in saved.sections() if "Sigma rule" in saved[name].get("description", "")}
+    assert len(alerts) >= 7
+    for topic, words in ALERT_TOPICS.items():
+        assert any(words in name for name in alerts), topic
+    for name, stanza in alerts.items():
+        search = stanza["search"]
+        assert stanza["enableSched"] == "1" and re.fullmatch(r"[\d,]+ \* \* \* \*", stanza["cron_schedule"])
+        assert stanza["alert.suppress"] == "1" and stanza["alert.suppress.period"]
+        assert stanza["alert.severity"] in {"2", "3", "4", "5", "6"}
+        assert "trail_link=" in search and "/app/smbtrail/smbtrail_trail?form." in search
+        if "`smbtrail_index`" in search:
+            assert re.search(r'sourcetype="smbtrail:(network|host|trail)"', search), name
+        else:
+            assert "`smbtrail_wineventlog_index`" in search and "XmlWinEventLog:" in search, name
+        used = set(re.findall(r"`([a-z0-9_]+)(?:\([^`]*\))?`", search))
+        assert used <= set(macros.sections()) | {m.split("(")[0] for m in macros.sections()}, name
+    static = conf(ROOT / "default" / "savedsearches.conf")
+    assert set(static.sections()) <= set(saved.sections())
+
+
+def test_lookup_definitions_point_at_shipped_csvs(built):
+    stage = built["stage"]
+    transforms = conf(stage / "default" / "transforms.conf")
+    csvs = sorted(p.name for p in (ROOT / "lookups").glob("*.csv"))
+    defined = sorted(transforms[s]["filename"] for s in transforms.sections() if "filename" in transforms[s])
+    assert defined == csvs
+    for name in defined:
+        assert (stage / "lookups" / name).is_file()
+    props = conf(stage / "default" / "props.conf")
+    for section in props.sections():
+        for key, value in props[section].items():
+            if key.startswith("LOOKUP-"):
+                assert value.split()[0] in transforms.sections()
