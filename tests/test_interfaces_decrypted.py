@@ -1,5 +1,6 @@
-"""samr/lsarpc inside SMB 3.0 encryption (samr-enum-lab, impacket net.py): once tshark decrypts with
-the lab's published password, the decoded names equal what the operator's terminal showed."""
+"""samr/lsarpc names decoded from the samr-enum-lab captures equal what the operator saw: impacket
+net.py inside SMB 3.0 encryption (tshark decrypts with the lab's published password) and net.exe in
+clear SMB (a ten-fragment answer that tshark reassembles)."""
 
 from __future__ import annotations
 
