@@ -95,6 +95,14 @@ def access_names(value: Any) -> List[str]:
     return [name for bit, name in ACCESS_BITS if mask & bit]
 
 
+def hex_text(value: Any) -> Any:
+    """0x00000000 and 0X1A as 0x0 and 0x1a: one spelling whatever wrote the number."""
+    try:
+        return hex(int(str(value), 16))
+    except ValueError:
+        return value
+
+
 def short_host(name: Optional[str]) -> Optional[str]:
     """WIN-77LTAPHIQ1R.example.corp -> win-77ltaphiq1r (addresses stay whole)."""
     if not name:

@@ -62,7 +62,7 @@ def _mapped(spec: EventSpec, flat: Dict[str, Any], args: Dict[str, Any]) -> Tupl
         if target == "access":
             values["access"] = f.access_names(value)
             if value is not None:
-                args["access_mask"] = value.lower() if isinstance(value, str) else hex(int(value))
+                args["access_mask"] = f.hex_text(value)
         else:
             value = CLEANERS.get(target, f.text)(value)
             if value is not None:
@@ -76,7 +76,7 @@ def _mapped(spec: EventSpec, flat: Dict[str, Any], args: Dict[str, Any]) -> Tupl
         elif key.endswith("logon_id"):
             args[key] = f.logon_id(value)
         else:
-            args[key] = value
+            args[key] = f.hex_text(value) if value[:2] in ("0x", "0X") else value
     if values.get("share"):  # "\\\\*\\ADMIN$" as logged; the network side names the share alone
         args["unc"] = values["share"]
         values["share"] = values["share"].rsplit("\\", 1)[-1]
