@@ -23,7 +23,8 @@ from smbtrail.interfaces import all_dissectors, all_fields, decoder_for
 NDR64 = "71710533-beba-4937-8319-b5dbef9ccc36"
 BASE = ["frame.number", "tcp.stream", "smb2.fid", "smb.fid", "dcerpc.pkt_type", "dcerpc.cn_ctx_id",
         "dcerpc.cn_bind_to_uuid", "dcerpc.cn_bind_trans_id", "dcerpc.cn_ack_result", "dcerpc.cn_ack_trans_id",
-        "dcerpc.opnum", "dcerpc.stub_data", "dcerpc.auth_level", "dcerpc.cn_call_id", "dcerpc.cn_flags.last_frag"]
+        "dcerpc.opnum", "dcerpc.stub_data", "dcerpc.auth_level", "dcerpc.cn_call_id", "dcerpc.cn_flags.last_frag",
+        "dcerpc.decrypted_stub_data"]
 
 
 @dataclass
@@ -102,7 +103,8 @@ def rpc_calls(pcap: Path, with_fields: bool = False, options: Sequence[str] = ()
                 ctx = _split(value["dcerpc.cn_ctx_id"])[0]
                 by_call[call_key] = binds.get((stream, fid), {}).get(ctx, (None, ""))
             uuid, syntax = by_call.get(call_key, (None, ""))
-            stub = bytes.fromhex(value["dcerpc.stub_data"].split(",")[0]) if value["dcerpc.stub_data"] else None
+            data = value["dcerpc.decrypted_stub_data"] or value["dcerpc.stub_data"]
+            stub = bytes.fromhex(data.split(",")[0]) if data else None
             calls.append(Call(int(value["frame.number"]), kind == 0, int(_split(value["dcerpc.opnum"])[0]),
                               uuid, syntax == NDR64, stub, partial=value["dcerpc.cn_flags.last_frag"] == "0"))
     if with_fields:
