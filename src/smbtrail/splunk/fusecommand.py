@@ -45,7 +45,7 @@ class SmbtrailFuseCommand(EventingCommand):
             self.write_warning("smbtrailfuse: {} rows ignored: {}", count, reason)
         from ..engine import fuse
 
-        for record in fuse(self._records):
+        for record in fuse(canonical_order(self._records)):
             yield output_row(record)
 
     def _take(self, row: Dict[str, Any]) -> None:
@@ -59,8 +59,15 @@ class SmbtrailFuseCommand(EventingCommand):
             self._records.append(record)
 
 
+def canonical_order(records: List[Record]) -> List[Record]:
+    """Time order (ties by uid): searches return newest first and in any chunking, the CLI reads in
+    time order, and fusion must not depend on how Splunk happened to deliver the rows."""
+    return sorted(records, key=lambda r: (r.time, r.uid()))
+
+
 def input_record(row: Dict[str, Any]):
     """One Splunk row as an engine record, None for rows that are not input (health events)."""
+    row = {k: v for k, v in row.items() if v not in ("", None, [])}  # empty in the chunk = field absent
     sourcetype = str(row.get("sourcetype") or "")
     if sourcetype.startswith("smbtrail:"):
         if sourcetype == events.HEALTH:
