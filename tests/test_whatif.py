@@ -1,0 +1,274 @@
+"""Encryption what-if: a cleartext capture rewritten server-wide or share-only must read, for tshark and
+for smbtrail, like a capture made with SMB3 encryption on; checked against tshark's own dissection of the
+original and against the lab's real encrypted captures of the same scenarios."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import subprocess
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import pytest
+
+from network_helpers import records
+from smbtrail.encryption.whatif import RewriteStats, WhatIfError, rewrite_capture
+
+LAB = Path(__file__).resolve().parent / "fixtures" / "lab"
+SMB_CLEAR_COMMANDS = {"0", "1"}  # NEGOTIATE, SESSION_SETUP stay readable in every scope
+NO_SESSION = "0x0000000000000000"
+HIDDEN = ("tree", "file", "operation")  # what server-wide encryption takes from the sensor
+OTRF_PAIRS = [
+    "lateral_movement/network/covenant_copy_smb_CreateRequest.zip",
+    "lateral_movement/network/covenant_sc_query_dcerpc_smb_svcctl.zip",
+    "lateral_movement/network/covenant_sharpsc_create_dcerpc_smb_svcctl.zip",
+    "lateral_movement/network/empire_psexec_dcerpc_tcp_svcctl.zip",
+    "lateral_movement/network/schtask_create.zip",
+    "discovery/network/empire_getsession_dcerpc_smb_srvsvc_NetSessEnum.zip",
+    "discovery/network/empire_shell_rpc_samr_smb_group_domain_admins_standard_user.zip",
+]
+
+
+def manifest(mode: str) -> List[Dict[str, str]]:
+    with open(LAB / "manifest.csv", newline="", encoding="utf-8") as handle:
+        return [row for row in csv.DictReader(handle) if row["mode"] == mode]
+
+
+def plain_rows() -> List[Dict[str, str]]:
+    return [row for row in manifest("plain") if (LAB / row["capture"]).exists()]
+
+
+def tshark(path: Path, *args: str) -> Tuple[List[List[str]], str]:
+    done = subprocess.run(["tshark", "-n", "-r", str(path), *args], capture_output=True, text=True, check=False)
+    errors = "\n".join(line for line in done.stderr.splitlines() if "Running as user" not in line)
+    return [line.split("\t") for line in done.stdout.splitlines()], errors
+
+
+FIELDS = ["frame.number", "tcp.stream", "tcp.srcport", "nbss.type", "nbss.length", "smb2.cmd", "smb2.sesid",
+          "smb2.chain_offset", "smb2.header.transform.msg_size", "smb.cmd"]
+
+
+def smb_frames(path: Path) -> List[Dict[str, List[str]]]:
+    args = ["-Y", "tcp && (smb2 || smb)", "-T", "fields"] + [a for f in FIELDS for a in ("-e", f)]
+    rows, _ = tshark(path, *args)
+    return [{name: (row[i].split(",") if i < len(row) and row[i] else []) for i, name in enumerate(FIELDS)}
+            for row in rows]
+
+
+def expected_transforms(original: Path) -> Dict[tuple, List[int]]:
+    """Per TCP stream and sender: NBSS lengths of the SMB2 messages that must be encrypted server-wide,
+    taken from tshark's dissection of the cleartext capture."""
+    expected: Dict[tuple, List[int]] = defaultdict(list)
+    for frame in smb_frames(original):
+        if frame["smb.cmd"] and not frame["smb2.cmd"]:
+            continue  # SMB1 (multi-protocol negotiate): never encrypted
+        headers = list(zip(frame["smb2.cmd"], frame["smb2.sesid"], frame["smb2.chain_offset"]))
+        lengths = [int(n) for t, n in zip(frame["nbss.type"], frame["nbss.length"]) if t == "0x00"]
+        for length in lengths:
+            if not headers:
+                break
+            chain = [headers.pop(0)]
+            while headers and int(chain[-1][2], 16):
+                chain.append(headers.pop(0))
+            command, session = chain[0][0], chain[0][1]
+            if command not in SMB_CLEAR_COMMANDS and session != NO_SESSION:
+                expected[(frame["tcp.stream"][0], frame["tcp.srcport"][0])].append(length)
+    return expected
+
+
+def seen_transforms(rewritten: Path) -> Tuple[Dict[tuple, List[int]], List[str]]:
+    """Transform sizes per stream and sender, and any SMB2 message left readable that should not be."""
+    seen: Dict[tuple, List[int]] = defaultdict(list)
+    leaks = []
+    for frame in smb_frames(rewritten):
+        sizes = [int(s) for s in frame["smb2.header.transform.msg_size"]]
+        seen[(frame["tcp.stream"][0], frame["tcp.srcport"][0])] += sizes
+        nbss = sorted(int(n) for t, n in zip(frame["nbss.type"], frame["nbss.length"]) if t == "0x00")
+        assert all(size + 52 in nbss for size in sizes), f"frame {frame['frame.number']}: NBSS length != size + 52"
+        sessions = frame["smb2.sesid"] if not sizes else [NO_SESSION] * len(frame["smb2.cmd"])
+        for command, session in zip(frame["smb2.cmd"], sessions):
+            if command not in SMB_CLEAR_COMMANDS and session != NO_SESSION:
+                leaks.append(f"frame {frame['frame.number'][0]} command {command} in clear")
+    return seen, leaks
+
+
+def analysis_flags(path: Path) -> Dict[str, str]:
+    rows, _ = tshark(path, "-Y", "tcp.analysis.flags", "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message")
+    return {row[0]: row[-1] for row in rows}
+
+
+def check_server_rewrite(src: Path, dst: Path) -> RewriteStats:
+    stats = rewrite_capture(str(src), str(dst), "server")
+    frames_before, errors_before = tshark(src, "-T", "fields", "-e", "frame.number")
+    frames_after, errors_after = tshark(dst, "-T", "fields", "-e", "frame.number")
+    assert errors_after == errors_before.replace(str(src), str(dst))
+    assert len(frames_after) == len(frames_before) == stats.frames
+    assert analysis_flags(dst) == analysis_flags(src), "TCP analysis flags changed"
+    expected = expected_transforms(src)
+    seen, leaks = seen_transforms(dst)
+    untouched = {(n.client, n.server) for n in stats.untouched}
+    assert not leaks or untouched, leaks[:5]
+    if not untouched:
+        assert {k: v for k, v in seen.items() if v} == dict(expected)
+        assert sum(len(v) for v in expected.values()) == stats.nbss_messages_encrypted
+    return stats
+
+
+def check_records(src: Path, dst: Path, account: str = "") -> None:
+    """No tree/file/operation record of an encrypted session survives; each such session still shows up as
+    encrypted activity under the account the cleartext named."""
+    before = records(src)
+    after = records(dst)
+    users = {r.session_id: r.user for r in before if r.kind == "session" and r.session_id}
+    busy = {r.session_id for r in before if r.kind in HIDDEN and r.session_id in users}
+    assert busy, "the cleartext capture shows no SMB file/RPC activity to hide"
+    assert not [r for r in after if r.kind in HIDDEN and r.session_id in busy]
+    activity = {r.session_id: r.user for r in after if r.kind == "encrypted_activity"}
+    for session in busy:
+        assert activity.get(session) == users[session]
+        if account:
+            assert users[session] == account
+
+
+@pytest.mark.parametrize("row", plain_rows(), ids=lambda r: r["scenario"])
+def test_lab_capture_rewritten_server_wide(row, tmp_path):
+    src = LAB / row["capture"]
+    dst = tmp_path / "server.pcapng"
+    check_server_rewrite(src, dst)
+    if row["transport"] == "NCACN_NP":
+        check_records(src, dst, row["account"])
+
+
+def test_psexec_capture_rewritten_server_wide(shared_data, tmp_path):
+    src = shared_data / "suricata-verify" / "smb2-07" / "20171220_smb_psexec_add_user.pcap"
+    dst = tmp_path / "psexec.pcapng"
+    check_server_rewrite(src, dst)
+    check_records(src, dst)
+
+
+@pytest.mark.parametrize("pair", OTRF_PAIRS, ids=lambda p: Path(p).stem)
+def test_otrf_capture_rewritten_server_wide(pair, shared_data, tmp_path):
+    with zipfile.ZipFile(shared_data / "otrf-security-datasets" / "windows" / pair) as archive:
+        archive.extractall(tmp_path / "in")
+    for src in sorted((tmp_path / "in").rglob("*.*cap*")):
+        dst = tmp_path / f"{src.stem}.server.pcapng"
+        stats = check_server_rewrite(src, dst)
+        assert not stats.untouched, stats.untouched
+        if not stats.smb_connections:  # no SMB at all: every byte stays as it was
+            assert dst.read_bytes() == src.read_bytes()
+        elif any(r.kind in ("file", "operation") and r.transport != "ncacn_ip_tcp" for r in records(src)):
+            check_records(src, dst)
+
+
+def test_other_traffic_untouched(shared_data, tmp_path):
+    src = shared_data / "suricata-verify" / "smb2-07" / "20171220_smb_psexec_add_user.pcap"
+    dst = tmp_path / "psexec.pcapng"
+    rewrite_capture(str(src), str(dst), "server")
+    args = ["-o", "frame.generate_md5_hash:TRUE", "-Y", "!(tcp.port == 445 || tcp.port == 139)",
+            "-T", "fields", "-e", "frame.number", "-e", "frame.md5_hash"]
+    before, _ = tshark(src, *args)
+    after, _ = tshark(dst, *args)
+    assert before and before == after
+
+
+def test_share_scope_keeps_ipc_and_hides_admin_share(shared_data, tmp_path):
+    src = shared_data / "suricata-verify" / "smb2-07" / "20171220_smb_psexec_add_user.pcap"
+    dst = tmp_path / "share.pcapng"
+    stats = rewrite_capture(str(src), str(dst), "share")
+    before, after = records(src), records(dst)
+    assert any(r.kind == "file" and r.share == "ADMIN$" for r in before)
+    assert not [r for r in after if r.kind == "file" and r.share in ("ADMIN$", "C$")]
+    ops = lambda recs: sorted((r.rpc_interface, r.opnum) for r in recs if r.kind == "operation")  # noqa: E731
+    assert ops(after) == ops(before) and any(i == "svcctl" for i, _ in ops(after))
+    users = {r.session_id: r.user for r in before if r.kind == "session"}
+    hidden = [r for r in after if r.kind == "encrypted_activity"]
+    assert hidden and all(r.user == users[r.session_id] for r in hidden)
+    assert stats.smb2_messages_clear > 0 and stats.nbss_messages_encrypted > 0
+    trees = [r for r in after if r.kind == "tree" and r.share == "ADMIN$"]
+    assert trees and all(r.args.get("share_encrypted") for r in trees)
+
+
+@pytest.mark.parametrize("scenario", ["sc_query_services", "file_write_smbclient"])
+def test_share_scope_on_lab_captures(scenario, tmp_path):
+    src = LAB / "plain" / f"{scenario}.pcapng"
+    dst = tmp_path / "share.pcapng"
+    rewrite_capture(str(src), str(dst), "share")
+    before, after = records(src), records(dst)
+    visible = lambda recs, kind: [(r.share, r.path, r.operation) for r in recs if r.kind == kind]  # noqa: E731
+    assert visible(after, "operation") == visible(before, "operation")
+    assert [f for f in visible(after, "file") if f[0] != "IPC$"] == []
+    assert [f for f in visible(after, "file") if f[0] == "IPC$"] == [f for f in visible(before, "file") if f[0] == "IPC$"]
+    hidden = [f for f in visible(before, "file") if f[0] != "IPC$"]
+    assert bool(hidden) == any(r.kind == "encrypted_activity" for r in after)
+
+
+def encrypted_sizes(path: Path) -> List[int]:
+    return [s for r in records(path) if r.kind == "encrypted_activity" for s in r.args["message_sizes"]]
+
+
+def real_pairs() -> List[Tuple[str, str]]:
+    plain = {row["scenario"]: row["capture"] for row in plain_rows()}
+    return [(plain[row["scenario"]], row["capture"]) for row in manifest("enc-global")
+            if row["scenario"] in plain and (LAB / row["capture"]).exists() and row["transport"] == "NCACN_NP"]
+
+
+@pytest.mark.parametrize("pair", real_pairs(), ids=lambda p: Path(p[0]).stem)
+def test_rewrite_sizes_match_real_encrypted_capture(pair, tmp_path):
+    """The same scenario run by real software with encryption required: the message sizes the sensor
+    sees differ only by the few messages a second run adds or drops (interim responses, timing)."""
+    plain, real = LAB / pair[0], LAB / pair[1]
+    dst = tmp_path / "server.pcapng"
+    rewrite_capture(str(plain), str(dst), "server")
+    ours, theirs = encrypted_sizes(dst), encrypted_sizes(real)
+    assert ours and theirs
+    assert difflib.SequenceMatcher(None, ours, theirs, autojunk=False).ratio() >= 0.9
+    assert abs(sum(map(abs, ours)) - sum(map(abs, theirs))) <= 0.05 * sum(map(abs, theirs))
+
+
+def test_gap_leaves_flow_untouched_and_reported(shared_data, tmp_path):
+    src = shared_data / "pcap-attack" / "Discovery" / "Discovery_privgroups_domain_admins_samr_lookupnames_req.pcapng"
+    dst = tmp_path / "gap.pcapng"
+    stats = rewrite_capture(str(src), str(dst), "server")
+    assert stats.untouched and "missing" in stats.untouched[0].reason
+    assert stats.connections_rewritten == 0 and dst.read_bytes() == src.read_bytes()
+
+
+def test_truncated_capture_is_copied_and_marked_partial(shared_data, tmp_path):
+    pair = shared_data / "otrf-security-datasets" / "windows" / OTRF_PAIRS[2]
+    with zipfile.ZipFile(pair) as archive:
+        archive.extractall(tmp_path)
+    src = next(tmp_path.rglob("*.cap"))
+    dst = tmp_path / "out.pcap"
+    stats = rewrite_capture(str(src), str(dst), "server")
+    assert stats.partial and src.name in stats.warnings[0] and stats.connections_rewritten
+    assert dst.stat().st_size == src.stat().st_size + stats.bytes_added
+
+
+def test_cut_lab_capture_keeps_every_whole_frame(tmp_path):
+    src = LAB / "plain" / "sc_query_services.pcapng"
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(src.read_bytes()[: src.stat().st_size * 2 // 3])
+    stats = rewrite_capture(str(cut), str(tmp_path / "out.pcapng"), "server")
+    frames, _ = tshark(tmp_path / "out.pcapng", "-T", "fields", "-e", "frame.number")
+    assert stats.partial and len(frames) == stats.frames > 0
+
+
+def test_scope_none_is_a_copy(tmp_path):
+    src = LAB / "plain" / "file_write_smbclient.pcapng"
+    stats = rewrite_capture(str(src), str(tmp_path / "copy.pcapng"), "none")
+    assert (tmp_path / "copy.pcapng").read_bytes() == src.read_bytes() and stats.frames_changed == 0
+
+
+@pytest.mark.parametrize("content,why", [(b"", "not a pcap"), (b"hello world, not a capture", "not a pcap"),
+                                         (b"\xd4\xc3\xb2\xa1\x02\x00", "cut short")])
+def test_bad_input_is_a_clear_error(content, why, tmp_path):
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(content)
+    with pytest.raises(WhatIfError, match=why) as raised:
+        rewrite_capture(str(bad), str(tmp_path / "out.pcap"), "server")
+    assert "bad.pcap" in str(raised.value)
+    with pytest.raises(WhatIfError, match="scope"):
+        rewrite_capture(str(bad), str(tmp_path / "out.pcap"), "everything")
