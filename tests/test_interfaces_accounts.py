@@ -37,6 +37,9 @@ def test_net_user_query(shared_data):
     (lookup,) = calls_of(calls, LSARPC, 68)
     assert lookup.decode()["names"] == lookup.decode(with_fields=True)["names"] == ["CONTOSO\\ronhd"]
     assert calls_of(calls, LSARPC, 44)[0].decode()["server"] == "DC1.contoso.local"
+    (translated,) = calls_of(calls, LSARPC, 68, request=False)  # NDR64 LSAPR_TRANSLATED_SIDS_EX2
+    assert translated.decode()["sids"] == ["S-1-5-21-758758874-3121976374-3713154392-1110"]  # samr's RID 1110
+    assert translated.decode()["domains"] == ["CONTOSO"]
 
 
 def test_net_group_domain_admins(shared_data, tmp_path):

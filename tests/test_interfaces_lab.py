@@ -52,3 +52,13 @@ def test_atexec_task_unsealed():
     match = re.fullmatch(r"cmd\.exe /C whoami > %windir%\\Temp\\([A-Za-z]{8})\.tmp 2>&1", task["task_command"])
     assert match and task["task_name"] == "\\" + match.group(1)
     assert task["account"] == "S-1-5-18" and "_decode_error" not in task
+
+
+def test_psgetsid_name_to_sid_and_back():
+    (row,) = [r for r in _rows() if r["scenario"] == "psgetsid_rpcclient"]
+    decoded = [args for args in _decoded(row) if "sids" in args or "names" in args]
+    lookups = [args for args in decoded if args.get("names") == ["smbtadmin"]]
+    answers = [args for args in decoded if args.get("domains") and args.get("sids")]
+    assert lookups and answers[0]["sids"][0].startswith("S-1-5-21-") and answers[0]["sids"][0].endswith("-1000")
+    assert {"names": ["Administrators"], "domains": ["BUILTIN"]}.items() <= [
+        a for a in decoded if a.get("names") == ["Administrators"]][0].items()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .decoding import MAX_ITEMS, counted_sids, decode_call, handle_only, handle_response
 from .ndr import NdrError, Reader
@@ -62,8 +62,8 @@ def _account_rights(r: Reader, out: Dict[str, Any]) -> None:
     out["sids"] = [r.sid()]
 
 
-def _referenced_domains(r: Reader) -> List[str]:
-    """PLSAPR_REFERENCED_DOMAIN_LIST: {Entries, [size_is] LSAPR_TRUST_INFORMATION* Domains, MaxEntries}."""
+def _referenced_domains(r: Reader) -> List[Tuple[Optional[str], Optional[str]]]:
+    """PLSAPR_REFERENCED_DOMAIN_LIST {Entries, LSAPR_TRUST_INFORMATION* Domains, MaxEntries}: (name, SID)."""
     if not r.pointer():
         return []
     r.struct_start()
@@ -78,22 +78,55 @@ def _referenced_domains(r: Reader) -> List[str]:
     for _ in range(entries):
         r.struct_start()
         headers.append((r.unicode_string_header()[1], r.pointer()))
-    domains = []
-    for name_ref, sid_ref in headers:
-        name = r.unicode_string_body(name_ref)
-        if sid_ref:
-            r.sid()
-        if name:
-            domains.append(name)
-    return domains
+    return [(r.unicode_string_body(name_ref), r.sid() if sid_ref else None) for name_ref, sid_ref in headers]
+
+
+def _put_domains(out: Dict[str, Any], domains: List[Tuple[Optional[str], Optional[str]]]) -> None:
+    names = [name for name, _ in domains if name]
+    if names:
+        out["domains"] = names
+
+
+def _translated_sids(layout: str):
+    """LookupNames answers: ReferencedDomains, then the translated SIDs. layout "rid" (LSA_TRANSLATED_SID),
+    "rid_ex" (..._EX with Flags) or "sid" (..._EX2, a full SID per name)."""
+
+    def parse(r: Reader, out: Dict[str, Any]) -> None:
+        domains = _referenced_domains(r)
+        _put_domains(out, domains)
+        r.struct_start()
+        entries = r.u32()
+        if not r.pointer() or not entries:
+            return
+        if r.count() != entries or entries > MAX_ITEMS:
+            raise NdrError("translated SID array size does not match Entries")
+        rows = []
+        for _ in range(entries):
+            r.struct_start()
+            use = r.enum()
+            value = r.pointer() if layout == "sid" else r.u32()
+            index = r.i32()
+            if layout != "rid":
+                r.u32()  # Flags
+            rows.append((use, value, index))
+        out["sids"] = [_sid_of(r, layout, value, index, domains) for use, value, index in rows]
+        out["sids"] = [sid for sid in out["sids"] if sid]
+
+    return parse
+
+
+def _sid_of(r: Reader, layout: str, value: int, index: int, domains) -> Optional[str]:
+    if layout == "sid":
+        return r.sid() if value else None
+    if 0 <= index < len(domains) and domains[index][1]:
+        return f"{domains[index][1]}-{value}"
+    return None
 
 
 def _translated_names(extended: bool):
     def parse(r: Reader, out: Dict[str, Any]) -> None:
         """ReferencedDomains, then LSAPR_TRANSLATED_NAMES(_EX) {Entries, Names*}: the resolved names."""
-        domains = _referenced_domains(r)
-        if domains:
-            out["domains"] = domains
+        _put_domains(out, _referenced_domains(r))
         r.struct_start()
         entries = r.u32()
         if not r.pointer() or not entries:
@@ -118,8 +151,9 @@ REQUESTS = {
     36: _account_rights, 37: _account_rights, 38: _account_rights, 44: _open_policy2, 46: handle_only,
     57: _lookup_sids, 58: _lookup_names, 68: _lookup_names, 76: _lookup_sids3, 77: _lookup_names4,
 }
-RESPONSES = {6: handle_response, 15: _translated_names(False), 44: handle_response, 57: _translated_names(True),
-             76: _translated_names(True)}
+RESPONSES = {6: handle_response, 14: _translated_sids("rid"), 15: _translated_names(False), 44: handle_response,
+             57: _translated_names(True), 58: _translated_sids("rid_ex"), 68: _translated_sids("sid"),
+             76: _translated_names(True), 77: _translated_sids("sid")}
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
