@@ -174,6 +174,8 @@ def test_pcap_stream_over_a_directory(shared_data, tmp_path):
         assert sent == expected
         assert health[str(path)]["records"] == len(expected)
     assert health[str(bad)]["status"] in ("partial", "error")
+    log = done.stderr.decode()
+    assert "truncated.pcapng" in log and "notes.txt" in log  # bad files named in splunkd.log
     assert all(e["index"] == "smbtrail" and e["stanza"] == "smbtrail_pcap://test" for e in got)
 
     records = [(e["sourcetype"], body(e)) for e in got if e["sourcetype"] != events.HEALTH]

@@ -30,7 +30,14 @@ def event_body(record: Record) -> Dict[str, Any]:
 
 
 def event_json(record: Record) -> str:
-    return json.dumps(event_body(record), ensure_ascii=False)  # "time" stays first (props TIME_PREFIX)
+    # ASCII with \u escapes: strings from captures may hold lone surrogates or control characters that
+    # would break the UTF-8 XML stream; "time" stays the first key (props TIME_PREFIX)
+    return json.dumps(event_body(record), ensure_ascii=True)
+
+
+def xml_safe(text: str) -> str:
+    """Text for an XML element outside the JSON body (file names): no characters XML 1.0 forbids."""
+    return "".join(c if c >= " " or c in "\t\n" else "?" for c in text).encode("utf-8", "replace").decode()
 
 
 def record_from_body(body: Dict[str, Any]) -> Record:

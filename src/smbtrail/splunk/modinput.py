@@ -125,6 +125,8 @@ class SmbtrailInput(Script):
                 count += 1
                 if record.kind == ERROR or record.partial:
                     errors += 1
+                    if count > already and record.message:
+                        ew.log(EventWriter.WARN, f"{stanza}: {record.message}")
                 if count > already:
                     self.write(ew, stanza, params, ident.path, record)
                     ckpt.record_progress(key, count)
@@ -139,14 +141,14 @@ class SmbtrailInput(Script):
         count += 1
         if count > already:
             ew.write_event(Event(data=json.dumps(health, sort_keys=True), stanza=stanza, time=started,
-                                 source=ident.path, sourcetype=events.HEALTH, index=params.get("index"),
+                                 source=events.xml_safe(ident.path), sourcetype=events.HEALTH, index=params.get("index"),
                                  host=params.get("host"), done=True, unbroken=True))
         ckpt.finish(key, {"status": status, "events": count, "finished": iso_now()})
         ew.log(EventWriter.INFO, f"{stanza}: {ident.path}: {status}, {count - 1} records")
 
     def write(self, ew: EventWriter, stanza: str, params: Dict[str, Any], source: str, record: Record) -> None:
         ew.write_event(Event(
-            data=events.event_json(record), stanza=stanza, time=record.time.timestamp(), source=source,
+            data=events.event_json(record), stanza=stanza, time=record.time.timestamp(), source=events.xml_safe(source),
             sourcetype=events.sourcetype_for(record, self.sourcetype), index=params.get("index"),
             host=params.get("host"), done=True, unbroken=True))
 
