@@ -84,3 +84,12 @@ def test_sealed_calls_decode_to_nothing_without_error(shared_data, test):
     for call in calls:
         assert call.stub is None  # packet privacy: tshark has no key, so no stub
         assert call.decode() == {}
+
+
+def test_enum_services_lists_names_from_the_reassembled_answer(shared_data):
+    calls = cached_calls(suricata(shared_data, "filestore-filecontainer-smb"))
+    answers = [c.decode() for c in calls_of(calls, SVCCTL, 14, request=False) if not c.partial]
+    sized = [a for a in answers if a.get("return_code") == 234]  # ERROR_MORE_DATA: the size probe
+    listed = [a["names"] for a in answers if a.get("return_code") == 0]
+    assert sized and all(a["names"] == [] for a in sized)
+    assert listed and all({"Eventlog", "Dnscache", "RemoteRegistry"} <= set(names) for names in listed)

@@ -214,16 +214,21 @@ def _status_ex_response(r: Reader, out: Dict[str, Any]) -> None:
         out["process_id"] = pid
 
 
-def _enum_ex_response(r: Reader, out: Dict[str, Any]) -> None:
-    """ENUM_SERVICE_STATUS_PROCESSW entries with their names at offsets inside the buffer."""
-    buf = r.conformant_bytes()
-    r.u32()  # bytes needed
-    returned = r.u32()
-    names = []
-    for index in range(min(returned, len(buf) // 44)):
-        (offset,) = struct.unpack_from("<I", buf, index * 44)
-        names.append(_utf16z(buf, offset))
-    out["names"] = names
+def _enum_response(entry_size: int):
+    """ENUM_SERVICE_STATUSW (36 bytes) or ENUM_SERVICE_STATUS_PROCESSW (44 bytes) entries whose
+    service names sit at offsets inside the returned buffer."""
+
+    def parse(r: Reader, out: Dict[str, Any]) -> None:
+        buf = r.conformant_bytes()
+        r.u32()  # bytes needed
+        returned = r.u32()
+        names = []
+        for index in range(min(returned, len(buf) // entry_size)):
+            (offset,) = struct.unpack_from("<I", buf, index * entry_size)
+            names.append(_utf16z(buf, offset))
+        out["names"] = names
+
+    return parse
 
 
 def _utf16z(buf: bytes, offset: int) -> str:
@@ -243,10 +248,10 @@ REQUESTS = {
     51: _control, 56: handle_only, 64: _open_scm2,
 }
 RESPONSES = {
-    1: _status_response, 6: _status_response, 12: handle_response, 15: handle_response,
+    1: _status_response, 6: _status_response, 12: handle_response, 14: _enum_response(36), 15: handle_response,
     16: handle_response, 17: _query_config_response(True), 24: handle_response, 27: handle_response,
     28: handle_response, 29: _query_config_response(False), 40: _status_ex_response,
-    42: _enum_ex_response, 44: handle_response, 45: handle_response, 64: handle_response,
+    42: _enum_response(44), 44: handle_response, 45: handle_response, 64: handle_response,
 }
 
 
