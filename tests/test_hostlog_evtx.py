@@ -16,6 +16,7 @@ from smbtrail.hostlog import read_hostlogs, recognize_host
 from smbtrail.hostlog.catalog import spec_for
 from smbtrail.hostlog.evtx_reader import engine, read_evtx_python
 from smbtrail.hostlog.normalize import normalize_flat
+from smbtrail.records import Record
 
 pytestmark = pytest.mark.shared
 PYTHON_EVTX_SAMPLE = 120
@@ -54,6 +55,8 @@ def test_all_events_passes_every_record(shared_data):
     for path in _evtx_files(shared_data):
         records = list(read_hostlogs([str(path)], all_events=True))
         assert _counts(records) == _reference_counts(path, False), path.name
+        for rec in records:  # records are built without a validation pass: each must survive one
+            assert Record.model_validate(rec.model_dump()) == rec
 
 
 def _by_record(records, event_id):

@@ -18,6 +18,7 @@ def test_sharpsc_service_and_svcctl_pipe(shared_data):
     assert not [r for r in records if r.kind == "error"]
     installed = {(r.event_id, r.args["service_name"]): r for r in records if r.event_id in (4697, 7045)}
     assert installed[(7045, "OTR")].args["binary_path"] == "C:\\Windows\\System32\\GruntHTTP2.exe"
+    assert installed[(7045, "OTR")].user == "pgustavo"  # NXLog's AccountName is the acting user
     assert {r.args["binary_path"] for r in installed.values()} == {"C:\\Windows\\System32\\GruntHTTP2.exe"}
     pipes = [r for r in records if r.event_id == 5145 and r.path == "svcctl"]
     assert 54736 in {r.src_port for r in pipes}

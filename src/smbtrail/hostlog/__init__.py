@@ -34,10 +34,11 @@ def read_hostlogs(paths: Sequence[str], all_events: bool = False) -> Iterator[Re
         if isinstance(item, Record):
             yield item
             continue
-        if not all_events and spec_for(event_id(item), item.get("Channel")) is None:
+        spec = spec_for(event_id(item), item.get("Channel"))
+        if spec is None and not all_events:
             continue
-        source = item.pop("@source", None) or "-"
+        source = item.get("@source") or "-"
         try:
-            yield normalize_flat(item, source)
+            yield normalize_flat(item, source, spec)
         except (ValueError, TypeError) as exc:  # one odd event costs that event, named
             yield error(source, f"record #{item.get('EventRecordID')}: cannot normalize ({exc})", partial=True)

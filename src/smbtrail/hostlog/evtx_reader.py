@@ -160,7 +160,7 @@ def _rust_style(value: str) -> str:
 def chunk_problems(path: str, source: str) -> Iterator[Record]:
     """What the evtx package skips without a word: chunks with a broken header, a cut-off last chunk."""
     try:
-        with open(path, "rb") as handle:
+        with open(path, "rb", buffering=0) as handle:
             handle.seek(0, 2)
             size = handle.tell()
             for number, offset in enumerate(range(HEADER_SIZE, size - CHUNK_SIZE + 1, CHUNK_SIZE)):

@@ -7,13 +7,13 @@ from typing import Any, Dict, List
 
 NS = "{http://schemas.microsoft.com/win/2004/08/events/event}"
 SYSTEM_KEYS = ("EventID", "Channel", "Provider", "Computer", "EventRecordID", "TimeCreated")
+SYSTEM_SET = frozenset(SYSTEM_KEYS)
 
 
 def value_text(value: Any) -> Any:
-    """Data values as the XML text would read: numbers as decimal text, null as empty, lists kept,
-    CRLF as LF (XML parsers normalize line ends, so every reader does)."""
+    """Data values as the XML text would read: numbers as decimal text, null as empty, lists kept."""
     if isinstance(value, str):
-        return value.replace("\r\n", "\n") if "\r" in value else value
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -49,13 +49,19 @@ def from_json_event(event: Dict[str, Any]) -> Dict[str, Any]:
         "EventRecordID": _int(system.get("EventRecordID")),
         "TimeCreated": created.get("#attributes", {}).get("SystemTime") if isinstance(created, dict) else created,
     }
+    security = system.get("Security")
+    if security:
+        flat["UserID"] = security.get("#attributes", {}).get("UserID")
     data = event.get("EventData")
     if data is None:
         data = _user_data(event.get("UserData"))
-    if isinstance(data, dict):
+    if isinstance(data, dict):  # the hot loop of the .evtx reader: most values are already text
         for name, value in data.items():
-            if name != "#attributes":
-                _put(flat, name, value_text(value))
+            if value.__class__ is not str:
+                if name == "#attributes":
+                    continue
+                value = value_text(value)
+            flat["Data_" + name if name in SYSTEM_SET else name] = value
     elif data not in (None, ""):
         _put(flat, "Data", value_text(data))
     return flat
@@ -83,6 +89,8 @@ def from_xml(text: str) -> Dict[str, Any]:
             flat["Provider"] = child.get("Name")
         elif name == "TimeCreated":
             flat["TimeCreated"] = child.get("SystemTime")
+        elif name == "Security" and child.get("UserID"):
+            flat["UserID"] = child.get("UserID")
         elif name in SYSTEM_KEYS:
             flat[name] = (child.text or "").strip()
     data = _child(root, "EventData")

@@ -64,6 +64,7 @@ def _from_beat(doc: Dict[str, Any]) -> Dict[str, Any]:
         "Provider": win.get("provider_name"), "Computer": win.get("computer_name"),
         "EventRecordID": win.get("record_id"), "TimeCreated": win.get("time_created") or doc.get("@timestamp"),
         "@timestamp": event.get("created") or event.get("ingested"),
+        "UserID": (win.get("user") or {}).get("identifier") if isinstance(win.get("user"), dict) else None,
     }
     for section in ("event_data", "user_data"):
         data = win.get(section)
@@ -87,6 +88,11 @@ def _from_flat(doc: Dict[str, Any]) -> Dict[str, Any]:
     for name, value in doc.items():
         if name not in FLAT_META:
             flat[name] = value_text(value)
+    if "AccountType" in doc and "UserID" in doc:
+        # NXLog resolved the event's System UserID into AccountName/Domain, over any EventData field
+        # of the same name (7045's service account): they name the acting user here.
+        flat["UserID"] = doc["UserID"]
+        flat["UserName"], flat["UserDomain"] = flat.pop("AccountName", None), flat.pop("Domain", None)
     return flat
 
 

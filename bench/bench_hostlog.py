@@ -1,0 +1,112 @@
+"""Host-log reader speed against the `evtx` package's own records_json() rate, in the same run.
+
+Builds a >= 100 MB corpus of .evtx copies of the public samples (../shared/data, or --data) in a temp
+dir, then times (1) iterating evtx's records_json() over it and (2) smbtrail's read_hostlogs over it.
+Both rates count the corpus's records (input records per second); smbtrail's emitted records are
+printed beside. Peak RSS of each pass is measured in a child process so the two do not mix.
+Not a test: run `python bench/bench_hostlog.py [--size-mb 100] [--data DIR] [--all-events]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_corpus(data: Path, target: Path, size_mb: int) -> int:
+    samples = sorted(p for p in data.rglob("*.evtx"))
+    if not samples:
+        sys.exit(f"no .evtx under {data}")
+    total, copy = 0, 0
+    while total < size_mb * 1_000_000:
+        for sample in samples:
+            dest = target / f"{copy:03d}_{sample.name}"
+            shutil.copyfile(sample, dest)
+            total += dest.stat().st_size
+        copy += 1
+    return total
+
+
+def raw_pass(corpus: Path) -> dict:
+    import evtx
+
+    files = sorted(str(p) for p in corpus.iterdir())
+    count = 0
+    start = time.perf_counter()
+    for path in files:
+        records = evtx.PyEvtxParser(path).records_json()
+        while True:
+            try:
+                next(records)
+            except StopIteration:
+                break
+            except RuntimeError:
+                continue
+            count += 1
+    return {"records": count, "seconds": time.perf_counter() - start}
+
+
+def smbtrail_pass(corpus: Path, all_events: bool) -> dict:
+    from smbtrail.hostlog import read_hostlogs
+
+    emitted = errors = 0
+    start = time.perf_counter()
+    for rec in read_hostlogs([str(corpus)], all_events=all_events):
+        if rec.kind == "error":
+            errors += 1
+        else:
+            emitted += 1
+    return {"emitted": emitted, "errors": errors, "seconds": time.perf_counter() - start}
+
+
+def child(which: str, corpus: str, all_events: bool) -> None:
+    result = raw_pass(Path(corpus)) if which == "raw" else smbtrail_pass(Path(corpus), all_events)
+    result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(repr(result))
+
+
+def run_child(which: str, corpus: Path, all_events: bool) -> dict:
+    cmd = [sys.executable, __file__, "--child", which, "--corpus", str(corpus)] + (["--all-events"] if all_events else [])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    return eval(out.stdout.strip().splitlines()[-1])  # our own child's repr of a dict of numbers
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--size-mb", type=int, default=100)
+    ap.add_argument("--all-events", action="store_true")
+    ap.add_argument("--child", choices=["raw", "smbtrail"])
+    ap.add_argument("--corpus")
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.corpus, args.all_events)
+        return
+    with tempfile.TemporaryDirectory(prefix="smbtrail-bench-") as tmp:
+        corpus = Path(tmp)
+        size = build_corpus(Path(args.data), corpus, args.size_mb)
+        print(f"corpus: {len(list(corpus.iterdir()))} .evtx files, {size / 1e6:.1f} MB in {tmp}")
+        raw = run_child("raw", corpus, args.all_events)
+        ours = run_child("smbtrail", corpus, args.all_events)
+    records = raw["records"]
+    raw_rate = records / raw["seconds"]
+    our_rate = records / ours["seconds"]
+    print(f"evtx records_json(): {records} records in {raw['seconds']:.2f} s = {raw_rate:,.0f} records/s "
+          f"(peak RSS {raw['max_rss_mb']:.0f} MB)")
+    print(f"smbtrail read_hostlogs{' --all-events' if args.all_events else ''}: {records} records in "
+          f"{ours['seconds']:.2f} s = {our_rate:,.0f} records/s, {ours['emitted']} host records emitted, "
+          f"{ours['errors']} errors (peak RSS {ours['max_rss_mb']:.0f} MB)")
+    print(f"ratio: {our_rate / raw_rate:.0%} of the evtx package's raw rate")
+
+
+if __name__ == "__main__":
+    main()
