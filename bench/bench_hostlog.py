@@ -10,6 +10,7 @@ Not a test: run `python bench/bench_hostlog.py [--size-mb 100] [--data DIR] [--a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -71,13 +72,15 @@ def smbtrail_pass(corpus: Path, all_events: bool) -> dict:
 def child(which: str, corpus: str, all_events: bool) -> None:
     result = raw_pass(Path(corpus)) if which == "raw" else smbtrail_pass(Path(corpus), all_events)
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(repr(result))
+    print(json.dumps(result))
 
 
 def run_child(which: str, corpus: Path, all_events: bool) -> dict:
-    cmd = [sys.executable, __file__, "--child", which, "--corpus", str(corpus)] + (["--all-events"] if all_events else [])
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-    return eval(out.stdout.strip().splitlines()[-1])  # our own child's repr of a dict of numbers
+    cmd = [sys.executable, __file__, "--child", which, "--corpus", str(corpus)]
+    cmd += ["--all-events"] if all_events else []
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """One flat event -> one host record, driven by lookups/windows_events.csv.
 
 A flat event is a dict with the Windows XML names: System values `EventID`, `Channel`, `Provider`,
-`Computer`, `EventRecordID`, `TimeCreated`, `UserID` (System/Security), plus every EventData/UserData field by its Name (a data
-field that repeats a System name, like 104's `Channel`, is kept as `Data_<name>`). Keys starting
+`Computer`, `EventRecordID`, `TimeCreated`, `UserID` (System/Security), plus every EventData/UserData
+field by its Name (a data field that repeats a System name, like 104's `Channel`, is `Data_<name>`). Keys starting
 with `@` are reader notes: `@timestamp` (collector time), `@time_note`, `@inferred`, `@source`.
 The Splunk adapter builds the same dict from indexed events and calls `normalize_flat` too.
 """
