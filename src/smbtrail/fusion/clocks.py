@@ -23,6 +23,7 @@ class Clocks:
     def __init__(self) -> None:
         self._samples: Dict[Tuple[str, int], List[float]] = {}
         self._hours: Dict[str, List[int]] = {}  # host -> sorted hours with samples
+        self._cache: Dict[Tuple[str, int], float] = {}
 
     def add(self, host: Optional[str], host_time: float, net_time: float) -> None:
         if not host:
@@ -35,16 +36,23 @@ class Clocks:
             samples.append(host_time - net_time)
             if len(samples) > KEEP:
                 del samples[0]
+        self._cache.clear()
 
     def known(self, host: Optional[str]) -> bool:
         return bool(host) and host in self._hours
 
     def offset(self, host: Optional[str], host_time: float) -> float:
         key = host if host and host in self._hours else ANY
+        hour = int(host_time // HOUR)
+        cached = self._cache.get((key, hour))
+        if cached is None:
+            cached = self._cache[(key, hour)] = self._offset(key, hour)
+        return cached
+
+    def _offset(self, key: str, hour: int) -> float:
         hours = self._hours.get(key)
         if not hours:
             return 0.0
-        hour = int(host_time // HOUR)
         at = bisect_left(hours, hour)
         nearest = min(hours[max(0, at - 1): at + 1], key=lambda h: abs(h - hour))
         return median(self._samples[(key, nearest)])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Pattern, Tuple
 
-from ..hostlog.commands import rule_for
+from ..hostlog.commands import rule_for, rules
 from ..lookups import lookup_path
 from ..records import Record
 
@@ -52,9 +52,16 @@ def _lines() -> List[_Line]:
                 for r in csv.DictReader(handle)]
 
 
+@lru_cache(maxsize=1)
+def _anchors() -> frozenset:
+    return frozenset(i for rule in rules() for i in rule.event_ids)
+
+
 def host_command(rec: Record) -> Optional[HostCommand]:
     if rec.event_id == PROCESS_CREATED:
         return _command_line(str(rec.args.get("command_line") or ""))
+    if rec.event_id not in _anchors():
+        return None
     rule = rule_for(rec)
     if rule is None:
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import ipaddress
+from functools import lru_cache
 from typing import Dict, Iterable, Optional, Set
 
 from ..lookups import lookup_path
@@ -20,6 +21,7 @@ ASSETS = "assets.csv"
 NOT_NAMES = frozenset(("", "-", "localhost", "*"))
 
 
+@lru_cache(maxsize=1 << 16)
 def is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -28,6 +30,7 @@ def is_address(text: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=1 << 16)
 def host_key(name: Optional[str]) -> Optional[str]:
     """Short lower-case host name; addresses unchanged; None for placeholders."""
     if not name:
@@ -60,7 +63,9 @@ class Identity:
 
     def bind(self, address: Optional[str], name: Optional[str]) -> None:
         key = host_key(name)
-        if not address or not key or key == address or not is_address(address):
+        if not address or not key or key == address or key in self.names.get(address, ()):
+            return
+        if not is_address(address):
             return
         self.names.setdefault(address, set()).add(key)
         self.addresses.setdefault(key, set()).add(address)

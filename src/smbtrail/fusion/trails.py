@@ -14,7 +14,7 @@ import csv
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from ..lookups import lookup_path
 from ..records import COMMAND, Provenance, Record, from_epoch
@@ -38,6 +38,21 @@ def same_command(a: Tuple[str, str], b: Tuple[str, str]) -> bool:
     return a == b or (a in _anchors() and _anchors().get(a) == _anchors().get(b))
 
 
+class Seen(NamedTuple):
+    """What a fact keeps of the host event that showed it (not the event: its raw data can be large)."""
+
+    event_id: Optional[int]
+    dest_host: Optional[str]
+    user: Optional[str]
+    domain: Optional[str]
+    src_ip: Optional[str]
+    logon_id: Optional[str]
+
+    @classmethod
+    def of(cls, rec: Record) -> Seen:
+        return cls(rec.event_id, rec.dest_host, rec.user, rec.domain, rec.src_ip, rec.logon_id)
+
+
 @dataclass
 class Fact:
     time: float  # capture clock
@@ -45,7 +60,7 @@ class Fact:
     command: str
     action: str
     args: Dict[str, Any]
-    rec: Record  # the first host event that showed it
+    rec: Seen  # the host event that speaks for it
     link: Optional[Link]
     provenance: List[Provenance] = field(default_factory=list)
     events: List[int] = field(default_factory=list)
@@ -159,16 +174,16 @@ class TrailBook:
         for fact in self.facts.get(trail, ()):
             if fact.matches((cmd.command, cmd.action), cmd.args, when):
                 fact.reasons = _union(fact.reasons, link.reasons if link else [])
-                if _strength(rec, link) > _strength(fact.rec, fact.link):  # a 4697 outranks the 7045 it mirrors
+                if _strength(rec.logon_id, link) > _strength(fact.rec.logon_id, fact.link):  # 4697 over its 7045
                     fact.args, old = dict(cmd.args), fact.args
-                    fact.rec, fact.link = rec, link
+                    fact.rec, fact.link = Seen.of(rec), link
                     _merge_args(fact.args, old, fact.conflicts)
                 else:
                     _merge_args(fact.args, cmd.args, fact.conflicts)
                 fact.provenance.extend(rec.provenance)
                 fact.events.append(rec.event_id or 0)
                 return
-        fact = Fact(when, trail, cmd.command, cmd.action, dict(cmd.args), rec, link,
+        fact = Fact(when, trail, cmd.command, cmd.action, dict(cmd.args), Seen.of(rec), link,
                     list(rec.provenance), [rec.event_id or 0], target=cmd.target,
                     reasons=list(link.reasons) if link else [])
         self.facts.setdefault(trail, []).append(fact)
@@ -263,12 +278,12 @@ SHOWN = ("service_name", "binary_path", "task_name", "task_command", "job_comman
          "account", "group", "member", "command_line", "conflicts")
 
 
-def _strength(rec: Record, link: Optional[Link]) -> Tuple[bool, float]:
+def _strength(logon_id: Optional[str], link: Optional[Link]) -> Tuple[bool, float]:
     """Which sighting of a command speaks for it: an event in a logon session, then the surer join."""
-    return bool(rec.logon_id), (link.confidence if link is not None and not link.ambiguous else 0.0)
+    return bool(logon_id), (link.confidence if link is not None and not link.ambiguous else 0.0)
 
 
-def _side(rec: Record) -> str:
+def _side(rec) -> str:
     return "source" if rec.event_id == 4688 else "target"
 
 
