@@ -183,3 +183,26 @@ def test_lookup_definitions_point_at_shipped_csvs(built):
         for key, value in props[section].items():
             if key.startswith("LOOKUP-"):
                 assert value.split()[0] in transforms.sections()
+
+
+@pytest.mark.parametrize("python", ["3.9", "3.13"])
+def test_packaged_inputs_stream_on_splunk_pythons(built, shared_data, tmp_path, python):
+    """The inputs of the built app, on Splunk's interpreters with only bin/lib: real files in, events out."""
+    exe = interpreter(python)
+    if exe is None:
+        pytest.skip(f"python{python} not installed here")
+    shutil.copyfile(shared_data / "pcap-attack/Lateral Movement/LM_psexec_smb_dcerpc_epm_svcctl.pcapng",
+                    tmp_path / "psexec.pcapng")
+    shutil.copyfile(shared_data / "evtx-attack-samples/Lateral Movement/LM_Remote_Service01_5145_svcctl.evtx",
+                    tmp_path / "svcctl.evtx")
+    for scheme, pattern, sourcetype in (("smbtrail_pcap", "*.pcapng", "smbtrail:network"),
+                                        ("smbtrail_hostlog", "*.evtx", "smbtrail:host")):
+        definition = (
+            "<input><server_host>ci</server_host><server_uri>https://127.0.0.1:8089</server_uri>"
+            f"<session_key>none</session_key><checkpoint_dir>{tmp_path / scheme}</checkpoint_dir><configuration>"
+            f'<stanza name="{scheme}://t" app="smbtrail"><param name="path">{tmp_path / pattern}</param>'
+            '<param name="settle_seconds">0</param></stanza></configuration></input>')
+        done = subprocess.run([exe, "-S", str(built["stage"] / "bin" / f"{scheme}.py")], input=definition.encode(),
+                              capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert f"<sourcetype>{sourcetype}</sourcetype>".encode() in done.stdout, done.stderr[-2000:]
