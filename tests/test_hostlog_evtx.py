@@ -150,3 +150,27 @@ def test_fallback_is_used_when_evtx_cannot_be_imported(shared_data, monkeypatch)
     monkeypatch.setitem(sys.modules, "evtx", None)  # import evtx now raises ImportError
     assert engine() == "python-evtx"
     assert [_comparable(r) for r in read_hostlogs([path])] == fast
+
+
+def test_service_joins_its_svcctl_pipe_whatever_the_file_order(shared_data):
+    pipe = str(shared_data / "evtx-attack-samples/Lateral Movement/LM_Remote_Service01_5145_svcctl.evtx")
+    services = str(shared_data / "evtx-attack-samples/Lateral Movement/LM_Remote_Service02_7045.evtx")
+    for order in ([pipe, services], [services, pipe]):
+        created = {c.args["service_name"]: c for c in recognize_host(read_hostlogs(order))
+                   if c.kind == "command" and c.command == "sc"}
+        assert set(created) == {"remotesvc", "spoolfool", "spoolsv"}
+        remote = created["remotesvc"]
+        assert (remote.src_ip, remote.src_port, remote.args["remote"], remote.args["pipe"]) == (
+            "10.0.2.17", 49230, True, "svcctl")
+        assert created["spoolfool"].args["remote"] is None  # no pipe access in these logs: cannot tell
+        assert len(remote.provenance) == 2  # the 7045 and the 5145
+
+
+def test_command_rules_are_consistent_with_the_event_catalog():
+    from smbtrail.hostlog.catalog import catalog
+    from smbtrail.hostlog.commands import rules
+
+    covered = {event_id for _, event_id in catalog()}
+    for rule in rules():
+        assert set(rule.event_ids) <= covered, rule.command
+        assert rule.context in ("", "svcctl", "atsvc"), rule.command
