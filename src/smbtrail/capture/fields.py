@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import compress
 from typing import Dict, List, Sequence
 
 FRAME = ["frame.number", "frame.time_epoch", "frame.len"]
@@ -54,7 +55,7 @@ Row = Dict[str, str]
 
 def to_row(names: Sequence[str], values: Sequence[str]) -> Row:
     """Only the non-empty columns: most frames fill a handful of the ~120 fields."""
-    return {name: value for name, value in zip(names, values) if value}
+    return dict(compress(zip(names, values), values))
 
 
 def split(value: str) -> List[str]:

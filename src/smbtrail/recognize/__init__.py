@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..records import COMMAND, ERROR, HOST_EVENT, Provenance, Record, stable_id
-from .signatures import Signature, first_match, signatures
+from .signatures import Signature, first_match, index_records, signatures
 
 TRAIL_GAP = 300.0
 MAX_BUFFER = 20000
@@ -69,15 +69,16 @@ def _match(records: List[Record]) -> Iterator[Record]:
     records.sort(key=lambda r: r.time)
     commands = []
     claimed: Dict[int, str] = {}
+    index = index_records(records)
     for sig in signatures():
-        anchors = [r for r in records if id(r) not in claimed and sig.anchor(r)]
+        anchors = [r for r in sig.anchor.candidates(index) if id(r) not in claimed and sig.anchor(r)]
         if not anchors:
             continue
-        absorbable = [r for r in records if any(p(r) for p in sig.absorbs)]
+        absorbable = list({id(r): r for step in sig.absorbs for r in step.candidates(index) if step(r)}.values())
         for anchor in anchors:
             if id(anchor) in claimed:
                 continue
-            support = _requirements(sig, records, anchor)
+            support = _requirements(sig, index)
             if support is None:
                 continue
             members = [anchor] + support + _absorbed(absorbable, anchor, claimed)
@@ -90,10 +91,10 @@ def _match(records: List[Record]) -> Iterator[Record]:
     yield from merged
 
 
-def _requirements(sig: Signature, records: List[Record], anchor: Record) -> Optional[List[Record]]:
+def _requirements(sig: Signature, index) -> Optional[List[Record]]:
     found = []
-    for predicate in sig.requires:
-        match = first_match(records, predicate)
+    for step in sig.requires:
+        match = first_match(index, step)
         if match is None:
             return None
         found.append(match)

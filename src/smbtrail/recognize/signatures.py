@@ -28,9 +28,9 @@ class Signature:
     action: str
     priority: int
     confidence: float
-    anchor: Predicate
-    requires: List[Predicate]
-    absorbs: List[Predicate]
+    anchor: Step
+    requires: List[Step]
+    absorbs: List[Step]
     description: str
 
 
@@ -56,32 +56,60 @@ def signatures() -> List[Signature]:
     return sorted(sigs, key=lambda s: -s.priority)
 
 
-def step(text: str) -> Predicate:
-    alternatives = [_one(part) for part in text.split("||")]
-    return lambda rec: any(alt(rec) for alt in alternatives)
+class Step:
+    """One signature step: a predicate, plus the record kinds (and RPC UUIDs) it can ever match,
+    so a trail's records are only tested where they could match."""
+
+    def __init__(self, text: str) -> None:
+        parts = [_one(part) for part in text.split("||")]
+        self.alternatives = [p for p, _ in parts]
+        self.keys = {key for _, key in parts}
+
+    def __call__(self, rec: Record) -> bool:
+        return any(alt(rec) for alt in self.alternatives)
+
+    def candidates(self, index: Dict[tuple, List[Record]]) -> List[Record]:
+        found: List[Record] = []
+        for key in self.keys:
+            found.extend(index.get(key, ()))
+        return found if len(self.keys) == 1 else sorted(found, key=lambda r: r.time)
 
 
-def _one(text: str) -> Predicate:
+def index_records(records: List[Record]) -> Dict[tuple, List[Record]]:
+    """Records by (kind, rpc uuid) and by (kind, None), each list in time order."""
+    index: Dict[tuple, List[Record]] = {}
+    for rec in records:
+        index.setdefault((rec.kind, None), []).append(rec)
+        if rec.rpc_uuid:
+            index.setdefault((rec.kind, rec.rpc_uuid), []).append(rec)
+    return index
+
+
+def step(text: str) -> Step:
+    return Step(text)
+
+
+def _one(text: str):
     kind, _, rest = text.partition(":")
     if kind == "rpc":
         alias, _, opnums = rest.partition(":")
         uuid = aliases()[alias]
         wanted = None if opnums in ("", ".*") else {int(n) for n in opnums.split("|")}
-        return lambda r: r.kind == OPERATION and r.rpc_uuid == uuid and (wanted is None or r.opnum in wanted)
+        return (lambda r: r.rpc_uuid == uuid and (wanted is None or r.opnum in wanted)), (OPERATION, uuid)
     if kind == "arg":
         name, _, pattern = rest.partition(":")
         rx = re.compile(pattern)
-        return lambda r: isinstance(r.args.get(name), str) and bool(rx.search(r.args[name]))
+        return (lambda r: isinstance(r.args.get(name), str) and bool(rx.search(r.args[name]))), (OPERATION, None)
     if kind == "pipe":
         rx = re.compile(rest)
-        return lambda r: r.kind == FILE and r.operation == "pipe_open" and bool(rx.search(r.path or ""))
+        return (lambda r: r.operation == "pipe_open" and bool(rx.search(r.path or ""))), (FILE, None)
     if kind == "file":
         share, op, path = _three(rest)
-        return lambda r: (r.kind == FILE and r.operation != "pipe_open" and bool(share.search(r.share or ""))
-                          and bool(op.search(r.operation or "")) and bool(path.search(r.path or "")))
+        return (lambda r: (r.operation != "pipe_open" and bool(share.search(r.share or ""))
+                           and bool(op.search(r.operation or "")) and bool(path.search(r.path or "")))), (FILE, None)
     if kind == "tree":
         rx = re.compile(rest)
-        return lambda r: r.kind == TREE and bool(rx.search(r.share or ""))
+        return (lambda r: bool(rx.search(r.share or ""))), (TREE, None)
     raise ValueError(f"unknown signature step {text!r}")
 
 
@@ -91,5 +119,5 @@ def _three(text: str):
     return re.compile(share), re.compile(op), re.compile(path)
 
 
-def first_match(records: List[Record], predicate: Predicate) -> Optional[Record]:
-    return next((r for r in records if predicate(r)), None)
+def first_match(index: Dict[tuple, List[Record]], step: Step) -> Optional[Record]:
+    return next((r for r in step.candidates(index) if step(r)), None)
