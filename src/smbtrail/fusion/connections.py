@@ -7,8 +7,7 @@ so it grows with connections, not with packets or records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from ..records import FILE, SESSION, Record, stable_id
 from .identity import host_key
@@ -20,21 +19,22 @@ Socket = Tuple[str, int]
 ConnKey = Tuple[str, int, str, int]
 
 
-@dataclass
 class Conn:
-    key: ConnKey
-    first: float
-    last: float
-    trail_id: str
-    trail_ids: Set[str] = field(default_factory=set)
-    names: Set[str] = field(default_factory=set)  # server host keys named by the capture
-    src_host: Optional[str] = None
-    dest_host: Optional[str] = None
-    sessions: List[Tuple[float, Optional[str], Optional[str]]] = field(default_factory=list)
-    users: Set[str] = field(default_factory=set)
-    commands: Set[str] = field(default_factory=set)  # command names the capture recognized on it
-    provenance: Dict[str, List[int]] = field(default_factory=dict)  # capture file -> first frames
-    buckets: Set[int] = field(default_factory=set)
+    """One TCP connection the capture saw (slots: there is one per connection, and there can be many)."""
+
+    __slots__ = ("key", "first", "last", "trail_id", "names", "src_host", "dest_host", "sessions", "users",
+                 "commands", "provenance", "buckets")
+
+    def __init__(self, key: ConnKey, first: float, last: float, trail_id: str) -> None:
+        self.key, self.first, self.last, self.trail_id = key, first, last, trail_id
+        self.names: Set[str] = set()  # server host keys named by the capture
+        self.src_host: Optional[str] = None
+        self.dest_host: Optional[str] = None
+        self.sessions: List[Tuple[float, Optional[str], Optional[str]]] = []
+        self.users: Set[str] = set()
+        self.commands: Set[str] = set()  # command names the capture recognized on it
+        self.provenance: Dict[str, List[int]] = {}  # capture file -> first frames
+        self.buckets: Set[int] = set()
 
     @property
     def client_ip(self) -> str:
@@ -57,16 +57,14 @@ class Conn:
         return min(named, key=lambda s: abs(s[0] - when))[1]
 
 
-@dataclass
-class PipeOpen:
+class PipeOpen(NamedTuple):
     time: float
     user: Optional[str]
     pipe: str
     conn: Conn
 
 
-@dataclass
-class ServiceOp:
+class ServiceOp(NamedTuple):
     time: float
     name: Optional[str]
     path: Optional[str]
@@ -88,8 +86,6 @@ class NetIndex:
             return None
         when = rec.time.timestamp()
         conn = self._conn((rec.src_ip, rec.src_port, rec.dest_ip, rec.dest_port or 0), when, rec.trail_id)
-        if rec.trail_id:
-            conn.trail_ids.add(rec.trail_id)
         key = host_key(rec.dest_host)
         if key:
             conn.names.add(key)

@@ -28,7 +28,7 @@ from .trails import TrailBook
 NETWORK_KINDS = frozenset((SESSION, TREE, FILE, OPERATION, COMMAND, ENCRYPTED_ACTIVITY))
 REORDER = 120.0  # seconds of host time an event waits for its logon and its neighbours
 EVICT = 3600.0  # host-side index entries older than this behind the reorder point are dropped
-HELD_IN_MEMORY = 20000  # network command records kept in memory before spilling to disk
+HELD_IN_MEMORY = 5000  # network command records kept in memory before spilling to disk
 
 
 class Fusion:

@@ -23,7 +23,7 @@ from .identity import Identity, host_key
 from .joins import Link, host_trail_id
 
 MERGE_WINDOW = 300.0  # seconds between a host fact and the network command it confirms
-SUMMARY_FRAMES = 20  # frames / record ids per file kept in a trail summary
+SUMMARY_FRAMES = 12  # frames / record ids per file kept in a trail summary
 
 
 @lru_cache(maxsize=1)
