@@ -133,6 +133,8 @@ def _anchor(state: _State, rec: Record, rule: Rule) -> Iterator[Record]:
     pipe = _find_pipe(state.pipes, rec, rule.context)
     if pipe is None:
         state.waiting.append((rec, rule))
+        if len(state.waiting) > MAX_TRACKED:  # memory bound: the oldest waits no longer
+            yield from _emit(state, *state.waiting.pop(0), None)
     else:
         yield from _emit(state, rec, rule, pipe)
 

@@ -83,7 +83,7 @@ def built(model: Any, values: Dict[str, Any]) -> Any:
     return obj
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=8)
 def _defaults(model: Any) -> Tuple[Dict[str, Any], Tuple[str, ...]]:
     defaults = {name: field.get_default(call_default_factory=True) for name, field in model.model_fields.items()}
     return defaults, tuple(name for name, value in defaults.items() if isinstance(value, (list, dict, set)))
