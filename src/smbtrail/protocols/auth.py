@@ -33,7 +33,7 @@ class Identity:
 
 def ntlm_identity(row: Row) -> Optional[Identity]:
     """The NTLMSSP AUTHENTICATE message in this frame, if any (`NULL` means empty in tshark)."""
-    if "3" not in split(row.get("ntlmssp.messagetype", "")):
+    if 3 not in [to_int(t) for t in split(row.get("ntlmssp.messagetype", ""))]:
         return None
     user = _clean(row.get("ntlmssp.auth.username"))
     domain = _clean(row.get("ntlmssp.auth.domain"))
@@ -55,7 +55,7 @@ def ntlm_server_names(row: Row) -> Dict[str, str]:
 
 def kerberos_service(row: Row) -> Optional[str]:
     """sname of an AP-REQ (msg_type 14) carried in this frame, e.g. `cifs/dc01`."""
-    if "14" not in split(row.get("kerberos.msg_type", "")):
+    if 14 not in [to_int(t) for t in split(row.get("kerberos.msg_type", ""))]:
         return None
     parts = split(row.get("kerberos.SNameString", ""))
     return "/".join(parts) if parts else None

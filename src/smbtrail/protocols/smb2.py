@@ -247,7 +247,7 @@ class Smb2Handler:
 
 
 def _is_pipe(tree: Optional[str], row) -> bool:
-    if row.get("smb2.share_type") == "2":
+    if to_int(row.get("smb2.share_type", "")) == 2:
         return True
     return bool(tree) and tree.upper().endswith("\\IPC$")
 
