@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
-from typing import Any, FrozenSet, Iterator, Optional, Union
+from typing import Any, FrozenSet, Iterable, Iterator, Optional, Union
 
 from ..records import Record
 from .errors import error
@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     _loads = json.loads
 
 Event = Union[dict, Record]
+CHUNK_NUMBER = re.compile(r"chunk number (\d+)")
 EVENT_ID = re.compile(r'"EventID":(?:\{"#attributes":\{[^}]*\},"#text":)?"?(\d+)')
 MAX_ERRORS = 1000  # per file: a reader stuck on one broken spot stops here
 HEADER_SIZE, CHUNK_SIZE = 0x1000, 0x10000
@@ -54,16 +55,17 @@ def read_evtx_rust(path: str, source: str, wanted: Optional[FrozenSet[int]] = No
     except (OSError, RuntimeError, ValueError) as exc:
         yield error(source, f"not a readable .evtx file ({exc})")
         return
-    last, errors = None, 0
+    last, errors, bad_chunks = None, 0, set()
     while True:
         try:
             rec = next(records)
         except StopIteration:
-            yield from chunk_problems(path, source)
+            yield from chunk_problems(path, source, bad_chunks)
             return
         except (RuntimeError, OSError, ValueError) as exc:
             errors += 1
-            yield error(source, f"record after #{last}: {exc}", partial=True)
+            bad_chunks.update(int(n) for n in CHUNK_NUMBER.findall(str(exc)))
+            yield error(source, f"after record #{last}: {exc}", partial=True)
             if errors >= MAX_ERRORS:
                 yield error(source, f"stopped after {errors} unreadable records", partial=True)
                 return
@@ -157,7 +159,7 @@ def _rust_style(value: str) -> str:
     return value
 
 
-def chunk_problems(path: str, source: str) -> Iterator[Record]:
+def chunk_problems(path: str, source: str, reported: Iterable[int] = ()) -> Iterator[Record]:
     """What the evtx package skips without a word: chunks with a broken header, a cut-off last chunk."""
     try:
         with open(path, "rb", buffering=0) as handle:
@@ -166,7 +168,7 @@ def chunk_problems(path: str, source: str) -> Iterator[Record]:
             for number, offset in enumerate(range(HEADER_SIZE, size - CHUNK_SIZE + 1, CHUNK_SIZE)):
                 handle.seek(offset)
                 magic = handle.read(8)
-                if magic != b"ElfChnk\x00" and any(magic):
+                if magic != b"ElfChnk\x00" and any(magic) and number not in reported:
                     yield error(source, f"chunk {number}: bad chunk magic, its records not read", partial=True)
     except OSError as exc:
         yield error(source, f"cannot re-read to check chunks ({exc})", partial=True)
