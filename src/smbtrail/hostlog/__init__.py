@@ -40,5 +40,5 @@ def read_hostlogs(paths: Sequence[str], all_events: bool = False) -> Iterator[Re
         source = item.get("@source") or "-"
         try:
             yield normalize_flat(item, source, spec)
-        except (ValueError, TypeError) as exc:  # one odd event costs that event, named
+        except (ValueError, TypeError, AttributeError) as exc:  # one odd event costs that event, named
             yield error(source, f"record #{item.get('EventRecordID')}: cannot normalize ({exc})", partial=True)
