@@ -23,7 +23,8 @@ SEVERITY = {"informational": 2, "low": 3, "medium": 4, "high": 5, "critical": 6}
 MACRO = {"smbtrail": "`smbtrail_index`", "windows": "`smbtrail_wineventlog_index`"}
 SUPPRESS = {"smbtrail": "src_ip,dest_ip,dest_host", "windows": "Computer"}
 TRAIL_LINK = {
-    "smbtrail": f'"/app/{APP}/smbtrail_trail?form.uid=".uid',
+    "smbtrail": f'if(isnotnull(trail_id), "/app/{APP}/smbtrail_trail?form.trail=".trail_id, '
+                f'"/app/{APP}/smbtrail_trail?form.uid=".uid)',
     "windows": f'"/app/{APP}/smbtrail_trail?form.host=".coalesce(Computer, ComputerName)',
 }
 

@@ -160,7 +160,7 @@ def test_alerts_are_scheduled_throttled_and_reference_our_macros(built):
         assert stanza["alert.suppress"] == "1" and stanza["alert.suppress.period"]
         assert stanza["alert.severity"] in {"2", "3", "4", "5", "6"}
         assert "trail_link=" in search and "/app/smbtrail/smbtrail_trail?form." in search
-        if "`smbtrail_index`" in search:
+        if "`smbtrail_index`" in search or "`smbtrail_trails`" in search:
             assert re.search(r'sourcetype="smbtrail:(network|host|trail)"', search), name
         else:
             assert "`smbtrail_wineventlog_index`" in search and "XmlWinEventLog:" in search, name

@@ -7,6 +7,8 @@ from typing import Any, Dict
 
 from ..records import COMMAND, HOST_EVENT, Record
 
+TRAIL_KINDS = (COMMAND, "trail")  # recognized commands, and fusion's per-trail summaries
+
 NETWORK = "smbtrail:network"
 HOST = "smbtrail:host"
 TRAIL = "smbtrail:trail"
@@ -15,7 +17,7 @@ HEALTH = "smbtrail:health"
 
 def sourcetype_for(record: Record, default: str) -> str:
     """Recognized commands are trail steps; Windows events are host records; the rest keep the input's."""
-    if record.kind == COMMAND:
+    if record.kind in TRAIL_KINDS:
         return TRAIL
     if record.kind == HOST_EVENT:
         return HOST
