@@ -45,11 +45,14 @@ class _Line:
 
 
 @lru_cache(maxsize=1)
-def _lines() -> List[_Line]:
+def _lines() -> Tuple[Pattern[str], List[_Line]]:
+    """The rules, and a gate that finds any of their programs (most command lines name none)."""
     with open(lookup_path(FILE_NAME), newline="", encoding="utf-8") as handle:
-        return [_Line(r["command"], r["action"], re.compile(r["command_line"]),
-                      dict(p.split("=", 1) for p in (r["actions"] or "").split() if "=" in p))
-                for r in csv.DictReader(handle)]
+        rows = list(csv.DictReader(handle))
+    programs = sorted({p for r in rows for p in r["programs"].split()}, key=len, reverse=True)
+    gate = re.compile(r"(?i)(?:^|[\s\\\"'/])(?:" + "|".join(map(re.escape, programs)) + r")(?:\.exe)?[\"']?\s")
+    return gate, [_Line(r["command"], r["action"], re.compile(r["command_line"]),
+                        dict(p.split("=", 1) for p in (r["actions"] or "").split() if "=" in p)) for r in rows]
 
 
 @lru_cache(maxsize=1)
@@ -72,9 +75,10 @@ def host_command(rec: Record) -> Optional[HostCommand]:
 
 
 def _command_line(text: str) -> Optional[HostCommand]:
-    if not text:
+    gate, lines = _lines()
+    if not text or not gate.search(text):
         return None
-    for line in _lines():
+    for line in lines:
         match = line.pattern.search(text)
         if match is None:
             continue

@@ -48,6 +48,7 @@ class Identity:
         self.names: Dict[str, Set[str]] = {}  # address -> host keys
         self.addresses: Dict[str, Set[str]] = {}  # host key -> addresses
         self.display: Dict[str, str] = {}  # host key -> longest name seen (FQDN when known)
+        self._noted: Set[str] = set()
         self._load_assets(assets)
 
     def _load_assets(self, path: Optional[str]) -> None:
@@ -72,24 +73,28 @@ class Identity:
         self.note_name(name)
 
     def note_name(self, name: Optional[str]) -> None:
+        if not name or name in self._noted:
+            return
+        self._noted.add(name)
         key = host_key(name)
-        if key and name and len(name) > len(self.display.get(key, "")) and not is_address(name):
+        if key and len(name) > len(self.display.get(key, "")) and not is_address(name):
             self.display[key] = name.strip()
 
     def learn(self, rec: Record) -> None:
-        if rec.user and rec.user.endswith("$") and rec.src_ip:
-            self.bind(rec.src_ip, rec.user.split("@")[0])  # a computer account logs on from its own address
+        user = rec.user
+        if user and user[-1] == "$" and rec.src_ip:
+            self.bind(rec.src_ip, user.split("@")[0])  # a computer account logs on from its own address
         if rec.kind == HOST_EVENT:
             self.note_name(rec.dest_host)
-            workstation = rec.args.get("workstation")
-            if rec.event_id == 4624 and workstation:
-                self.bind(rec.src_ip, workstation)
+            if rec.event_id == 4624 and rec.args.get("workstation"):
+                self.bind(rec.src_ip, rec.args["workstation"])
             return
-        self.bind(rec.dest_ip, rec.dest_host)
-        self.bind(rec.src_ip, rec.src_host)
-        netname = rec.args.get("netname")
-        if rec.kind == "session" and isinstance(netname, str):
-            self.bind(rec.dest_ip, netname)
+        if rec.dest_host:
+            self.bind(rec.dest_ip, rec.dest_host)
+        if rec.src_host:
+            self.bind(rec.src_ip, rec.src_host)
+        if rec.kind == "session" and isinstance(rec.args.get("netname"), str):
+            self.bind(rec.dest_ip, rec.args["netname"])
 
     def keys_of(self, address: Optional[str]) -> Set[str]:
         return self.names.get(address or "", set())

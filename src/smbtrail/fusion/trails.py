@@ -106,6 +106,9 @@ class Summary:
     def add_provenance(self, provenance: List[Provenance]) -> None:
         for prov in provenance:
             frames, ids = self.provenance.setdefault(prov.file, ([], []))
+            if (not prov.frames or len(frames) >= SUMMARY_FRAMES) and (
+                    not prov.record_ids or len(ids) >= SUMMARY_FRAMES):
+                continue
             frames.extend(f for f in prov.frames[: SUMMARY_FRAMES - len(frames)] if f not in frames)
             ids.extend(i for i in prov.record_ids[: SUMMARY_FRAMES - len(ids)] if i not in ids)
 
