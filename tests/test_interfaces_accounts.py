@@ -15,7 +15,7 @@ def test_at_job_add_ndr64(shared_data):
     assert add.ndr64
     args = add.decode()
     assert args["job_command"] == "c:\\mimikatz.exe"
-    assert args["job_time"] == 47100000  # 13:05 in ms after midnight
+    assert (args["job_time"], args["job_clock"]) == (47100000, "13:05")  # ms after midnight
     assert args["server"] == "\\\\admin-pc"
     assert args["job_flags"] == 0x10  # JOB_NONINTERACTIVE: read after the 8-byte NDR64 JobTime (DWORD_PTR)
     fields = add.decode(with_fields=True)

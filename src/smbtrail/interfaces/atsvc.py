@@ -28,12 +28,19 @@ def _job_add(r: Reader, out: Dict[str, Any]) -> None:
     server(r, out)
     r.struct_start()
     out["job_time"] = r.dword_ptr()
+    out["job_clock"] = clock(out["job_time"])
     out["days_of_month"] = r.u32()
     out["days_of_week"] = r.u8()
     out["job_flags"] = r.u8()
     if r.pointer():
         out["job_command"] = r.wstring()
     r.end()
+
+
+def clock(milliseconds: int) -> str:
+    """AT_INFO.JobTime (milliseconds after midnight, local time of the target) as HH:MM."""
+    minutes = (milliseconds // 60000) % (24 * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _job_del(r: Reader, out: Dict[str, Any]) -> None:
