@@ -86,37 +86,51 @@ class PipeGuess:
     score: float  # how well the fingerprints explain the pipe's exchanges (0..1)
 
 
+MIN_SCORE = 0.3  # below this, the pipe is left unnamed rather than guessed
+
+
 def identify(opened: Open, prints: Optional[Sequence[Fingerprint]] = None) -> Optional[PipeGuess]:
-    """The interface of a pipe open (by name length and operation sizes) and its operations."""
+    """The interface of a pipe open (by name length and operation sizes) and its operations.
+
+    Each exchange votes for the interfaces whose fingerprints explain it; a size that several interfaces
+    explain equally well (a bare status, a handle) counts for little."""
     prints = load() if prints is None else prints
     candidates = [p for p in prints if len(p.pipe) == opened.name_len]
     calls = [e for e in opened.exchanges[1:] if e.response]  # the first exchange is the bind
     if not candidates or not calls:
         return None
+    names = sorted({(p.pipe, p.interface) for p in candidates})
+    hits = {n: [_best(e, [p for p in candidates if (p.pipe, p.interface) == n]) for e in calls] for n in names}
     best: Optional[PipeGuess] = None
-    for interface in sorted({(p.pipe, p.interface) for p in candidates}):
-        rows = [p for p in candidates if (p.pipe, p.interface) == interface]
-        named = [(e, _best(e, rows)) for e in calls]
-        found = [(e, hit[0], hit[1]) for e, hit in named if hit is not None]
-        guess = PipeGuess(interface[0], interface[1], found, sum(q for _, _, q in found) / len(calls))
+    for name in names:
+        found, votes = [], 0.0
+        for pos, hit in enumerate(hits[name]):
+            if hit is None:
+                continue
+            rivals = sum(1 for other in names if hits[other][pos] is not None and hits[other][pos][1] >= hit[1])
+            votes += hit[1] / rivals
+            found.append((calls[pos], hit[0], hit[1]))
+        guess = PipeGuess(name[0], name[1], found, votes / len(calls))
         if best is None or guess.score > best.score:
             best = guess
-    return best if best is not None and best.operations else None
+    return best if best is not None and best.operations and best.score >= MIN_SCORE else None
 
 
 def _best(exchange: Exchange, rows: Sequence[Fingerprint]) -> Optional[Tuple[Fingerprint, float]]:
-    """Exact sizes first; else the same response size (fixed-size answers: handles, status) with the nearest
-    request; else the same request size (variable answers such as enumerations) if only one operation has it."""
-    exact = [r for r in rows if r.matches(exchange)]
+    """Measured sizes first, then IDL size ranges; else the response size (fixed-size answers) or the request
+    size (variable answers such as enumerations) if it belongs to one operation only."""
+    fitting = [r for r in rows if r.matches(exchange)]
+    exact = [r for r in fitting if r.exact]
     if exact:
-        return max(exact, key=lambda r: (r.exact, r.count)), 1.0
-    same_answer = [r for r in rows if _within(exchange.response, r.response)]
-    if same_answer:
-        nearest = min(same_answer, key=lambda r: (abs(r.request[0] - exchange.request), -r.count))
-        return nearest, 0.7 if len({r.opnum for r in same_answer}) == 1 else 0.5
-    same_request = [r for r in rows if _within(exchange.request, r.request)]
+        return max(exact, key=lambda r: r.count), 1.0
+    if fitting:
+        return min(fitting, key=lambda r: (r.request[1] - r.request[0]) + (r.response[1] - r.response[0])), 0.8
+    same_answer = [r for r in rows if _within(exchange.response, r.response) and r.response[0] == r.response[1]]
+    if len({r.opnum for r in same_answer}) == 1:
+        return max(same_answer, key=lambda r: r.count), 0.5
+    same_request = [r for r in rows if _within(exchange.request, r.request) and r.request[0] == r.request[1]]
     if len({r.opnum for r in same_request}) == 1:
-        return same_request[0], 0.5
+        return same_request[0], 0.3
     return None
 
 

@@ -9,7 +9,8 @@ Template step syntax (space-separated; the first `requires` step is the anchor, 
     rpc:<interface>:<opnums|.*>      an RPC operation named by its sizes
     upload:<share re>:<min bytes>    a file open on that share with at least that many bytes written
     read:<share re>:<min bytes>      a file open with at least that many bytes read (0: opened for reading)
-    delete:<share re>                a named file opened and closed without I/O (delete-on-close) or disposed
+    delete:<share re>                a file disposed (SET_INFO), or looked up in a listing then opened and closed
+                                     without I/O (delete-on-close, as smbclient and impacket delete)
     tree:<share re>                  a share connected
 """
 
@@ -22,7 +23,7 @@ from functools import lru_cache
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from ..lookups import lookup_path
-from ..records import COMMAND, ENCRYPTED_ACTIVITY, Record
+from ..records import COMMAND, ENCRYPTED_ACTIVITY, TREE, Record
 from .fingerprints import Fingerprint, identify
 from .sizes import Activity, Open, structure
 
@@ -91,20 +92,22 @@ def templates() -> List[Template]:
         return templates_from_rows(csv.DictReader(handle))
 
 
-def items(activity: Activity, prints: Optional[Sequence[Fingerprint]] = None) -> List[Item]:
+def items(activity: Activity, prints: Optional[Sequence[Fingerprint]] = None, default_share: str = "") -> List[Item]:
+    """What the sizes show. `default_share`: the encrypted share whose cleartext TREE_CONNECT was seen
+    (share-level encryption), for opens whose tree connect is not among the encrypted messages."""
     found: List[Item] = []
     for tree in activity.trees:
         found.append(Item("tree", share=tree.share, quality=0.8 if tree.share else 0.5, index=tree.index))
     for opened in activity.opens:
-        found.extend(_pipe_items(opened, prints) if opened.is_pipe else _file_items(opened))
+        share = opened.tree.share if opened.tree else default_share
+        found.extend(_pipe_items(opened, share, prints) if opened.is_pipe else _file_items(opened, share))
     return found
 
 
-def _pipe_items(opened: Open, prints: Optional[Sequence[Fingerprint]]) -> List[Item]:
+def _pipe_items(opened: Open, share: str, prints: Optional[Sequence[Fingerprint]]) -> List[Item]:
     guess = identify(opened, prints)
     if guess is None:
         return []
-    share = opened.tree.share if opened.tree else ""
     return [
         Item("rpc", share=share, interface=guess.interface, opnum=f.opnum, operation=f.operation, pipe=guess.pipe,
              quality=fit * (0.5 + guess.score / 2), index=opened.index[:2] + e.index)
@@ -112,8 +115,7 @@ def _pipe_items(opened: Open, prints: Optional[Sequence[Fingerprint]]) -> List[I
     ]
 
 
-def _file_items(opened: Open) -> List[Item]:
-    share = opened.tree.share if opened.tree else ""
+def _file_items(opened: Open, share: str) -> List[Item]:
     quality = 0.8 if share else 0.5
     if share == "IPC$":
         return []
@@ -122,7 +124,7 @@ def _file_items(opened: Open) -> List[Item]:
         return [Item("upload", share=share, size=opened.bytes_written, quality=quality, index=index)]
     if opened.reads:
         return [Item("read", share=share, size=opened.bytes_read, quality=quality, index=index)]
-    if opened.disposition or (opened.closed and opened.name_len and not opened.other):
+    if opened.disposition or (opened.closed and opened.name_len and opened.listed and not opened.other):
         return [Item("delete", share=share, quality=quality * 0.7, index=index)]
     return []
 
@@ -161,19 +163,22 @@ def infer(records: Iterable[Record], prints: Optional[Sequence[Fingerprint]] = N
           rules: Optional[Sequence[Template]] = None) -> Iterator[Record]:
     """Pass every record through; after each encrypted_activity record (not decrypted), the commands its
     message sizes suggest."""
+    encrypted_shares: Dict[str, str] = {}
     for rec in records:
         yield rec
+        if rec.kind == TREE and rec.share and rec.args.get("share_encrypted") and rec.session_id:
+            encrypted_shares[rec.session_id] = rec.share
         if rec.kind == ENCRYPTED_ACTIVITY and not rec.decrypted:
-            yield from commands_for(rec, prints, rules)
+            yield from commands_for(rec, prints, rules, encrypted_shares.get(rec.session_id or "", ""))
 
 
 def commands_for(rec: Record, prints: Optional[Sequence[Fingerprint]] = None,
-                 rules: Optional[Sequence[Template]] = None) -> List[Record]:
-    sizes = [s for s in rec.args.get("message_sizes") or [] if isinstance(s, int)]
+                 rules: Optional[Sequence[Template]] = None, default_share: str = "") -> List[Record]:
+    sizes = [s for s in rec.args.get("message_sizes") or [] if isinstance(s, int) and not isinstance(s, bool)]
     if not sizes:
         return []
     activity = structure(sizes, host_lengths(rec))
-    return [_record(rec, m, sizes) for m in match(items(activity, prints), rules)]
+    return [_record(rec, m, sizes) for m in match(items(activity, prints, default_share), rules)]
 
 
 def host_lengths(rec: Record) -> List[int]:

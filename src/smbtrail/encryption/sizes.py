@@ -31,6 +31,8 @@ QUERY_DIRECTORY_REQ = HEADER + 32  # + 2 * len(pattern)
 QUERY_DIRECTORY_RESP = HEADER + 8  # + entries
 ERROR_RESP = HEADER + 9
 SMALL = HEADER + 4  # ECHO, LOGOFF, TREE_DISCONNECT, FLUSH response: request and response alike
+BIND_MIN = 72  # DCE/RPC bind with one presentation context
+BIND_ACK_MIN = 56  # bind_ack with one result and no secondary address
 MAX_CONTEXTS = 512  # create contexts a client or server may add to CREATE
 
 
@@ -173,8 +175,8 @@ def structure(sizes: Sequence[int], host_lengths: Sequence[int] = ()) -> Activit
     stack: List[Open] = []
     listed = False
     for pair in pairs:
-        if pair.op == "create" and stack and stack[-1].transceive and pair.response != CREATE_RESP:
-            pair.op, pair.value, pair.value2 = "ioctl", pair.request - IOCTL_REQ, pair.response - IOCTL_RESP
+        if pair.op == "create" and stack and pair.response != CREATE_RESP:
+            _rename(pair, stack[-1])
         if pair.op == "tree_connect" and not pair.failed:
             tree = Tree(pair.value, pair.index)
             trees.append(tree)
@@ -200,6 +202,15 @@ def structure(sizes: Sequence[int], host_lengths: Sequence[int] = ()) -> Activit
     return Activity(pairs, trees, opens)
 
 
+def _rename(pair: Pair, top: Open) -> None:
+    """A CREATE-sized pair inside an open pipe that transceives is the next IOCTL; inside an open share root
+    (smbclient, impacket) it is a directory listing with a long search pattern."""
+    if top.transceive:
+        pair.op, pair.value, pair.value2 = "ioctl", pair.request - IOCTL_REQ, pair.response - IOCTL_RESP
+    elif top.name_len == 0 and not top.writes and not top.reads:
+        pair.op, pair.value = "query_directory", 0
+
+
 def _add_io(target: Open, pair: Pair) -> None:
     target.index += pair.index
     if pair.op == "write":
@@ -222,7 +233,10 @@ def _add_io(target: Open, pair: Pair) -> None:
 def _exchanges(opened: Open) -> None:
     """A file upload is writes without answers; a pipe is request/response PDUs (or IOCTL transceives)."""
     answered = sum(1 for e in opened.exchanges if e.response)
-    if answered == 0 or answered * 2 < len(opened.exchanges) - 1:
+    first = opened.exchanges[0] if opened.exchanges else None
+    if first is None or first.request < BIND_MIN or first.response < BIND_ACK_MIN:
+        opened.exchanges = []  # no bind: an upload, or an FSCTL on a file
+    elif answered * 2 < len(opened.exchanges) - 1:
         opened.exchanges = []
 
 
