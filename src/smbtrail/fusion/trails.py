@@ -24,6 +24,7 @@ from .joins import Link, host_trail_id
 
 MERGE_WINDOW = 300.0  # seconds between a host fact and the network command it confirms
 SUMMARY_FRAMES = 12  # frames / record ids per file kept in a trail summary
+RECENT_FACTS = 64  # a new sighting is compared with this many latest facts of its trail (time-ordered)
 
 
 @lru_cache(maxsize=1)
@@ -174,7 +175,7 @@ class TrailBook:
 
     def add_fact(self, rec: Record, cmd: HostCommand, link: Optional[Link], when: float) -> None:
         trail = link.trail_id if link and link.trail_id else _host_trail(rec)
-        for fact in self.facts.get(trail, ()):
+        for fact in reversed(self.facts.get(trail, [])[-RECENT_FACTS:]):
             if fact.matches((cmd.command, cmd.action), cmd.args, when):
                 fact.reasons = _union(fact.reasons, link.reasons if link else [])
                 if _strength(rec.logon_id, link) > _strength(fact.rec.logon_id, fact.link):  # 4697 over its 7045

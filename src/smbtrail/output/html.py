@@ -78,7 +78,8 @@ def _graph(trails: List[Record]) -> str:
     edges: Dict[Tuple[str, str], List[Record]] = defaultdict(list)
     labels: Dict[str, Tuple[Optional[str], Optional[str]]] = {}
     for t in trails:
-        src, dest = t.args.get("src_node") or t.src_ip or "?", t.args.get("dest_node") or t.dest_ip or "?"
+        src = t.args.get("src_node") or t.src_ip or "unknown source"
+        dest = t.args.get("dest_node") or t.dest_ip or "unknown target"
         edges[(src, dest)].append(t)
         labels.setdefault(src, (t.src_host, t.src_ip))
         labels.setdefault(dest, (t.dest_host, t.dest_ip))
@@ -93,7 +94,7 @@ def _graph(trails: List[Record]) -> str:
     height = top + max(len(c) for c in columns.values()) * row + 50
     pos = {n: (30 + lvl * col_w, top + i * row + (lvl % 2) * 34)
            for lvl, nodes in columns.items() for i, n in enumerate(nodes)}
-    svg = [f"<svg class='graph' viewBox='0 0 {width} {height}' width='100%' role='img' "
+    svg = [f"<svg class='graph' viewBox='0 0 {width} {height}' width='{width}' role='img' "
            "aria-label='hosts and the trails between them'><defs><marker id='arrow' viewBox='0 0 10 10' "
            "refX='9' refY='5' markerWidth='7' markerHeight='7' orient='auto-start-reverse'>"
            "<path d='M0,0 L10,5 L0,10 z' fill='#64748b'/></marker></defs>"]
@@ -304,7 +305,7 @@ vertical-align:top}th{font-size:12px;text-transform:uppercase;color:var(--muted)
 td.time{white-space:nowrap;color:var(--muted);font-variant-numeric:tabular-nums}a{color:#1d4ed8;text-decoration:none}
 code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f1f5f9;border-radius:4px;
 padding:1px 4px;word-break:break-all}
-.graph{padding:6px}.graph .node rect{fill:#eef2ff;stroke:#6366f1;stroke-width:1.5}
+.graph{padding:6px;max-width:100%;height:auto;display:block}.graph .node rect{fill:#eef2ff;stroke:#6366f1;stroke-width:1.5}
 .graph text{text-anchor:middle;font-size:13px;fill:var(--ink)}.graph .ip{font-size:11px;fill:var(--muted)}
 .graph .name{font-weight:600}.graph .edge path{fill:none;stroke:#94a3b8;stroke-width:2.2}
 .graph .edge text{font-size:11.5px;fill:#334155;paint-order:stroke;stroke:#fff;stroke-width:4px}
