@@ -15,13 +15,8 @@ if [ -n "$missing" ]; then
     echo "lab install: apt packages:$missing"
     apt-get update -q
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
 fi
-# the distribution's daemons must not hold port 445/88 or the state directories
-for svc in smbd nmbd winbind samba-ad-dc; do
-    systemctl disable --now "$svc" >/dev/null 2>&1 || true
-done
-
 mkdir -p "$HERE/run"
 has_impacket() {  # $1 python: true when it imports impacket $IMPACKET_VERSION
     "$1" -c "import impacket.version as v, sys; sys.exit(v.version != '$IMPACKET_VERSION')" 2>/dev/null

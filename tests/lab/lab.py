@@ -28,6 +28,7 @@ RUN = HERE / "run"
 DEFAULT_OUT = ROOT / "tests" / "fixtures" / "lab"
 sys.path.insert(0, str(HERE))
 
+import labcheck  # noqa: E402
 import samba_keys  # noqa: E402
 import scenarios  # noqa: E402
 
@@ -44,8 +45,9 @@ STANDALONE_MODES = {  # mode -> (global encryption, [secure] share encryption, e
     "enc-global": ("required", "required", "server"),
 }
 MANIFEST_FIELDS = [
-    "scenario", "mode", "command", "transport", "encryption_scope", "client_tool", "auth", "stand_in",
-    "capture", "keys", "audit_log", "account", "password", "client_ip", "server_ip", "rc",
+    "scenario", "mode", "command", "transport", "encryption_scope", "observed_encryption", "client_tool", "auth",
+    "stand_in",
+    "capture", "keys", "audit_log", "account", "password", "client_ip", "server_ip", "rc", "client_errors",
     "expected_operations", "expected_args", "description",
 ]
 
@@ -225,6 +227,12 @@ class Lab:
         self.rows: List[Dict[str, str]] = []
         self.timings: List[str] = []
         self.cli_dir = RUN / "cli"
+        self.cleared: List[str] = []
+        self.client_errors: List[str] = []  # impacket's "[-] ..." lines (it exits 0 on most errors)  # modes regenerated in full: their old files and manifest rows go
+
+    def clear_mode(self, mode: str) -> None:
+        shutil.rmtree(self.out / mode, ignore_errors=True)
+        self.cleared.append(mode)
 
     def values(self, mode: str, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         v = {
@@ -270,10 +278,11 @@ class Lab:
             output = _text(exc.stdout) + _text(exc.stderr) + "\n[lab] timeout\n"
         with open(RUN / "clients.log", "a") as f:
             f.write(f"\n$ {' '.join(argv)}\n(rc {rc})\n{output}")
+        self.client_errors += [line[4:].strip() for line in output.splitlines() if line.startswith("[-] ")]
         return rc
 
-    def scenario(self, sc: "scenarios.Scenario", mode: str, scope: str, logs: LogTail,
-                 values: Dict[str, str], audit: Optional["AuditTail"] = None) -> None:
+    def scenario(self, sc: scenarios.Scenario, mode: str, scope: str, logs: LogTail,
+                 values: Dict[str, str], audit: Optional[AuditTail] = None) -> None:
         name = f"{mode}/{sc.id}"
         pcap = self.out / mode / f"{sc.id}.pcapng"
         keys = self.out / mode / f"{sc.id}.keys"
@@ -282,6 +291,7 @@ class Lab:
         if audit:
             audit.take()
         rcs = []
+        self.client_errors = []
         with capture(self.procs, pcap):
             for step in sc.steps:
                 argv = [a.format(**values) for a in step.argv]
@@ -299,10 +309,12 @@ class Lab:
         self.rows.append({
             "scenario": sc.id, "mode": mode, "command": sc.command, "transport": sc.transport,
             "encryption_scope": sc.scope_override or scope, "client_tool": sc.tool, "auth": sc.auth,
+            "observed_encryption": labcheck.observed_encryption(pcap) if pcap.exists() else "",
             "stand_in": "yes" if sc.stand_in else "no",
             "capture": str(pcap.relative_to(self.out)), "keys": str(keys.relative_to(self.out)),
             "audit_log": audit_rel, "account": values.get("ACCOUNT", UNIX_USER), "password": PASSWORD,
             "client_ip": CLI_IP, "server_ip": SRV_IP, "rc": " ".join(str(r) for r in rcs),
+            "client_errors": " | ".join(self.client_errors)[:300],
             "expected_operations": ";".join(sc.operations),
             "expected_args": json.dumps(sc.args_for(values), sort_keys=True),
             "description": sc.description,
@@ -384,14 +396,32 @@ class Lab:
             with open(path, newline="") as f:
                 old = list(csv.DictReader(f))
         done = {(r["mode"], r["scenario"]) for r in self.rows}
-        rows = [r for r in old if (r["mode"], r["scenario"]) not in done] + self.rows
+        rows = [r for r in old if (r["mode"], r["scenario"]) not in done and r["mode"] not in self.cleared]
+        rows += self.rows
         rows.sort(key=lambda r: (r["mode"], r["scenario"]))
         with open(path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
             w.writeheader()
             for r in rows:
                 w.writerow({k: r.get(k, "") for k in MANIFEST_FIELDS})
+        self.write_coverage(rows)
         (RUN / "timings.tsv").write_text("scenario\tseconds\tbytes\n" + "\n".join(self.timings) + "\n")
+
+
+    def write_coverage(self, rows: List[Dict[str, str]]) -> None:
+        """Per cell of the paper's experiment (command x encryption scope x transport): the lab's captures, or
+        why there are none."""
+        with open(self.out / "coverage.csv", "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["command", "encryption_scope", "transport", "reproduced", "captures", "reason"])
+            for command in scenarios.PAPER_COMMANDS:
+                for scope, modes in sorted(scenarios.SCOPE_MODES.items()):
+                    for transport in ("NCACN_IP_TCP", "NCACN_NP"):
+                        hits = [r["capture"] for r in rows if r["command"] == command
+                                and r["transport"] == transport and r["mode"] in modes]
+                        reason = "" if hits else scenarios.UNREPRODUCIBLE.get(
+                            command, scenarios.NO_TCP if transport == "NCACN_IP_TCP" else "not run")
+                        w.writerow([command, scope, transport, "yes" if hits else "no", " ".join(hits), reason])
 
 
 class AuditTail(LogTail):
@@ -452,6 +482,8 @@ def main() -> int:
         lab = Lab(args.out, env)
         lab.prepare_client()
         for mode in args.modes.split(","):
+            if not args.only:
+                lab.clear_mode(mode)
             if mode in STANDALONE_MODES:
                 lab.standalone_mode(mode, args.only)
             elif mode == "addc":

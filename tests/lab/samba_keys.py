@@ -13,7 +13,8 @@ import re
 import sys
 from typing import Dict, Iterable, List
 
-_FIELD = re.compile(r"^\s*(Session Id|Session Key|Signing Key|App Key|ServerIn Key|ServerOut Key)\s+\[[0-9A-Fa-f]{4}\]\s+(.*)$")
+_FIELD = re.compile(
+    r"^\s*(Session Id|Session Key|Signing Key|App Key|ServerIn Key|ServerOut Key)\s+\[[0-9A-Fa-f]{4}\]\s+(.*)$")
 _CONT = re.compile(r"^\s+\[[0-9A-Fa-f]{4}\]\s+(.*)$")
 _HEXRUN = re.compile(r"(?:[0-9A-Fa-f]{2}[ \t]{1,3}){0,15}[0-9A-Fa-f]{2}")
 

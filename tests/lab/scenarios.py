@@ -33,6 +33,7 @@ class Scenario:
     stand_in: bool = False
     scope_override: str = ""  # e.g. "server" for impacket, which encrypts whatever the share says
     krb5ccname: str = ""
+    account: str = ""  # the account the client logs on as, when not the lab default
 
     def env(self, values: Dict[str, str]) -> Dict[str, str]:
         env = {"PYTHONUNBUFFERED": "1"}
@@ -73,6 +74,7 @@ def rpcclient(commands: str) -> List[str]:
 
 
 SVC = "SmbtLabSvc"
+TSCH_OPS = [f"taskschedulerservice.SchRpc{op}" for op in ("RegisterTask", "Run", "GetLastRunInfo", "Delete")]
 SVC_PATH = r"C:\Windows\Temp\smbt_svc.exe"
 
 STANDALONE: List[Scenario] = [
@@ -109,7 +111,7 @@ STANDALONE += [
         description="sc create/start/stop/delete; svcctl answered by the stand-in (Samba lacks CreateServiceW)"),
     Scenario(
         "schtasks_atexec", "schtasks", "impacket atexec.py", [Step(impacket("atexec.py", "whoami"))],
-        operations=["taskschedulerservice.SchRpcRegisterTask", "taskschedulerservice.SchRpcRun", "taskschedulerservice.SchRpcGetLastRunInfo", "taskschedulerservice.SchRpcDelete"],
+        operations=TSCH_OPS,
         args={"task_command": "cmd.exe", "task_arguments": "/C whoami > %windir%\\Temp\\"},
         stand_in=True,
         description="schtasks /create /run /delete (atexec: ITaskSchedulerService over \\pipe\\atsvc at PKT_PRIVACY),"
@@ -275,8 +277,7 @@ STANDALONE += [
         "schtasks_tcp_privacy", "schtasks", "rpc_client.py (impacket)",
         [Step(rpc("schtasks", TCP_TASK, TCP_TASK_CMD,
                   opts=["--tcp", "--port", str(STAND_IN_TCP_PORT), "--level", "privacy"]))],
-        operations=["taskschedulerservice.SchRpcRegisterTask", "taskschedulerservice.SchRpcRun", "taskschedulerservice.SchRpcGetLastRunInfo",
-                    "taskschedulerservice.SchRpcDelete"],
+        operations=TSCH_OPS,
         args={"task": TCP_TASK, "task_command": TCP_TASK_CMD}, transport="NCACN_IP_TCP", stand_in=True,
         description="schtasks over ncacn_ip_tcp, NTLM PKT_PRIVACY (stand-in endpoint)"),
 ]
@@ -304,3 +305,98 @@ for _level in ("integrity", "privacy"):
             operations=["epm.Map", "wkssvc.NetWkstaGetInfo"],
             transport="NCACN_IP_TCP", description=f"wkssvc over TCP via the endpoint mapper, NTLM {_level}"),
     ]
+
+# ---------------------------------------------------------------- AD DC (Kerberos)
+
+KTARGET = "SMBTLAB.TEST/Administrator@DC01.smbtlab.test"
+KRB = ["-k", "-no-pass", "-dc-ip", "{SRV}", "-target-ip", "{SRV}"]
+NTARGET = "SMBTLAB/Administrator:{PW}@{SRV}"
+NEW_USER, NEW_USER_PW = "smbtuser1", "Lab-User1-Passw0rd!"
+KINIT_STEPS = [
+    Step(["kinit", "Administrator@SMBTLAB.TEST"], stdin="{PW}\n"),
+    Step(["kvno", "cifs/DC01.smbtlab.test@SMBTLAB.TEST"]),
+]
+
+
+def kimpacket(script: str, *args: str) -> List[str]:
+    return impacket(script, *KRB, *args, target=KTARGET)
+
+
+def addc(id: str, command: str, tool: str, steps: List[Step], **kw) -> Scenario:
+    kw.setdefault("auth", "kerberos")
+    return Scenario(id, command, tool, steps, krb5ccname="{KRB5CCNAME}", account="Administrator", **kw)
+
+
+ADDC: List[Scenario] = [
+    addc("krb_kinit_kvno", "logon", "MIT kinit + kvno", KINIT_STEPS,
+         args={"account": "Administrator", "realm": "SMBTLAB.TEST", "service": "cifs/DC01.smbtlab.test"},
+         description="Kerberos AS-REQ and TGS-REQ for cifs/DC01 (the DC audits both with the client address)"),
+    addc("krb_net_use_smbclient", "net use", "smbclient (Kerberos)",
+         [Step(["smbclient", "-s", "{SMBCONF}", "//DC01.smbtlab.test/C$", "--use-kerberos=required",
+                "--use-krb5-ccache=FILE:{KRB5CCNAME}", "-m", "SMB3", "-c", "ls"])],
+         args={"share": "C$", "account": "Administrator"},
+         description="net use \\\\DC01\\C$ with Kerberos by Samba's smbclient (AES-128-GCM)"),
+    addc("krb_file_write_impacket", "write file", "impacket smbclient.py -k",
+         [Step(kimpacket("smbclient.py", "-inputfile", "{CLI_DIR}/imp_write.txt"))],
+         args={"share": "C$", "file": "smbt_notes.txt"}, description="Kerberos session: put C$\\smbt_notes.txt"),
+    addc("krb_file_read_impacket", "read file", "impacket smbclient.py -k",
+         [Step(kimpacket("smbclient.py", "-inputfile", "{CLI_DIR}/imp_read.txt"))],
+         args={"share": "C$", "file": "smbt_notes.txt"}, description="Kerberos session: get C$\\smbt_notes.txt"),
+    addc("krb_file_delete_impacket", "delete file", "impacket smbclient.py -k",
+         [Step(kimpacket("smbclient.py", "-inputfile", "{CLI_DIR}/imp_delete.txt"))],
+         args={"share": "C$", "file": "smbt_notes.txt"}, description="Kerberos session: rm C$\\smbt_notes.txt"),
+    addc("krb_sc_query", "sc", "impacket services.py -k", [Step(kimpacket("services.py", "list"))],
+         operations=["svcctl.OpenSCManagerW", "svcctl.EnumServicesStatusW"],
+         description="sc query over a Kerberos session (DC's svcctl)"),
+    addc("krb_reg_query", "reg", "impacket reg.py -k",
+         [Step(kimpacket("reg.py", "query", "-keyName", r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"))],
+         operations=["winreg.OpenHKLM", "winreg.OpenKey", "winreg.EnumValue"],
+         args={"key": r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"},
+         description="reg query over a Kerberos session"),
+    addc("krb_net_user", "net user", "impacket net.py -k", [Step(kimpacket("net.py", "user"))],
+         operations=["samr.Connect", "samr.EnumDomainUsers"], description="net user /domain over Kerberos"),
+    addc("krb_net_user_add", "net user", "impacket net.py -k",
+         [Step(kimpacket("net.py", "user", "-create", NEW_USER, "-newPasswd", NEW_USER_PW))],
+         operations=["samr.Connect", "samr.OpenDomain", "samr.CreateUser2", "samr.SetUserInfo2"],
+         args={"account": NEW_USER},
+         description="net user smbtuser1 * /add /domain: SAMR CreateUser2 + password; the DC audits the add"),
+    addc("krb_net_group_addmem", "net group", "impacket net.py -k",
+         [Step(kimpacket("net.py", "group", "-name", "Domain Admins", "-join", NEW_USER))],
+         operations=["samr.OpenGroup", "samr.AddGroupMember"], args={"group": "Domain Admins", "account": NEW_USER},
+         description="net group \"Domain Admins\" smbtuser1 /add /domain; the DC audits the membership change"),
+    addc("krb_net_localgroup_addmem", "net localgroup", "impacket net.py -k",
+         [Step(kimpacket("net.py", "localgroup", "-name", "Administrators", "-join", NEW_USER))],
+         operations=["samr.OpenAlias", "samr.AddAliasMember"], args={"group": "Administrators", "account": NEW_USER},
+         description="net localgroup Administrators smbtuser1 /add (builtin alias on the DC)"),
+    addc("ntlm_net_user", "net user", "impacket net.py", [Step(impacket("net.py", "user", target=NTARGET))],
+         operations=["samr.Connect", "samr.EnumDomainUsers"], auth="ntlm",
+         description="net user over an NTLM session: the DC audits the NTLM logon with client address/port"),
+    addc("ntlm_net_user_tcp_privacy", "net user", "rpc_client.py (impacket)",
+         [Step(["{PY}", "{HERE}/rpc_client.py", "--target", "{SRV}", "--user", "Administrator", "--domain", "SMBTLAB",
+                "--password", "{PW}", "--tcp", "--level", "privacy", "net_user"])],
+         operations=["epm.Map", "samr.Connect", "samr.EnumDomainUsers"], auth="ntlm", transport="NCACN_IP_TCP",
+         description="SAMR over TCP at NTLM PKT_PRIVACY against the DC"),
+    addc("krb_net_user_delete", "net user", "impacket net.py -k",
+         [Step(kimpacket("net.py", "user", "-remove", NEW_USER))],
+         operations=["samr.OpenUser", "samr.DeleteUser"], args={"account": NEW_USER},
+         description="net user smbtuser1 /delete /domain; the DC audits the delete"),
+]
+
+# ---------------------------------------------------------------- the paper's 22 commands and what the lab lacks
+
+PAPER_COMMANDS = [
+    "net view", "net user", "net group", "net localgroup", "net use", "sc", "schtasks", "reg", "psfile", "psgetsid",
+    "psinfo", "pskill", "pslist", "psloggedon", "psloglist", "pspasswd", "psservice", "psshutdown", "pssuspend",
+    "read file", "write file", "delete file",
+]
+SYSINTERNALS = ("Sysinternals-only: {0} talks to its own remote service (PSEXESVC-style), which has no open-source "
+                "client or server; no Samba or impacket tool sends the same operations")
+UNREPRODUCIBLE = {
+    "pskill": SYSINTERNALS.format("pskill"),
+    "pslist": SYSINTERNALS.format("pslist") + " (its performance-counter registry reads are not served by Samba)",
+    "pssuspend": SYSINTERNALS.format("pssuspend"),
+}
+NO_TCP = ("no ncacn_ip_tcp form: the Windows command uses named pipes or SMB only, and Samba registers no TCP "
+          "endpoint for the interface")
+# encryption scope of a paper cell -> the lab mode that reproduces it
+SCOPE_MODES = {"server": ("enc-global",), "share": ("enc-share",)}
