@@ -308,3 +308,34 @@ def test_malformed_secret_is_named_not_shown():
     assert "nthash:admin" in str(caught.value) and "LabAdm1!" not in str(caught.value)
     with pytest.raises(secrets.SecretError):
         secrets.to_options([("apikey:x", "secret")])
+
+
+class _Credential:
+    def __init__(self, realm, username, password):
+        self.content = {"realm": realm, "username": username, "clear_password": password}
+
+
+class _Passwords:
+    """The two attributes of splunklib's storage_passwords collection that `fetch` reads."""
+
+    def __init__(self, creds):
+        self._creds = creds
+
+    def list(self, count=-1):
+        return self._creds
+
+
+class _Service:
+    def __init__(self, creds):
+        self.storage_passwords = _Passwords(creds)
+
+
+def test_fetch_takes_only_named_credentials_of_our_realm():
+    service = _Service([_Credential("smbtrail", "password:lab", "LabAdm1!"),
+                        _Credential("other_app", "password:lab", "not ours"),
+                        _Credential("smbtrail", "nthash:svc", "31d6cfe0d16ae931b73c59d7e0c089c0")])
+    assert secrets.fetch(service, ["password:lab"]) == [("password:lab", "LabAdm1!")]
+    assert len(secrets.fetch(service, ["*"])) == 2
+    with pytest.raises(secrets.SecretError) as caught:
+        secrets.fetch(service, ["password:lab", "sessionkey:3d00009400480000"])
+    assert "sessionkey:3d00009400480000" in str(caught.value) and "LabAdm1!" not in str(caught.value)
