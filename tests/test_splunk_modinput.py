@@ -339,3 +339,18 @@ def test_fetch_takes_only_named_credentials_of_our_realm():
     with pytest.raises(secrets.SecretError) as caught:
         secrets.fetch(service, ["password:lab", "sessionkey:3d00009400480000"])
     assert "sessionkey:3d00009400480000" in str(caught.value) and "LabAdm1!" not in str(caught.value)
+
+
+def test_session_key_from_the_store_decrypts_smb3(shared_data, tmp_path):
+    """The key file written from storage/passwords is one the engine reads (README: SMB3 key material)."""
+    require_engine("network")
+    capture = str(shared_data / SMB3)
+    options = secrets.to_options([("sessionkey:3d00009400480000", "28f2847263c83dc00621f742dd3f2e7b")],
+                                 workdir=str(tmp_path))
+    try:
+        with_key = list(engine.network_records([capture], options))
+    finally:
+        secrets.discard(options)
+    without = list(engine.network_records([capture]))
+    assert any(r.decrypted for r in with_key) and not any(r.decrypted for r in without)
+    assert not any(r.kind == "error" for r in with_key)
