@@ -23,18 +23,19 @@ class Conn:
     """One TCP connection the capture saw (slots: there is one per connection, and there can be many)."""
 
     __slots__ = ("key", "first", "last", "trail_id", "names", "src_host", "dest_host", "sessions", "users",
-                 "commands", "provenance", "buckets")
+                 "commands", "provenance", "bucket")
 
     def __init__(self, key: ConnKey, first: float, last: float, trail_id: str) -> None:
         self.key, self.first, self.last, self.trail_id = key, first, last, trail_id
-        self.names: Set[str] = set()  # server host keys named by the capture
+        # lists, not sets: a connection names one or two of each, and there are many connections
+        self.names: List[str] = []  # server host keys named by the capture
         self.src_host: Optional[str] = None
         self.dest_host: Optional[str] = None
         self.sessions: List[Tuple[float, Optional[str], Optional[str]]] = []
-        self.users: Set[str] = set()
-        self.commands: Set[str] = set()  # command names the capture recognized on it
+        self.users: List[str] = []
+        self.commands: List[str] = []  # command names the capture recognized on it
         self.provenance: Dict[str, List[int]] = {}  # capture file -> first frames
-        self.buckets: Set[int] = set()
+        self.bucket = -1  # the last minute bucket the connection was indexed under
 
     @property
     def client_ip(self) -> str:
@@ -88,13 +89,13 @@ class NetIndex:
         conn = self._conn((rec.src_ip, rec.src_port, rec.dest_ip, rec.dest_port or 0), when, rec.trail_id)
         key = host_key(rec.dest_host)
         if key:
-            conn.names.add(key)
+            _add(conn.names, key)
             conn.dest_host = conn.dest_host or rec.dest_host
         conn.src_host = conn.src_host or rec.src_host
         if rec.user:
-            conn.users.add(rec.user.lower())
+            _add(conn.users, rec.user.lower())
         if rec.command:
-            conn.commands.add(rec.command)
+            _add(conn.commands, rec.command)
         for prov in rec.provenance:
             frames = conn.provenance.setdefault(prov.file, [])
             if len(frames) < PROVENANCE_FRAMES:
@@ -118,8 +119,8 @@ class NetIndex:
             _put(self.by_socket, key[:2], conn)
         conn.first, conn.last = min(conn.first, when), max(conn.last, when)
         bucket = _bucket(when)
-        if bucket not in conn.buckets:
-            conn.buckets.add(bucket)
+        if bucket != conn.bucket:
+            conn.bucket = bucket
             _put(self.by_server, (key[2], bucket), conn)
             _put(self.by_client, (key[0], bucket), conn)
             _put(self.by_time, ("", bucket), conn)
@@ -142,6 +143,15 @@ class NetIndex:
 
     def service_ops(self, ip: str, start: float, end: float) -> Iterator[ServiceOp]:
         return (s for s in _scan(self.services, ip, start, end) if start <= s.time <= end)
+
+
+def _add(items: List[str], item: str) -> None:
+    if item not in items:
+        items.append(item)
+
+
+def add_user(conn: Conn, user: str) -> None:
+    _add(conn.users, user)
 
 
 def _bucket(when: float) -> int:

@@ -19,7 +19,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from ..records import Record, stable_id
 from .clocks import Clocks
-from .connections import BUCKET, Conn, NetIndex
+from .connections import BUCKET, Conn, NetIndex, add_user
 from .hostcommands import HostCommand
 from .identity import Identity, host_key
 
@@ -180,7 +180,7 @@ class Joiner:
             conflicts["user"] = [net_user, user]
             trail = "net-" + stable_id(conn.trail_id, user)
         elif user and not conn.users:
-            conn.users.add(user)
+            add_user(conn, user)
         return Link(trail, [reason], confidence, conn, user, conflicts=conflicts)
 
     def _pipe(self, rec: Record, host: str, when: float) -> Optional[Link]:
@@ -226,7 +226,7 @@ class Joiner:
             return Link(None, [reason], 0.0, candidates=sorted(trails))
         conn = next(iter(trails.values()))
         if user and not conn.users:
-            conn.users.add(user)
+            add_user(conn, user)
         return Link(conn.trail_id, [reason], CONFIDENCE[reason], conn, user)
 
 
