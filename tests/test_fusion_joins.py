@@ -99,3 +99,33 @@ def test_attack_timeline_chains_a_to_b_then_b_to_c(shared_data):
     assert second.args["chain_id"] == first.args["chain_id"]
     assert "started from a host that was itself a target earlier" in second.args["reasons"]
     assert first.args["score"] > second.args["score"] > 0 and first.args["stage"] == "execution"
+
+
+def test_asset_table_names_hosts_the_capture_does_not(shared_data, tmp_path):
+    assets = tmp_path / "assets.csv"
+    assets.write_text("ip,name,role,note\n# 10.0.0.1,# ignored,,\n172.18.39.5,ATTACKER-PC.lab,workstation,\n")
+    network = list(network_records([_half(shared_data, "schtask_create", "network")]))
+    plain = [t for t in fuse_records(network) if t.kind == "trail" and t.args.get("commands")]
+    assert plain and not plain[0].src_host
+    named = [t for t in fuse_records(network, assets=str(assets)) if t.kind == "trail" and t.args.get("commands")]
+    assert named[0].src_host == "ATTACKER-PC.lab" and named[0].args["src_node"] == "attacker-pc"
+
+
+def test_one_failing_record_does_not_stop_the_run(shared_data, monkeypatch):
+    from smbtrail.fusion import joins
+
+    name = "covenant_sharpsc_create_dcerpc_smb_svcctl"
+    given = _inputs(shared_data, name, name)
+    real = joins.Joiner.register
+
+    def flaky(self, rec):
+        if rec.event_id == 4672:
+            raise ValueError("odd record")
+        return real(self, rec)
+
+    monkeypatch.setattr(joins.Joiner, "register", flaky)
+    out = list(fuse_records(given))
+    errors = [r for r in out if r.kind == "error" and "fusion left one host_event record unjoined" in r.message]
+    assert errors and all(r.partial and ".json" in r.message for r in errors)
+    assert sum(r.kind == "host_event" for r in out) == sum(r.kind == "host_event" for r in given)
+    assert [r for r in out if r.kind == "command" and r.args.get("service_name") == "Cyb3rWard0g"]

@@ -4,7 +4,7 @@ identity.py  addresses <-> host names (captures, 4624, lookups/assets.csv)
 clocks.py    per-host clock offsets from exact joins
 connections.py  the capture side, indexed per connection
 joins.py     the five joins, strongest first, each recorded as a reason
-hostcommands.py  which command a Windows event shows (lookups/host_commands.csv)
+hostcommands.py  which command a Windows event shows (lookups/host_commands.csv, command_lines.csv)
 trails.py    trails, host facts merged into network commands or standing alone
 timeline.py  trails chained A->B->C with stage and suspicion (lookups/suspicion.csv)
 pipeline.py  the streaming pass that ties them together

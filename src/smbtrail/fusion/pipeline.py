@@ -14,9 +14,9 @@ from __future__ import annotations
 import heapq
 import pickle
 import tempfile
-from typing import IO, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import IO, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from ..records import COMMAND, ENCRYPTED_ACTIVITY, FILE, HOST_EVENT, OPERATION, SESSION, TREE, Record
+from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, HOST_EVENT, OPERATION, SESSION, TREE, Record
 from .clocks import Clocks
 from .connections import Conn, NetIndex
 from .hostcommands import host_command
@@ -50,17 +50,15 @@ class Fusion:
             if rec.kind == COMMAND and "network" not in rec.evidence and rec.protocol == "windows_event":
                 continue  # hostlog.recognize_host output: re-derived here from the host events themselves
             if rec.kind in NETWORK_KINDS:
-                out = self._network(rec)
-                if out is not None:
-                    yield out
+                yield from _guarded(self._network, rec)
             elif rec.kind == HOST_EVENT:
                 yield from self._host_arrived(rec)
             else:
                 yield rec
         while self._buffer:
-            yield self._host(heapq.heappop(self._buffer)[2])
+            yield from _guarded(self._host, heapq.heappop(self._buffer)[2])
         for rec in self.held:
-            yield self.trails.merge_into(rec)
+            yield from _guarded(self.trails.merge_into, rec)
         yield from self.trails.unmatched()
         yield from timeline(self.trails.summaries(), self.identity)
 
@@ -86,14 +84,17 @@ class Fusion:
 
     # -- host side -----------------------------------------------------------------------------------
     def _host_arrived(self, rec: Record) -> Iterator[Record]:
-        self.identity.learn(rec)
-        self.joiner.register(rec)
+        yield from _guarded(self._register, rec, passed=False)
         when = rec.time.timestamp()
         self._watermark = max(self._watermark, when)
         self._seq += 1
         heapq.heappush(self._buffer, (when, self._seq, rec))
         while self._buffer and self._buffer[0][0] < self._watermark - REORDER:
-            yield self._host(heapq.heappop(self._buffer)[2])
+            yield from _guarded(self._host, heapq.heappop(self._buffer)[2])
+
+    def _register(self, rec: Record) -> None:
+        self.identity.learn(rec)
+        self.joiner.register(rec)
 
     def _host(self, rec: Record) -> Record:
         when = rec.time.timestamp()
@@ -132,6 +133,21 @@ class Fusion:
             rec.src_ip = rec.src_ip or conn.client_ip
             rec.dest_ip = rec.dest_ip or conn.server_ip
             rec.src_host = rec.src_host or conn.src_host or self.identity.name_of(conn.client_ip)
+
+
+def _guarded(step: Callable[[Record], Optional[Record]], rec: Record, passed: bool = True) -> Iterator[Record]:
+    """One odd record costs its own join, never the run: it goes on unjoined, with an error record."""
+    try:
+        out = step(rec)
+    except Exception as exc:  # noqa: BLE001 - any failure on one record is reported and contained
+        if passed:
+            yield rec
+        where = rec.provenance[0].file if rec.provenance else "input"
+        yield Record(time=rec.time, kind=ERROR, partial=True, provenance=list(rec.provenance[:1]),
+                     message=f"{where}: fusion left one {rec.kind} record unjoined ({type(exc).__name__}: {exc})")
+        return
+    if out is not None and passed:
+        yield out
 
 
 class _Held:
