@@ -28,8 +28,9 @@ def network_records(paths: Sequence[str], options: Optional[Options] = None) -> 
 
 def host_records(paths: Sequence[str], options: Optional[Options] = None) -> Iterator[Record]:
     from .hostlog import read_hostlogs
+    from .hostlog.commands import recognize_host
 
-    return read_hostlogs(paths, all_events=(options or Options()).all_events)
+    return recognize_host(read_hostlogs(paths, all_events=(options or Options()).all_events))
 
 
 def fuse(records: Iterable[Record]) -> Iterator[Record]:

@@ -51,7 +51,9 @@ class Analyzer:
     def feed(self, frame: Frame) -> None:
         row = frame.row
         if "kerberos.msg_type" in row:
-            self.tickets.observe(frame)
+            ticket = self.tickets.observe(frame)
+            if ticket:
+                self._ticket(frame, ticket)
         if "dns.resp.name" in row or "nbns.name" in row:
             self.hosts.learn_dns(row)
         if frame.stream < 0:
@@ -69,6 +71,16 @@ class Analyzer:
             first = row["dcerpc.pkt_type"].split(",", 1)[0]
             conn = self.table.get(frame, first in ("0", "11", "14", "16"))
             self.rpc.handle(frame, conn)
+
+    def _ticket(self, frame: Frame, ticket: tuple) -> None:
+        """A KDC reply: which account got a ticket for which service (the account behind Kerberos SMB)."""
+        _, kind, cname, realm, sname = ticket
+        self.out.append(Record(
+            time=from_epoch(frame.time), kind=SESSION, protocol="kerberos", operation=f"{kind}_rep",
+            src_ip=frame.dst, src_port=frame.dport, dest_ip=frame.src, dest_port=frame.sport, user=cname,
+            domain=realm, src_host=self.hosts.name(frame.dst), dest_host=self.hosts.name(frame.src),
+            args={"service": sname}, status="ok", evidence=["network"],
+            provenance=[Provenance(file=self.file, frames=[frame.number])]))
 
     def flush(self, conns: Sequence[Conn]) -> None:
         """End of a connection's life (idle or end of file): emit what is still open."""
@@ -193,13 +205,11 @@ class Analyzer:
 
 
 def interfaces_name(uuid: Optional[str]) -> Optional[str]:
-    fn = getattr(interfaces, "interface_name", None)
-    return fn(uuid) if (fn and uuid) else None
+    return interfaces.interface_name(uuid) if uuid else None
 
 
 def operation_name(uuid: Optional[str], opnum: int) -> Optional[str]:
-    fn = getattr(interfaces, "operation_name", None)
-    name = fn(uuid, opnum) if (fn and uuid) else None
+    name = interfaces.operation_name(uuid, opnum) if uuid else None
     return name or (f"opnum_{opnum}" if opnum >= 0 else None)
 
 
@@ -251,7 +261,7 @@ def _one_file(binary: str, display: str, path: str, names: List[str], run: RunSt
     analyzer = Analyzer(display, run)
     status = tshark.TsharkRun()
     prefs, keytab, env = secret_args.get("prefs", ()), secret_args.get("keytab"), secret_args.get("env")
-    cmd = tshark.build_command(binary, path, names, prefs=prefs, keytab=keytab)
+    cmd = tshark.build_command(binary, path, names, prefs=prefs, keytab=keytab, disabled=interfaces.all_dissectors())
     count = 0
     last_time = 0.0
     for values in tshark.stream_rows(cmd, len(names), status, env=env):
@@ -273,8 +283,9 @@ def _one_file(binary: str, display: str, path: str, names: List[str], run: RunSt
 
 
 def _decoder_fields() -> List[str]:
-    fn = getattr(interfaces, "all_fields", None)
-    return list(fn()) if fn else []
+    """Fields of the interfaces tshark still dissects (the disabled ones are parsed from stubs)."""
+    disabled = tuple(f"{name}." for name in interfaces.all_dissectors())
+    return [name for name in interfaces.all_fields() if not name.startswith(disabled)]
 
 
 def _error(path: str, reason: str, partial: bool = False) -> Record:

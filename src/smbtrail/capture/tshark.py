@@ -77,9 +77,13 @@ def check_tshark() -> str:
 
 
 def build_command(tshark: str, capture: str, fields: Sequence[str], prefs: Sequence[str] = (),
-                  keytab: Optional[str] = None) -> List[str]:
+                  keytab: Optional[str] = None, disabled: Sequence[str] = ()) -> List[str]:
+    """`disabled`: RPC sub-dissectors whose calls our decoders parse from the raw stub (faster, and
+    tshark then prints every such stub whole in dcerpc.stub_data)."""
     cmd = [tshark, "-n", "-r", capture, "-Y", DISPLAY_FILTER, "-T", "fields", "-E", "separator=/t",
            "-E", "aggregator=,", "-E", "occurrence=a", "-E", "quote=n"]
+    for name in disabled:
+        cmd += ["--disable-protocol", name]
     cmd += [x for name in fields for x in ("-e", name)]
     for pref in prefs:
         cmd += ["-o", pref]

@@ -29,6 +29,11 @@ def summary(rec: Record) -> str:
         a = rec.args
         what = (f"encrypted: {a.get('messages_to_server', 0)}+{a.get('messages_to_client', 0)} msgs, "
                 f"{a.get('bytes_to_server', 0)}/{a.get('bytes_to_client', 0)} B")
+    elif rec.kind == "trail":
+        cmds = ", ".join(c.get("command", "?") for c in rec.args.get("commands", [])) or "no command"
+        what = (f"TRAIL {cmds} | stage={rec.args.get('stage', '-')} score={rec.args.get('score', '-')} "
+                f"evidence={'+'.join(rec.evidence)} joins={','.join(rec.join) or '-'}")
+        return _printable(what, 300)
     elif rec.kind == ERROR:
         return f"ERROR {_printable(rec.message, 300)}"
     else:
@@ -47,11 +52,21 @@ def write_table(records: Iterable[Record], out: IO[str], verbose: bool = False) 
     out.write(header + "\n" + "-" * len(header) + "\n")
     for rec in records:
         count += 1
-        if not verbose and rec.kind not in (COMMAND, ERROR, SESSION, ENCRYPTED_ACTIVITY, HOST_EVENT) and not (
-                rec.kind == OPERATION and rec.command is None):
+        if not verbose and not _shown(rec):
             continue
         out.write(_line(rec) + "\n")
     return count
+
+
+def _shown(rec: Record) -> bool:
+    """The default view: what was done (commands, unexplained operations) and what hides it."""
+    if rec.kind in (COMMAND, ERROR, ENCRYPTED_ACTIVITY, "trail"):
+        return True
+    if rec.kind == OPERATION:
+        return rec.command is None
+    if rec.kind == SESSION:
+        return rec.protocol != "kerberos"
+    return False
 
 
 def _line(rec: Record) -> str:

@@ -67,17 +67,21 @@ class TicketIndex:
     def __init__(self) -> None:
         self.by_client: Dict[str, Deque[tuple]] = defaultdict(lambda: deque(maxlen=64))
 
-    def observe(self, frame: Frame) -> None:
+    def observe(self, frame: Frame) -> Optional[tuple]:
+        """Remember a KDC reply; returns (time, kind, cname, realm, sname) when the frame holds one."""
         row = frame.row
         types = [to_int(t) for t in split(row.get("kerberos.msg_type", ""))]
         kind = next((KDC_REPLIES[t] for t in types if t in KDC_REPLIES), None)
         if not kind:
-            return
+            return None
         cname = _clean(_first(row.get("kerberos.CNameString")))
         realm = _clean(_first(row.get("kerberos.crealm")))
         sname = "/".join(split(row.get("kerberos.SNameString", "")))
-        if cname:
-            self.by_client[frame.dst].append((frame.time, kind, cname, realm, sname.lower()))
+        if not cname:
+            return None
+        entry = (frame.time, kind, cname, realm, sname.lower())
+        self.by_client[frame.dst].append(entry)
+        return entry
 
     def lookup(self, client_ip: str, when: float, service: Optional[str]) -> Optional[Identity]:
         """The account whose ticket for `service` (else any ticket) the client got last before `when`."""

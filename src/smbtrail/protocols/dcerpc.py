@@ -177,6 +177,9 @@ class DcerpcHandler:
                 call.args["key"] = f"{value}\\{call.args['key']}"
             else:
                 call.args.setdefault(key, value)
+        hive, key = call.args.get("hive"), call.args.get("key")
+        if isinstance(hive, str) and isinstance(key, str) and not key.upper().startswith(hive.upper()):
+            call.args["key"] = f"{hive}\\{key}"  # full path, as reg.exe and 4657 events write it
 
 
 def _unacked(chan: Channel, ctx_id: int) -> Tuple[Optional[str], Optional[str]]:
@@ -189,8 +192,7 @@ def _unacked(chan: Channel, ctx_id: int) -> Tuple[Optional[str], Optional[str]]:
 
 
 def _decode(uuid: Optional[str], opnum: int, request: bool, row, stub: Optional[bytes]) -> Dict[str, Any]:
-    lookup = getattr(interfaces, "decoder_for", None)
-    decoder = lookup(uuid) if (uuid and lookup) else None
+    decoder = interfaces.decoder_for(uuid) if uuid else None
     if decoder is None:
         return {}
     try:

@@ -125,6 +125,8 @@ def _subject(rec: Record) -> Optional[Tuple[str, str]]:
 
 def _command_record(sig: Signature, anchor: Record, members: List[Record]) -> Record:
     args: Dict[str, object] = {"action": sig.action}
+    if sig.alternatives:
+        args["alternatives"] = sig.alternatives  # the same wire signature, another tool
     for member in [anchor] + members:
         for key, value in member.args.items():
             if not key.startswith("_") and key not in ("fid", "stub_size", "auth_level"):

@@ -32,6 +32,7 @@ class Signature:
     requires: List[Step]
     absorbs: List[Step]
     description: str
+    alternatives: List[str]
 
 
 @lru_cache(maxsize=1)
@@ -50,6 +51,7 @@ def signatures() -> List[Signature]:
             confidence=float(row["confidence"]), anchor=step(row["anchor"]),
             requires=[step(s) for s in row["requires"].split()], absorbs=[step(s) for s in row["absorbs"].split()],
             description=row["description"],
+            alternatives=[a.strip() for a in row.get("alternatives", "").split(";") if a.strip()],
         )
         for row in rows
     ]
