@@ -353,7 +353,15 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, out: Optional[IO[str]] = None, err: Optional[IO[str]] = None) -> int:
+    """Exit codes as `smbtrail analyze`: 0 all read, 1 partial, 2 nothing usable, 3 tshark missing."""
+    from .capture.tshark import TsharkMissing, check_tshark
+
     out, err = out or sys.stdout, err or sys.stderr
+    try:
+        check_tshark()
+    except TsharkMissing as exc:
+        err.write(f"smbtrail: error: {exc}\n")
+        return 3
     options = Options(keys_file=args.keys,
                       passwords=[SecretStr(os.environ[v]) for v in args.password_env if v in os.environ])
     report = coverage_report(args.inputs, args.hostlog, options, args.scope or SCOPES, args.keep_rewritten)
