@@ -122,7 +122,7 @@ def _best(exchange: Exchange, rows: Sequence[Fingerprint]) -> Optional[Tuple[Fin
     fitting = [r for r in rows if r.matches(exchange)]
     exact = [r for r in fitting if r.exact]
     if exact:
-        return max(exact, key=lambda r: r.count), 1.0
+        return _one_of(exact), 1.0
     if fitting:
         return min(fitting, key=lambda r: (r.request[1] - r.request[0]) + (r.response[1] - r.response[0])), 0.8
     same_answer = [r for r in rows if _within(exchange.response, r.response) and r.response[0] == r.response[1]]
@@ -132,6 +132,17 @@ def _best(exchange: Exchange, rows: Sequence[Fingerprint]) -> Optional[Tuple[Fin
     if len({r.opnum for r in same_request}) == 1:
         return same_request[0], 0.3
     return None
+
+
+def _one_of(rows: Sequence[Fingerprint]) -> Fingerprint:
+    """The operation these sizes name; if several operations of the interface have exactly these sizes
+    (samr OpenUser/OpenGroup/OpenAlias), an undecided one (opnum -1) that no template can anchor on."""
+    ops = sorted({(r.opnum, r.operation) for r in rows})
+    top = max(rows, key=lambda r: r.count)
+    if len(ops) == 1:
+        return top
+    return Fingerprint(top.pipe, top.interface, -1, "|".join(op for _, op in ops), top.request, top.response,
+                       top.source, sum(r.count for r in rows))
 
 
 def calibrate(activity: Sequence, truth: Sequence) -> Tuple[List[Fingerprint], int, int]:
