@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from collections import defaultdict
 from contextlib import ExitStack
 from datetime import datetime
@@ -198,7 +199,7 @@ def _readable(captures: Sequence[str], stack: ExitStack, report: CoverageReport)
             continue
         try:
             found += stack.enter_context(readable_files(source))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
             report.errors.append(f"{source.path}: cannot open archive: {exc}")
     return found
 
