@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
@@ -34,58 +35,76 @@ def tshark_options(keys: Optional[List[List[str]]] = None, password: str = "") -
 
 
 def tshark_fields(pcap: Path, fields: List[str], display_filter: str = "", opts: Optional[List[str]] = None,
-                  two_pass: bool = True) -> List[List[str]]:
+                  two_pass: bool = False) -> List[List[str]]:
     argv = ["tshark", "-n", "-r", str(pcap), "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a"]
     argv += (["-2"] if two_pass else []) + (opts or [])
     if display_filter:
         argv += ["-Y", display_filter]
-    for field in fields:
-        argv += ["-e", field]
+    for name in fields:
+        argv += ["-e", name]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return [line.split("\t") for line in out.splitlines()]
 
 
-def operations(pcap: Path, opts: Optional[List[str]] = None) -> Set[str]:
-    """`<protocol>.<operation>` for every DCE/RPC request tshark names, e.g. `svcctl.CreateServiceW`."""
-    seen: Set[str] = set()
-    for proto, info in tshark_fields(pcap, ["_ws.col.Protocol", "_ws.col.Info"], "dcerpc.pkt_type == 0", opts):
-        for part in info.split(","):
-            words = part.split()
-            if len(words) >= 2 and words[-1] == "request":
-                seen.add(f"{proto.lower()}.{words[-2]}")
-            elif len(words) >= 2 and words[1] == "request":
-                seen.add(f"{proto.lower()}.{words[0]}")
+@dataclass
+class Summary:
+    """One tshark pass over a capture."""
+
+    transform: int = 0  # SMB2 transform (encrypted) frames
+    sealed: int = 0  # of those, frames tshark could not open
+    clear_after_setup: int = 0  # SMB2 frames past NEGOTIATE/SESSION_SETUP that were sent in clear
+    operations: Set[str] = field(default_factory=set)  # `<protocol>.<operation>` of the DCE/RPC requests named
+
+
+def summary(pcap: Path, opts: Optional[List[str]] = None) -> Summary:
+    s = Summary()
+    rows = tshark_fields(pcap, ["smb2.header.transform.nonce", "smb2.cmd", "dcerpc.pkt_type", "_ws.col.Protocol",
+                                "_ws.col.Info"], "smb2 || dcerpc", opts)
+    for row in rows:
+        nonce, cmds, ptypes, proto, info = (row + [""] * 5)[:5]
+        if nonce:
+            s.transform += 1
+            s.sealed += not cmds
+        elif any(c and int(c) > 1 for c in cmds.split(",")):
+            s.clear_after_setup += 1
+        if "0" in ptypes.split(","):
+            s.operations |= _requests(proto, info)
+    return s
+
+
+def _requests(proto: str, info: str) -> Set[str]:
+    seen = set()
+    for part in info.split(","):
+        words = part.split()
+        if len(words) >= 2 and words[-1] == "request":
+            seen.add(f"{proto.lower()}.{words[-2]}")
+        elif len(words) >= 2 and words[1] == "request":
+            seen.add(f"{proto.lower()}.{words[0]}")
     return seen
-
-
-def undecrypted(pcap: Path, opts: Optional[List[str]] = None) -> int:
-    """SMB2 transform frames tshark could not open."""
-    return len(tshark_fields(pcap, ["frame.number"], "smb2.header.transform.nonce && !smb2.cmd", opts, False))
-
-
-def transform_frames(pcap: Path) -> int:
-    return len(tshark_fields(pcap, ["frame.number"], "smb2.header.transform.nonce", None, False))
 
 
 def observed_encryption(pcap: Path) -> str:
     """none: no SMB2 transform frame; all: nothing after SESSION_SETUP in clear; partial: some trees clear."""
-    if transform_frames(pcap) == 0:
+    s = summary(pcap)
+    if s.transform == 0:
         return "none"
-    clear = tshark_fields(pcap, ["frame.number"], "smb2.cmd > 1 && !smb2.header.transform.nonce", None, False)
-    return "all" if not clear else "partial"
+    return "all" if s.clear_after_setup == 0 else "partial"
+
+
+def row_secrets(fixtures: Path, row: Dict[str, str]) -> List[str]:
+    """tshark options with the row's logged keys and, for NTLM rows, the password."""
+    return tshark_options(read_keys(fixtures / row["keys"]), row["password"] if row["auth"] == "ntlm" else "")
 
 
 def main(argv: List[str]) -> int:
     fixtures = Path(argv[0]) if argv else FIXTURES
     for row in read_manifest(fixtures):
         pcap = fixtures / row["capture"]
-        opts = tshark_options(read_keys(fixtures / row["keys"]), row["password"] if row["auth"] == "ntlm" else "")
-        seen = operations(pcap, opts)
+        plain, opened = summary(pcap), summary(pcap, row_secrets(fixtures, row))
         expected = [op for op in row["expected_operations"].split(";") if op]
-        missing = [op for op in expected if op not in seen]
-        enc = transform_frames(pcap)
-        print(f"{row['mode']}/{row['scenario']}: enc {enc} -> left {undecrypted(pcap, opts)}; "
-              f"missing {missing or '-'}; seen {sorted(seen)}")
+        missing = [op for op in expected if op not in opened.operations]
+        print(f"{row['mode']}/{row['scenario']}: enc {plain.transform} -> left {opened.sealed}; "
+              f"missing {missing or '-'}; seen {sorted(opened.operations)}")
     return 0
 
 

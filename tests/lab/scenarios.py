@@ -399,4 +399,4 @@ UNREPRODUCIBLE = {
 NO_TCP = ("no ncacn_ip_tcp form: the Windows command uses named pipes or SMB only, and Samba registers no TCP "
           "endpoint for the interface")
 # encryption scope of a paper cell -> the lab mode that reproduces it
-SCOPE_MODES = {"server": ("enc-global",), "share": ("enc-share",)}
+SCOPE_MODES = {"server": ("enc-global", "addc"), "share": ("enc-share",)}
