@@ -18,7 +18,8 @@ LAB = Path(__file__).resolve().parent / "fixtures" / "lab" / "enc-global"
 # scenarios where the size model claims to recover the trail of the impacket/Samba lab clients
 CLAIMED = [
     "psexec_impacket", "smbexec_impacket", "schtasks_atexec", "at_netrjobadd", "sc_create_start_stop_delete",
-    "sc_query_services", "psservice_status", "reg_add_impacket", "reg_delete_impacket", "reg_save_impacket",
+    "sc_query_services", "psservice_status", "psinfo_rpcclient_reg", "reg_query_impacket", "reg_add_impacket",
+    "reg_delete_impacket", "reg_save_impacket",
     "net_user_impacket", "net_view_smbclient", "net_time_tod", "pspasswd_changepasswd",
     "file_write_smbclient", "file_read_smbclient", "file_delete_smbclient", "file_write_impacket",
     "file_read_impacket", "file_delete_impacket", "net_use_smbclient",

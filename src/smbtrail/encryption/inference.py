@@ -6,7 +6,9 @@ lookups/size_templates.csv are matched on the result. Each match is a command re
 `inferred: true` with a confidence and the message sizes it rests on.
 
 Template step syntax (space-separated; the first `requires` step is the anchor, one command per anchor):
-    rpc:<interface>:<opnums|.*>      an RPC operation named by its sizes
+    rpc:<interface>:<opnums|.*>[:<request PDU size or lo-hi>]
+                                     an RPC operation named by its sizes (the request size can pin a string
+                                     length, e.g. the registry key an OpenKey names)
     upload:<share re>:<min bytes>    a file open on that share with at least that many bytes written
     read:<share re>:<min bytes>      a file open with at least that many bytes read (0: opened for reading)
     delete:<share re>                a file disposed (SET_INFO), or looked up in a listing then opened and closed
@@ -24,7 +26,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from ..lookups import lookup_path
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, TREE, Record
-from .fingerprints import Fingerprint, identify
+from .fingerprints import Fingerprint, identify, parse_range
 from .sizes import Activity, Open, structure
 
 MAX_EVIDENCE = 40  # message sizes quoted per inferred command
@@ -39,7 +41,8 @@ class Item:
     interface: str = ""
     opnum: int = -1
     operation: str = ""
-    size: int = 0
+    size: int = 0  # bytes written or read
+    request: int = 0  # request PDU size of an RPC operation
     pipe: str = ""
     quality: float = 1.0
     index: List[int] = field(default_factory=list)
@@ -62,10 +65,11 @@ class Template:
 def step(text: str) -> Step:
     kind, _, rest = text.partition(":")
     if kind == "rpc":
-        interface, _, opnums = rest.partition(":")
+        interface, opnums, size = (rest.split(":") + ["", ""])[:3]
         wanted = None if opnums in ("", ".*") else {int(n) for n in opnums.split("|")}
+        low, high = parse_range(size)
         return lambda i: (i.kind == "rpc" and i.interface.lower() == interface.lower()
-                          and (wanted is None or i.opnum in wanted))
+                          and (wanted is None or i.opnum in wanted) and low <= i.request <= high)
     if kind in ("upload", "read"):
         share, _, least = rest.rpartition(":")
         rx, minimum = re.compile(share), int(least or 0)
@@ -110,6 +114,7 @@ def _pipe_items(opened: Open, share: str, prints: Optional[Sequence[Fingerprint]
         return []
     return [
         Item("rpc", share=share, interface=guess.interface, opnum=f.opnum, operation=f.operation, pipe=guess.pipe,
+             request=e.request,
              quality=fit * (0.5 + guess.score / 2), index=opened.index[:2] + e.index)
         for e, f, fit in guess.operations
     ]

@@ -10,7 +10,7 @@ targets wait for each answer), names the pair by its sizes, then groups pairs in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 HEADER = 64
 TREE_CONNECT_REQ = HEADER + 8  # + 2 * len(UNC path)
@@ -42,14 +42,6 @@ def tree_connect_request(unc: str) -> int:
 
 def create_request(name: str, contexts: int = 0) -> int:
     return CREATE_REQ + 2 * len(name) + contexts
-
-
-def write_request(data: int) -> int:
-    return WRITE_REQ + data
-
-
-def read_response(data: int) -> int:
-    return READ_RESP + data
 
 
 @dataclass
@@ -263,14 +255,3 @@ def _host_length(trees: List[Tree], host_lengths: Sequence[int]) -> Optional[int
     if best is None:  # the name typed is unknown: RPC tools and smbclient open IPC$ first
         best = trees[0].unc_len - 3 - 4
     return best
-
-
-def pipe_names(name_len: int, names: Sequence[str]) -> List[str]:
-    return [n for n in names if len(n) == name_len]
-
-
-def describe(activity: Activity) -> Dict[str, int]:
-    counts: Dict[str, int] = {}
-    for pair in activity.pairs:
-        counts[pair.op] = counts.get(pair.op, 0) + 1
-    return counts
