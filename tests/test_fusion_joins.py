@@ -28,7 +28,9 @@ def test_single_sided_records_stay_in_the_output(shared_data):
     given = _inputs(shared_data, "covenant_copy_smb_CreateRequest", "covenant_sharpsc_create_dcerpc_smb_svcctl")
     out = list(fuse_records(given))
     ids = {id(r) for r in out}
-    assert all(id(r) in ids for r in given), "every input record comes out"
+    folded = {uid for r in out for uid in r.args.get("merged_records", [])}
+    assert all(id(r) in ids or r.uid() in folded for r in given), "every input record comes out or is folded in"
+    assert all(r.kind == "command" and r.evidence == ["host"] for r in given if id(r) not in ids)
     linked = [r for r in out if r.kind == "host_event" and r.trail_id]
     assert linked and all(r.trail_id.startswith("host-") for r in linked), "no host event joined a capture"
     mirrored = [r for r in linked if r.event_id == 7045]  # 7045 joins its 4697 by name and time: one service
@@ -129,3 +131,23 @@ def test_one_failing_record_does_not_stop_the_run(shared_data, monkeypatch):
     assert errors and all(r.partial and ".json" in r.message for r in errors)
     assert sum(r.kind == "host_event" for r in out) == sum(r.kind == "host_event" for r in given)
     assert [r for r in out if r.kind == "command" and r.args.get("service_name") == "Cyb3rWard0g"]
+
+
+def test_rpc_logon_without_address_joins_the_pipe_open_by_account_and_time(shared_data):
+    # An RPC-authenticated call over a named pipe logs its 4624 with IpAddress "-": here the real
+    # sharpsc logons with their client socket taken away, so only join 3 (account + target + time
+    # to the captured \PIPE\svcctl open) can tie them to the capture.
+    name = "covenant_sharpsc_create_dcerpc_smb_svcctl"
+    given = _inputs(shared_data, name, name)
+    for rec in given:
+        if rec.kind == "host_event" and rec.src_port:
+            rec.src_ip, rec.src_port = None, None
+    out = list(fuse_records(given))
+    logons = [r for r in out if r.kind == "host_event" and r.event_id == 4624 and r.user == "pgustavo"]
+    assert logons and all(r.join == ["pipe_account_time"] for r in logons)
+    pipe_trails = {r.trail_id for r in out if r.kind == "file" and r.path == "svcctl"}
+    assert {r.trail_id for r in logons} <= pipe_trails
+    installed = [r for r in out if r.kind == "host_event" and r.event_id == 4697]
+    assert installed[0].join == ["logon_id", "pipe_account_time"] and installed[0].confidence == 0.75
+    created = [r for r in out if r.kind == "command" and r.command == "sc" and r.operation == "create"]
+    assert created and created[0].evidence == ["network", "host"] and "pipe_account_time" in created[0].join

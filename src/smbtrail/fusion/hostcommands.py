@@ -74,6 +74,18 @@ def host_command(rec: Record) -> Optional[HostCommand]:
     return HostCommand(rule.command, rule.action, args, None, "target")
 
 
+def recognized(rec: Record) -> HostCommand:
+    """A command record the host-log engine already built (hostlog.recognize_host) from its anchor event."""
+    args = {k: rec.args[k] for k in CARRIED if rec.args.get(k) not in (None, "", [])}
+    if rec.path and rec.event_id == 5145:
+        args["file"], args["share"] = rec.path, rec.share
+    return HostCommand(rec.command or "", rec.operation or str(rec.args.get("action") or ""), args, None, "target")
+
+
+def is_host_command(rec: Record) -> bool:
+    return rec.kind == "command" and "network" not in rec.evidence and rec.protocol == "windows_event"
+
+
 def _command_line(text: str) -> Optional[HostCommand]:
     gate, lines = _lines()
     if not text or not gate.search(text):

@@ -114,8 +114,8 @@ class Joiner:
             return None
         if rec.logon_id and (host, rec.logon_id) in self.logons:
             link = self.logons[(host, rec.logon_id)]
-            if rec.event_id in SOCKET_EVENTS and rec.src_port:
-                return link
+            if rec.event_id in LOGON_EVENTS or (rec.event_id in SOCKET_EVENTS and rec.src_port):
+                return link  # the event that made the link
             return link.via("logon_id")
         if rec.event_id in SOCKET_EVENTS and rec.src_port:
             return self._socket(rec, host, _seconds(rec))

@@ -19,7 +19,7 @@ from typing import IO, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, HOST_EVENT, OPERATION, SESSION, TREE, Record
 from .clocks import Clocks
 from .connections import Conn, NetIndex
-from .hostcommands import host_command
+from .hostcommands import host_command, is_host_command, recognized
 from .identity import Identity, host_key
 from .joins import Joiner, Link
 from .timeline import timeline
@@ -47,12 +47,10 @@ class Fusion:
 
     def run(self, records: Iterable[Record]) -> Iterator[Record]:
         for rec in records:
-            if rec.kind == COMMAND and "network" not in rec.evidence and rec.protocol == "windows_event":
-                continue  # hostlog.recognize_host output: re-derived here from the host events themselves
-            if rec.kind in NETWORK_KINDS:
-                yield from _guarded(self._network, rec)
-            elif rec.kind == HOST_EVENT:
+            if rec.kind == HOST_EVENT or is_host_command(rec):
                 yield from self._host_arrived(rec)
+            elif rec.kind in NETWORK_KINDS:
+                yield from _guarded(self._network, rec)
             else:
                 yield rec
         while self._buffer:
@@ -93,10 +91,11 @@ class Fusion:
             yield from _guarded(self._host, heapq.heappop(self._buffer)[2])
 
     def _register(self, rec: Record) -> None:
-        self.identity.learn(rec)
-        self.joiner.register(rec)
+        if rec.kind == HOST_EVENT:
+            self.identity.learn(rec)
+            self.joiner.register(rec)
 
-    def _host(self, rec: Record) -> Record:
+    def _host(self, rec: Record) -> Optional[Record]:
         when = rec.time.timestamp()
         if when - EVICT > self._evicted + EVICT:
             self.joiner.forget_before(when - EVICT)
@@ -104,9 +103,13 @@ class Fusion:
         host = host_key(rec.dest_host)
         at = self.clocks.to_capture_time(host, when)
         link = self.joiner.link(rec)
-        cmd = host_command(rec)
+        vehicle = is_host_command(rec)  # the host engine's own command record: it travels with its fact
+        cmd = recognized(rec) if vehicle else host_command(rec)
         if (link is None or link.ambiguous) and cmd is not None:
             link = self.joiner.by_account(rec, cmd) or link
+        if vehicle:
+            self.trails.add_fact(rec, cmd, link, at, vehicle=True)
+            return None
         if cmd is not None:
             rec.args["side"] = cmd.side
         self._annotate(rec, link, host, at)

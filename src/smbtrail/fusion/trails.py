@@ -69,6 +69,7 @@ class Fact:
     used: bool = False
     target: Optional[str] = None  # the remote host a source-side command line names
     reasons: List[str] = field(default_factory=list)  # joins of every event that showed it
+    vehicles: List[Record] = field(default_factory=list)  # the host engine's command records for it
 
     def matches(self, command: Tuple[str, str], args: Dict[str, Any], when: float) -> bool:
         if not same_command((self.command, self.action), command) or abs(when - self.time) > MERGE_WINDOW:
@@ -173,10 +174,16 @@ class TrailBook:
             s.conflicts.setdefault(name, values)
         s.add_provenance(rec.provenance)
 
-    def add_fact(self, rec: Record, cmd: HostCommand, link: Optional[Link], when: float) -> None:
+    def add_fact(self, rec: Record, cmd: HostCommand, link: Optional[Link], when: float,
+                 vehicle: bool = False) -> None:
+        """A host sighting of a command; `vehicle`: a command record (not an event) that carries it."""
         trail = link.trail_id if link and link.trail_id else _host_trail(rec)
         for fact in reversed(self.facts.get(trail, [])[-RECENT_FACTS:]):
             if fact.matches((cmd.command, cmd.action), cmd.args, when):
+                if vehicle:
+                    fact.vehicles.append(rec)
+                    _merge_args(fact.args, cmd.args, fact.conflicts)
+                    return
                 fact.reasons = _union(fact.reasons, link.reasons if link else [])
                 if _strength(rec.logon_id, link) > _strength(fact.rec.logon_id, fact.link):  # 4697 over its 7045
                     fact.args, old = dict(cmd.args), fact.args
@@ -189,7 +196,7 @@ class TrailBook:
                 return
         fact = Fact(when, trail, cmd.command, cmd.action, dict(cmd.args), Seen.of(rec), link,
                     list(rec.provenance), [rec.event_id or 0], target=cmd.target,
-                    reasons=list(link.reasons) if link else [])
+                    reasons=list(link.reasons) if link else [], vehicles=[rec] if vehicle else [])
         self.facts.setdefault(trail, []).append(fact)
 
     def merge_into(self, rec: Record) -> Record:
@@ -205,6 +212,8 @@ class TrailBook:
             if conflicts:
                 rec.args["conflicts"] = conflicts
             rec.args["host_events"] = sorted(set(fact.events))
+            if fact.vehicles:  # the host engine's view of the same command, folded in here
+                rec.args["merged_records"] = [v.uid() for v in fact.vehicles]
             rec.evidence = _union(rec.evidence, ["network", "host"])
             rec.join = _union(rec.join, fact.reasons)
             rec.provenance = list(rec.provenance) + fact.provenance
@@ -220,7 +229,7 @@ class TrailBook:
                 if not fact.used:
                     rec = self._fact_record(fact)
                     self._note_command(rec)
-                    yield rec
+                    yield _carried(rec, fact.vehicles)
 
     def _fact_record(self, fact: Fact) -> Record:
         link, host = fact.link, fact.rec
@@ -280,6 +289,31 @@ class TrailBook:
 
 SHOWN = ("service_name", "binary_path", "task_name", "task_command", "job_command", "file", "share", "key",
          "account", "group", "member", "command_line", "conflicts")
+
+
+def _carried(rec: Record, vehicles: List[Record]) -> Record:
+    """The fused command travels in the host engine's own record when there is one (no duplicate)."""
+    if not vehicles:
+        return rec
+    vehicle = vehicles[0]
+    for name in rec.model_fields_set | {"evidence", "join", "trail_id", "inferred", "confidence"}:
+        if name not in ("args", "provenance", "message"):
+            setattr(vehicle, name, getattr(rec, name))
+    vehicle.args = dict(vehicle.args, **rec.args)
+    if len(vehicles) > 1:
+        vehicle.args["merged_records"] = [v.uid() for v in vehicles[1:]]
+    vehicle.provenance = _unique_provenance(list(vehicle.provenance) + list(rec.provenance))
+    return vehicle
+
+
+def _unique_provenance(items: List[Provenance]) -> List[Provenance]:
+    seen, out = set(), []
+    for item in items:
+        key = (item.file, tuple(item.frames), tuple(item.record_ids))
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
 
 
 def _strength(logon_id: Optional[str], link: Optional[Link]) -> Tuple[bool, float]:
