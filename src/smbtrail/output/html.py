@@ -189,8 +189,8 @@ def _commands(commands: List[Dict[str, Any]]) -> str:
         args = c.get("args") or {}
         shown = "".join(f"<div><span class='k'>{e(k)}</span> <code>{e(_clip(args[k], 400))}</code></div>"
                         for k in SHOWN_ARGS if args.get(k))
-        rows.append(f"<tr><td class='time'>{e(_when_text(c.get('time')))}</td><td><code>{e(c.get('command'))}</code>"
-                    f"</td><td>{shown}</td><td>{_evidence(c.get('evidence') or [])}</td></tr>")
+        rows.append(f"<tr><td class='time'>{e(_when_text(c.get('time')))}</td><td><code class='nowrap'>"
+                    f"{e(c.get('command'))}</code></td><td>{shown}</td><td>{_evidence(c.get('evidence') or [])}</td></tr>")
     more = len(commands) - MAX_COMMANDS_PER_TRAIL
     tail = f"<tr><td colspan='4' class='muted'>{more} more</td></tr>" if more > 0 else ""
     return ("<table class='cmds'><thead><tr><th>time</th><th>command</th><th>arguments</th><th>evidence</th></tr>"
