@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from smbtrail.encryption.whatif import rewrite_capture  # noqa: E402
+from smbtrail.encryption.whatif import WhatIfError, rewrite_capture  # noqa: E402
 from smbtrail.engine import Options, analyze, network_records  # noqa: E402
 from smbtrail.records import COMMAND, Record  # noqa: E402
 
@@ -124,6 +124,13 @@ def verdict(records: Sequence[Record], command: str) -> str:
 
 def evaluate(src: Source, workdir: str) -> Dict[str, Dict[str, str]]:
     """Every verdict for one source: its cleartext, and per scope network / fused / real / with keys."""
+    try:
+        return _evaluate(src, workdir)
+    except (WhatIfError, OSError) as exc:  # e.g. a lab fixture being regenerated right now
+        return {"": {"clear": f"error: {exc}", "already_encrypted": "False"}}
+
+
+def _evaluate(src: Source, workdir: str) -> Dict[str, Dict[str, str]]:
     command = src.command.lower()
     clear = verdict(list(network_records(src.cleartext, Options(keys_file=src.keys or None))), command)
     sensor = verdict(list(network_records(src.cleartext, Options())), command)
@@ -171,7 +178,7 @@ def cell_row(cell: Dict[str, str], sources: List[Source], results: Dict[str, Dic
     if not usable:
         why = reasons.get(key) or "no lab scenario or public pair runs this command over this transport"
         if sources:
-            why = "smbtrail does not name the command in the cleartext of " + " ".join(s.name for s in sources)
+            why = "; ".join(_unusable(s, results[s.name][""]["clear"]) for s in sources)
         row.update({c: "" for c in COLUMNS[5:]}, note=f"not reproduced: {why}")
         return row
     clear = [s for s in usable if results[s.name][""]["already_encrypted"] != "True"]
@@ -186,7 +193,7 @@ def cell_row(cell: Dict[str, str], sources: List[Source], results: Dict[str, Dic
         notes.append("paper: n/a (no such transport for the Windows command); the lab emulates it")
     notes += [f"{s.name} is encrypted as captured (impacket encrypts when Samba offers it): used with its keys "
               f"and, server-wide, for the fused column" for s in usable if s not in clear]
-    notes += [f"{s.name}: smbtrail does not name '{s.command}' even in the cleartext" for s in sources if s not in usable]
+    notes += [_unusable(s, results[s.name][""]["clear"]) for s in sources if s not in usable]
     notes += [f"counted when smbtrail names it '{a}' (same operations on the wire)"
               for a in ALIASES.get(cell["command"], ())]
     row["agrees_with_paper"] = "" if cell["paper_network_result"] == NA or not row["smbtrail_network"] else \
@@ -195,12 +202,18 @@ def cell_row(cell: Dict[str, str], sources: List[Source], results: Dict[str, Dic
     return row
 
 
+def _unusable(src: Source, clear: str) -> str:
+    if clear.startswith("error"):
+        return f"{src.name}: {clear}"
+    return f"{src.name}: smbtrail does not name '{src.command}' even in the cleartext"
+
+
 def extra_rows(sources: List[Source], results: Dict[str, Dict]) -> List[Dict[str, str]]:
     """Lab scenarios whose command is not one of the paper's 22 (psexec, smbexec, at, net time...)."""
     rows = []
     for src in sources:
         for scope in REAL_MODE:
-            res = results[src.name][scope]
+            res = results[src.name].get(scope, {"network": results[src.name][""]["clear"], "fused": ""})
             rows.append({"command": src.command, "encryption_scope": scope, "transport": src.transport,
                          "source": src.name, "cleartext": results[src.name][""]["clear"], "network": res["network"],
                          "with_keys": res.get("keys", ""), "fused": res["fused"] or "no host log",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import shutil
 import subprocess
 import zipfile
 from collections import defaultdict
@@ -272,3 +273,43 @@ def test_bad_input_is_a_clear_error(content, why, tmp_path):
     assert "bad.pcap" in str(raised.value)
     with pytest.raises(WhatIfError, match="scope"):
         rewrite_capture(str(bad), str(tmp_path / "out.pcap"), "everything")
+
+
+def resegment(src: Path, dst: Path, chunk: int) -> None:
+    """The TCP payloads of a real capture, cut into `chunk`-byte segments (each direction's consecutive
+    payloads joined first) and re-wrapped in IPv6 + TCP by text2pcap: SMB2 messages and NBSS headers
+    now span segments, and back-to-back messages share one."""
+    rows, _ = tshark(src, "-Y", "tcp.len > 0", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.payload")
+    runs: List[list] = []
+    for port, payload in rows:
+        side = "O" if port == "445" else "I"  # text2pcap: I = from the -T source port
+        data = bytes.fromhex(payload.replace(":", ""))
+        if runs and runs[-1][0] == side:
+            runs[-1][1] += data
+        else:
+            runs.append([side, bytearray(data)])
+    lines = []
+    for side, data in runs:
+        for at in range(0, len(data), chunk):
+            piece = data[at:at + chunk]
+            for i in range(0, len(piece), 16):
+                lines.append(f"{side + ' ' if i == 0 else ''}{i:06x} " + " ".join(f"{b:02x}" for b in piece[i:i + 16]))
+    text = dst.with_suffix(".txt")
+    text.write_text("\n".join(lines) + "\n")
+    subprocess.run(["text2pcap", "-q", "-D", "-6", "fd00::2,fd00::1", "-T", "50000,445", str(text), str(dst)],
+                   check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("chunk", [100, 1400, 9000])
+def test_resegmented_ipv6_capture(chunk, tmp_path):
+    if shutil.which("text2pcap") is None:
+        pytest.skip("text2pcap (Wireshark) not installed")
+    src = tmp_path / "ipv6.pcap"
+    resegment(LAB / "plain" / "file_write_smbclient.pcapng", src, chunk)
+    stats = check_server_rewrite(src, tmp_path / "server.pcap")
+    assert stats.nbss_messages_encrypted > 0 and not stats.untouched
+    check_records(src, tmp_path / "server.pcap", "smbtadmin")
+    rewrite_capture(str(src), str(tmp_path / "share.pcap"), "share")
+    after = records(tmp_path / "share.pcap")
+    assert [r.share for r in after if r.kind == "tree"] == ["IPC$", "C$"]
+    assert not [r for r in after if r.kind == "file"] and any(r.kind == "encrypted_activity" for r in after)

@@ -479,15 +479,14 @@ def _share_name(stream: bytes, hdr: _Header) -> Optional[str]:
 class _Decider:
     """Per connection: which NBSS messages become transforms under the scope."""
 
-    def __init__(self, scope: str, conn: _Conn, up: List[_Message], down: List[_Message]) -> None:
+    def __init__(self, scope: str, up: List[_Message], up_stream: bytes, down: List[_Message]) -> None:
         self.scope = scope
-        self.conn = conn
-        self.up, self.down = up, down
-        self.trees = self._trees()
+        self.up, self.down = up, down  # requests (client to server), responses
+        self.trees = self._trees(up_stream)
         self.unknown = 0
 
-    def _trees(self) -> Dict[Tuple[bytes, int], str]:
-        asked = {h.message_id: _share_name(self.conn.up.stream, h)
+    def _trees(self, up_stream: bytes) -> Dict[Tuple[bytes, int], str]:
+        asked = {h.message_id: _share_name(up_stream, h)
                  for m in self.up for h in m.headers if h.command == TREE_CONNECT}
         trees: Dict[Tuple[bytes, int], str] = {}
         for m in self.down:
@@ -632,11 +631,14 @@ def _plan(conn: _Conn, scope: str, rng: random.Random, stats: RewriteStats) -> N
         if scope != "none" and up + down:
             conn.problem = "no SMB2 message (SMB1 has no encryption)"
         return
-    decider = _Decider(scope, conn, up, down)
+    client, server = (conn.up, up), (conn.down, down)
+    if _responses(up) > _responses(down):  # the SMB port is on the client's side: go by the SMB2 flags
+        client, server = server, client
+    decider = _Decider(scope, client[1], client[0].stream, server[1])
     decider.decide()
     sessions = decider.sessions()
-    conn.down.stream = _flag_patches(conn.down.stream, down, scope, sessions, decider.trees)
-    dialect, cipher_id = _negotiated(down, conn.down.stream)
+    server[0].stream = _flag_patches(server[0].stream, server[1], scope, sessions, decider.trees)
+    dialect, cipher_id = _negotiated(server[1], server[0].stream)
     nonce = 11 if cipher_id in (1, 3) else 12
     transforms = sum(_encrypt_stream(side, msgs, _Cipher(rng, nonce))
                      for side, msgs in ((conn.up, up), (conn.down, down)))
@@ -644,6 +646,10 @@ def _plan(conn: _Conn, scope: str, rng: random.Random, stats: RewriteStats) -> N
     if transforms and dialect and dialect < 0x0300:
         stats.smb2x_connections += 1
     conn.rewritten = transforms > 0
+
+
+def _responses(messages: List[_Message]) -> int:
+    return sum(bool(m.headers[0].flags & FLAG_RESPONSE) for m in messages if m.headers)
 
 
 def _count(stats: RewriteStats, messages: List[_Message], transforms: int, sessions: int, unknown: int) -> None:
