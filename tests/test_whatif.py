@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import csv
 import difflib
+import json
+import os
 import shutil
+import socket
 import subprocess
+import sys
 import zipfile
 from collections import defaultdict
 from pathlib import Path
@@ -275,25 +279,30 @@ def test_bad_input_is_a_clear_error(content, why, tmp_path):
         rewrite_capture(str(bad), str(tmp_path / "out.pcap"), "everything")
 
 
-def resegment(src: Path, dst: Path, chunk: int) -> None:
-    """The TCP payloads of a real capture, cut into `chunk`-byte segments (each direction's consecutive
-    payloads joined first) and re-wrapped in IPv6 + TCP by text2pcap: SMB2 messages and NBSS headers
-    now span segments, and back-to-back messages share one."""
+def payload_runs(src: Path) -> List[list]:
+    """The TCP payload of a one-connection capture as runs of consecutive bytes per sender (c / s)."""
     rows, _ = tshark(src, "-Y", "tcp.len > 0", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.payload")
     runs: List[list] = []
     for port, payload in rows:
-        side = "O" if port == "445" else "I"  # text2pcap: I = from the -T source port
+        side = "s" if port == "445" else "c"
         data = bytes.fromhex(payload.replace(":", ""))
         if runs and runs[-1][0] == side:
             runs[-1][1] += data
         else:
             runs.append([side, bytearray(data)])
+    return runs
+
+
+def resegment(src: Path, dst: Path, chunk: int) -> None:
+    """The TCP payloads of a real capture, cut into `chunk`-byte segments and re-wrapped in IPv6 + TCP
+    by text2pcap: SMB2 messages and NBSS headers now span segments, and back-to-back messages share one."""
     lines = []
-    for side, data in runs:
+    for side, data in payload_runs(src):
         for at in range(0, len(data), chunk):
             piece = data[at:at + chunk]
             for i in range(0, len(piece), 16):
-                lines.append(f"{side + ' ' if i == 0 else ''}{i:06x} " + " ".join(f"{b:02x}" for b in piece[i:i + 16]))
+                mark = ("O " if side == "s" else "I ") if i == 0 else ""  # text2pcap: I = from the -T source port
+                lines.append(f"{mark}{i:06x} " + " ".join(f"{b:02x}" for b in piece[i:i + 16]))
     text = dst.with_suffix(".txt")
     text.write_text("\n".join(lines) + "\n")
     subprocess.run(["text2pcap", "-q", "-D", "-6", "fd00::2,fd00::1", "-T", "50000,445", str(text), str(dst)],
@@ -313,3 +322,47 @@ def test_resegmented_ipv6_capture(chunk, tmp_path):
     after = records(tmp_path / "share.pcap")
     assert [r.share for r in after if r.kind == "tree"] == ["IPC$", "C$"]
     assert not [r for r in after if r.kind == "file"] and any(r.kind == "encrypted_activity" for r in after)
+
+
+def replay(runs_file: str) -> None:
+    """Send the recorded bytes through the kernel's TCP over [::1]:445, each side in turn."""
+    with open(runs_file, encoding="utf-8") as handle:
+        runs = json.load(handle)
+    server = socket.socket(socket.AF_INET6)
+    server.bind(("::1", 445))
+    server.listen(1)
+    client = socket.create_connection(("::1", 445))
+    peer, _ = server.accept()
+    for side, data in runs:
+        sender, receiver = (client, peer) if side == "c" else (peer, client)
+        sender.sendall(bytes.fromhex(data))
+        got = 0
+        while got < len(data) // 2:
+            got += len(receiver.recv(len(data) // 2 - got))
+    for sock in (client, peer, server):
+        sock.close()
+
+
+def test_linux_cooked_capture_of_a_socket_replay(tmp_path):
+    """A Linux `any`-interface capture (cooked link layer, IPv6, the kernel's own TCP) of real SMB bytes
+    replayed through sockets in a private network namespace."""
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("dumpcap")):
+        pytest.skip("needs root, unshare and dumpcap to capture in a private network namespace")
+    runs = tmp_path / "runs.json"
+    recorded = payload_runs(LAB / "plain" / "file_write_smbclient.pcapng")
+    runs.write_text(json.dumps([[side, data.hex()] for side, data in recorded]))
+    cap = tmp_path / "any.pcapng"
+    script = (f"ip link set lo up && (dumpcap -q -i any -f 'tcp port 445' -w {cap} & P=$!; sleep 1; "
+              f"{sys.executable} {__file__} replay {runs}; sleep 1; kill -INT $P; wait $P)")
+    done = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    if not cap.exists():
+        pytest.skip(f"no capture from the private namespace: {done.stderr.strip()[-200:]}")
+    link, _ = tshark(cap, "-c", "1", "-T", "fields", "-e", "frame.protocols")
+    assert link[0][0].startswith("sll:ethertype:ipv6:tcp")
+    stats = check_server_rewrite(cap, tmp_path / "server.pcapng")
+    assert stats.nbss_messages_encrypted > 0
+    check_records(cap, tmp_path / "server.pcapng", "smbtadmin")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["replay"]:
+    replay(sys.argv[2])
