@@ -139,7 +139,7 @@ def _name(req: int, resp: int, index: List[int], next_req: int) -> Pair:
         return Pair("close", req, resp, index, failed=failed)
     if req == READ_REQ:
         return Pair("read", req, resp, index, value=max(resp - READ_RESP, 0), failed=failed)
-    if req == QUERY_INFO_REQ:
+    if req in (QUERY_INFO_REQ, QUERY_INFO_REQ - 1):  # Windows leaves out the empty buffer's byte
         return Pair("query_info", req, resp, index, failed=failed)
     if resp == TREE_CONNECT_RESP or (failed and req < WRITE_REQ):
         if req < WRITE_REQ or (next_req != READ_REQ and req % 2 == 0 and req < 2 * WRITE_REQ):
@@ -195,9 +195,9 @@ def structure(sizes: Sequence[int], host_lengths: Sequence[int] = ()) -> Activit
 
 
 def _rename(pair: Pair, top: Open) -> None:
-    """A CREATE-sized pair inside an open pipe that transceives is the next IOCTL; inside an open share root
+    """A CREATE-sized pair inside an open pipe (bind answered) is an IOCTL transceive; inside an open share root
     (smbclient, impacket) it is a directory listing with a long search pattern."""
-    if top.transceive:
+    if top.transceive or (top.exchanges and top.exchanges[0].response):
         pair.op, pair.value, pair.value2 = "ioctl", pair.request - IOCTL_REQ, pair.response - IOCTL_RESP
     elif top.name_len == 0 and not top.writes and not top.reads:
         pair.op, pair.value = "query_directory", 0
