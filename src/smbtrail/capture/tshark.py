@@ -97,6 +97,7 @@ def stream_rows(cmd: List[str], nfields: int, run: TsharkRun, env: Optional[Dict
     """Yield each frame's column values; never holds more than one line of tshark output."""
     env = dict(os.environ, LC_ALL="C.UTF-8", **(env or {}))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=1 << 20)
+    _widen_pipe(proc.stdout)
     reader = threading.Thread(target=_drain, args=(proc.stderr, run.stderr), daemon=True)
     reader.start()
     finished = False
@@ -114,6 +115,16 @@ def stream_rows(cmd: List[str], nfields: int, run: TsharkRun, env: Optional[Dict
             proc.kill()
         run.returncode = proc.wait()
         reader.join(timeout=5)
+
+
+def _widen_pipe(pipe) -> None:
+    """A 1 MiB pipe lets tshark run ahead while Python works through a burst (Linux only)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
+    except (ImportError, OSError, ValueError):
+        pass
 
 
 def _drain(pipe, sink: List[str]) -> None:
