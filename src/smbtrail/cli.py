@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--password-file", metavar="FILE", help="read passwords from a file, one per line")
     keys.add_argument("--nt-hash", action="append", default=[], metavar="HASH", help="NT hash (32 hex digits)")
     keys.add_argument("--keytab", metavar="FILE", help="Kerberos keytab (service keys, or RC4 = NT hashes)")
+    from . import coverage
+
+    coverage.register(sub)
     return parser
 
 
@@ -116,6 +119,10 @@ def _write(fmt: str, records, out: IO[str]) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "coverage":
+        from . import coverage
+
+        return coverage.run(args)
     if args.command == "analyze":
         if args.output:
             with open(args.output, "w", encoding="utf-8") as out:

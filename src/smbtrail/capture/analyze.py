@@ -227,9 +227,10 @@ def _access(mask: int) -> List[str]:
 
 def analyze_captures(paths: Sequence[str], options=None) -> Iterator[Record]:
     """All network records of all inputs; unreadable inputs become error records, never exceptions."""
+    from ..encryption.inference import infer
     from ..recognize import recognize
 
-    return recognize(_raw_records(paths, options))
+    return recognize(infer(_raw_records(paths, options)))
 
 
 def _raw_records(paths: Sequence[str], options=None) -> Iterator[Record]:
