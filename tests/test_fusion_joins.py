@@ -151,3 +151,11 @@ def test_rpc_logon_without_address_joins_the_pipe_open_by_account_and_time(share
     assert installed[0].join == ["logon_id", "pipe_account_time"] and installed[0].confidence == 0.75
     created = [r for r in out if r.kind == "command" and r.command == "sc" and r.operation == "create"]
     assert created and created[0].evidence == ["network", "host"] and "pipe_account_time" in created[0].join
+
+
+def test_records_in_memory_in_any_order_fuse_as_the_stream_does(shared_data):
+    name = "covenant_sharpsc_create_dcerpc_smb_svcctl"
+    given = _inputs(shared_data, name, name)
+    newest_first = sorted(given, key=lambda r: r.time, reverse=True)  # how a Splunk search returns them
+    fused = [r for r in fuse_records(newest_first) if r.kind == "command" and r.command == "sc"]
+    assert fused and fused[0].evidence == ["network", "host"] and fused[0].join

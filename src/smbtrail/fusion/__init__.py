@@ -12,14 +12,21 @@ pipeline.py  the streaming pass that ties them together
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
-from ..records import Record
+from ..records import HOST_EVENT, Record
 
 
 def fuse_records(records: Iterable[Record], assets: Optional[str] = None) -> Iterator[Record]:
     """Network records (first) and host records in; every record out, annotated, plus fused commands
-    and one `trail` record per trail. Input records are annotated in place."""
+    and one `trail` record per trail. Input records are annotated in place.
+
+    A stream is taken in the engine's order (all network records, then host records). Records
+    already in memory (a list, as the Splunk command has them, newest first) are put in that order.
+    """
+    from .hostcommands import is_host_command
     from .pipeline import Fusion
 
+    if isinstance(records, Sequence):
+        records = sorted(records, key=lambda r: (r.kind == HOST_EVENT or is_host_command(r), r.time))
     return Fusion(assets).run(records)
