@@ -156,6 +156,6 @@ def test_rpc_logon_without_address_joins_the_pipe_open_by_account_and_time(share
 def test_records_in_memory_in_any_order_fuse_as_the_stream_does(shared_data):
     name = "covenant_sharpsc_create_dcerpc_smb_svcctl"
     given = _inputs(shared_data, name, name)
-    newest_first = sorted(given, key=lambda r: r.time, reverse=True)  # how a Splunk search returns them
-    fused = [r for r in fuse_records(newest_first) if r.kind == "command" and r.command == "sc"]
+    host_first = [r for r in given if "host" in r.evidence] + [r for r in given if "host" not in r.evidence]
+    fused = [r for r in fuse_records(host_first) if r.kind == "command" and r.command == "sc"]
     assert fused and fused[0].evidence == ["network", "host"] and fused[0].join
