@@ -158,4 +158,4 @@ def test_records_in_memory_in_any_order_fuse_as_the_stream_does(shared_data):
     given = _inputs(shared_data, name, name)
     host_first = [r for r in given if "host" in r.evidence] + [r for r in given if "host" not in r.evidence]
     fused = [r for r in fuse_records(host_first) if r.kind == "command" and r.command == "sc"]
-    assert fused and fused[0].evidence == ["network", "host"] and fused[0].join
+    assert len(fused) == 1 and fused[0].evidence == ["network", "host"] and "ip_port" in fused[0].join
