@@ -22,6 +22,7 @@ TREE = "tree"  # one share mapping (TREE_CONNECT)
 COMMAND = "command"  # a recognized command built from several records
 ENCRYPTED_ACTIVITY = "encrypted_activity"  # a burst of SMB3 messages that could not be read
 HOST_EVENT = "host_event"  # one Windows event
+TRAIL = "trail"  # one account's logon session on one target, fused, with its commands
 ERROR = "error"  # an input that could not be (fully) read
 
 
@@ -109,7 +110,8 @@ class Record(BaseModel):
         prov = [(p.file.rsplit("/", 1)[-1], p.frames[:4], p.record_ids[:4]) for p in self.provenance]
         key = json.dumps(
             [self.kind, iso(self.time), self.src_ip, self.src_port, self.dest_ip, self.opnum, self.operation,
-             self.path, self.event_id, self.record_id, self.dest_host, prov],
+             self.path, self.event_id, self.record_id, self.dest_host, prov,
+             self.trail_id if self.kind in (TRAIL, COMMAND) else None],
             default=str,
         )
         return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import IO, Iterable, List
 
-from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, HOST_EVENT, OPERATION, SESSION, Record
+from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, HOST_EVENT, OPERATION, SESSION, TRAIL, Record
 
 SHOWN_ARGS = ("service_name", "binary_path", "task_name", "task_command", "job_command", "key", "value",
               "data", "file", "files", "account", "names", "share_name", "log_name", "clsid_name", "pipes",
@@ -29,7 +29,7 @@ def summary(rec: Record) -> str:
         a = rec.args
         what = (f"encrypted: {a.get('messages_to_server', 0)}+{a.get('messages_to_client', 0)} msgs, "
                 f"{a.get('bytes_to_server', 0)}/{a.get('bytes_to_client', 0)} B")
-    elif rec.kind == "trail":
+    elif rec.kind == TRAIL:
         cmds = ", ".join(c.get("command", "?") for c in rec.args.get("commands", [])) or "no command"
         what = (f"TRAIL {cmds} | stage={rec.args.get('stage', '-')} score={rec.args.get('score', '-')} "
                 f"evidence={'+'.join(rec.evidence)} joins={','.join(rec.join) or '-'}")
@@ -60,7 +60,7 @@ def write_table(records: Iterable[Record], out: IO[str], verbose: bool = False) 
 
 def _shown(rec: Record) -> bool:
     """The default view: what was done (commands, unexplained operations) and what hides it."""
-    if rec.kind in (COMMAND, ERROR, ENCRYPTED_ACTIVITY, "trail"):
+    if rec.kind in (COMMAND, ERROR, ENCRYPTED_ACTIVITY, TRAIL):
         return True
     if rec.kind == OPERATION:
         return rec.command is None
