@@ -72,7 +72,8 @@ class Capture:
     def expected(self) -> Counter:
         """Commands of the encrypted sessions that only the decrypted run shows."""
         sessions = {r.session_id for r in self.activity}
-        return Counter(_key(r) for r in self.truth if r.kind == COMMAND and self._over_smb(r, sessions)) - self.visible
+        truth = [r for r in self.truth if r.kind == COMMAND and not r.inferred and self._over_smb(r, sessions)]
+        return Counter(_key(r) for r in truth) - self.visible
 
     def _over_smb(self, rec: Record, sessions: set) -> bool:
         if rec.session_id in sessions:
@@ -127,7 +128,8 @@ def read_cleartext(capture: Capture) -> None:
 
 
 def read_capture(capture: Capture) -> None:
-    capture.plain = list(network_records([str(capture.path)], Options()))
+    # the engine already adds inferred commands (shipped fingerprints): drop them, inference is rerun per fold
+    capture.plain = [r for r in network_records([str(capture.path)], Options()) if not r.inferred]
     capture.activity = [r for r in capture.plain if r.kind == ENCRYPTED_ACTIVITY and not r.decrypted]
     capture.visible = Counter(_key(r) for r in capture.plain if r.kind == COMMAND)
     capture.truth = list(network_records([str(capture.path)], capture.options))

@@ -252,6 +252,9 @@ def _host_length(trees: List[Tree], host_lengths: Sequence[int]) -> Optional[int
         hits = sum(1 for t in trees if t.unc_len - 3 - host in SHARE_GUESSES)
         if hits > best_hits:
             best, best_hits = host, hits
-    if best is None:  # the name typed is unknown: RPC tools and smbclient open IPC$ first
-        best = trees[0].unc_len - 3 - 4
+    if best is None:  # the name typed is unknown: the host length that explains two or more tree connects
+        guesses = {t.unc_len - 3 - len(share) for t in trees for share in SHARE_GUESSES.values()}
+        scored = [(sum(1 for t in trees if t.unc_len - 3 - h in SHARE_GUESSES), h) for h in guesses if h > 0]
+        hits, host = max(scored, default=(0, 0))
+        best = host if hits >= 2 and [n for n, _ in scored].count(hits) == 1 else None
     return best
