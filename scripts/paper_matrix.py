@@ -13,7 +13,9 @@ scope (smbtrail.encryption.whatif) and analysed:
   lab_real_network            the lab's real encrypted capture without keys, as a check of the what-if
 Cells no source reproduces are listed with the reason (tests/fixtures/lab/coverage.csv).
 
-Usage: python scripts/paper_matrix.py [--out docs] [--shared ../shared]   (about 5 minutes)
+Usage: python scripts/paper_matrix.py [--out docs] [--shared ../shared] [--lab DIR]   (about 5 minutes)
+(--lab: another copy of the lab fixtures, e.g. `git archive HEAD tests/fixtures/lab` unpacked while
+the lab is regenerating the working tree's copy.)
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ def read_csv(path: Path) -> List[Dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def lab_sources() -> List[Source]:
+def lab_sources(lab: Path) -> List[Source]:
+    global LAB
+    LAB = lab
     rows = read_csv(LAB / "manifest.csv")
     real = {(r["scenario"], r["mode"]): r for r in rows}
     found = []
@@ -287,6 +291,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs"))
     parser.add_argument("--shared", default=os.environ.get("SMBTRAIL_SHARED", str(ROOT.parent / "shared")))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--lab", default=str(LAB), help="lab fixtures directory (manifest.csv and captures)")
     args = parser.parse_args(argv)
     shared = Path(args.shared)
     seed = shared / "seed" / "paper-matrix.csv"
@@ -295,7 +300,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     cells = read_csv(seed)
     with tempfile.TemporaryDirectory(prefix="smbtrail-matrix-") as tmp:
-        sources = lab_sources() + otrf_sources(shared, Path(tmp))
+        sources = lab_sources(Path(args.lab)) + otrf_sources(shared, Path(tmp))
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             done = pool.map(evaluate, sources, [tmp] * len(sources))
             results = {src.name: res for src, res in zip(sources, done)}

@@ -214,23 +214,30 @@ def encrypted_sizes(path: Path) -> List[int]:
     return [s for r in records(path) if r.kind == "encrypted_activity" for s in r.args["message_sizes"]]
 
 
-def real_pairs() -> List[Tuple[str, str]]:
+def real_pairs() -> List[Tuple[str, str, str]]:
+    """(cleartext capture, real encrypted capture of the same scenario, scope). Share mode only where the
+    lab saw share-level encryption: impacket encrypts every session Samba offers encryption on, so its
+    share-mode runs are server-wide in effect (manifest observed_encryption)."""
     plain = {row["scenario"]: row["capture"] for row in plain_rows()}
-    return [(plain[row["scenario"]], row["capture"]) for row in manifest("enc-global")
-            if row["scenario"] in plain and (LAB / row["capture"]).exists() and row["transport"] == "NCACN_NP"]
+    pairs = [(plain[row["scenario"]], row["capture"], "server") for row in manifest("enc-global")
+             if row["scenario"] in plain and row["transport"] == "NCACN_NP"]
+    pairs += [(plain[row["scenario"]], row["capture"], "share") for row in manifest("enc-share")
+              if row["scenario"] in plain and row.get("observed_encryption") == "partial"
+              and "impacket" not in row["client_tool"]]
+    return [p for p in pairs if (LAB / p[1]).exists()]
 
 
-@pytest.mark.parametrize("pair", real_pairs(), ids=lambda p: Path(p[0]).stem)
+@pytest.mark.parametrize("pair", real_pairs(), ids=lambda p: f"{Path(p[0]).stem}-{p[2]}")
 def test_rewrite_sizes_match_real_encrypted_capture(pair, tmp_path):
-    """The same scenario run by real software with encryption required: the message sizes the sensor
-    sees differ only by the few messages a second run adds or drops (interim responses, timing)."""
-    plain, real = LAB / pair[0], LAB / pair[1]
-    dst = tmp_path / "server.pcapng"
-    rewrite_capture(str(plain), str(dst), "server")
+    """The same scenario run by real software with encryption on: the message sizes the sensor sees
+    differ only by the few messages a second run adds or drops (interim STATUS_PENDING responses)."""
+    plain, real, scope = LAB / pair[0], LAB / pair[1], pair[2]
+    dst = tmp_path / f"{scope}.pcapng"
+    rewrite_capture(str(plain), str(dst), scope)
     ours, theirs = encrypted_sizes(dst), encrypted_sizes(real)
     assert ours and theirs
     assert difflib.SequenceMatcher(None, ours, theirs, autojunk=False).ratio() >= 0.9
-    assert abs(sum(map(abs, ours)) - sum(map(abs, theirs))) <= 0.05 * sum(map(abs, theirs))
+    assert abs(sum(map(abs, ours)) - sum(map(abs, theirs))) <= 0.1 * sum(map(abs, theirs))
 
 
 def test_gap_leaves_flow_untouched_and_reported(shared_data, tmp_path):
