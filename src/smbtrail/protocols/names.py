@@ -29,11 +29,11 @@ class HostNames:
         self.names: Dict[str, Tuple[str, int, str]] = {}
 
     def learn(self, ip: str, name: Optional[str], source: str) -> None:
-        if not ip or not name or is_address(name) or name in ("*", "NULL", "localhost"):
+        if not ip or not name or name in ("*", "NULL", "localhost"):
             return
         strength = STRENGTH.get(source, 1)
         current = self.names.get(ip)
-        if current is None or strength > current[1]:
+        if (current is None or strength > current[1]) and not is_address(name):
             self.names[ip] = (name, strength, source)
 
     def learn_unc(self, ip: str, unc: Optional[str]) -> None:
