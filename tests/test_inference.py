@@ -134,3 +134,33 @@ def test_odd_size_sequences_do_not_crash():
         rec = Record(time=when, kind=ENCRYPTED_ACTIVITY, args={"message_sizes": sizes})
         assert isinstance(commands_for(rec), list)
         structure([s for s in sizes if isinstance(s, int)])
+
+
+def _simulated(path: Path):
+    """scripts/inference_accuracy.py's simulation: a cleartext capture's sizes as encryption would leave them."""
+    import importlib.util
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "inference_accuracy.py"
+    spec = importlib.util.spec_from_file_location("inference_accuracy", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("inference_accuracy", module)
+    spec.loader.exec_module(module)
+    return module.simulated(path)
+
+
+def test_windows_at_job_recognized_from_sizes_alone(shared_data):
+    """Held out (no fingerprint comes from this capture): Windows at.exe over \\atsvc, encryption simulated."""
+    found = [r for r in infer(_simulated(shared_data / "suricata-verify/smb2-04/20171220_smb_at_schedule.pcap"))
+             if r.inferred]
+    assert [(r.command, r.operation) for r in found] == [("at", "add")]
+    assert found[0].args["operations"] == ["atsvc.NetrJobAdd"]
+
+
+def test_windows_file_copy_byte_counts_from_sizes_alone(shared_data):
+    path = shared_data / "suricata-verify/smb2-05/20171220_smb_mimikatz_copy_to_host.pcap"
+    found = [r for r in infer(_simulated(path)) if r.inferred]
+    assert {(r.command, r.operation) for r in found} == {("read file", "read")}
+    truth = sorted(r.args.get("bytes_read", 0) for r in network_records([str(path)], Options())
+                   if r.kind == "file" and r.operation == "read")
+    assert sorted(r.args["bytes_read"] for r in found) == truth
