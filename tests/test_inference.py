@@ -164,3 +164,17 @@ def test_windows_file_copy_byte_counts_from_sizes_alone(shared_data):
     truth = sorted(r.args.get("bytes_read", 0) for r in network_records([str(path)], Options())
                    if r.kind == "file" and r.operation == "read")
     assert sorted(r.args["bytes_read"] for r in found) == truth
+
+
+def test_bad_lookup_rows_are_left_out():
+    from smbtrail.encryption.fingerprints import from_rows
+    from smbtrail.encryption.inference import templates_from_rows
+
+    good = {"command": "at", "action": "add", "priority": "50", "confidence": "0.8", "requires": "rpc:atsvc:0",
+            "absorbs": "", "description": "AT job"}
+    rules = templates_from_rows([good, dict(good, priority="x"), dict(good, requires="nonsense:1"),
+                                 dict(good, requires="upload:(:1")])
+    assert len(rules) == 1
+    row = {"pipe": "atsvc", "interface": "atsvc", "opnum": "0", "operation": "NetrJobAdd", "request": "60-8000",
+           "response": "32", "source": "ndr", "count": "1"}
+    assert len(from_rows([row, dict(row, opnum=""), dict(row, request="a-b"), {"pipe": "x"}])) == 1

@@ -55,18 +55,27 @@ def format_range(bounds: Tuple[int, int]) -> str:
 
 
 def from_rows(rows: Iterable[Dict[str, str]]) -> List[Fingerprint]:
-    return [
-        Fingerprint(row["pipe"].lower(), row["interface"], int(row["opnum"]), row["operation"],
-                    parse_range(row["request"]), parse_range(row["response"]), row.get("source") or "lab",
-                    int(row.get("count") or 1))
-        for row in rows
-    ]
+    """Rows that do not parse are left out (a hand-edited lookup must not stop an analysis)."""
+    out = []
+    for row in rows:
+        try:
+            out.append(Fingerprint((row["pipe"] or "").lower(), row["interface"] or "", int(row["opnum"]),
+                                   row["operation"] or "", parse_range(row["request"] or ""),
+                                   parse_range(row["response"] or ""), row.get("source") or "lab",
+                                   int(row.get("count") or 1)))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
 
 
 @lru_cache(maxsize=1)
 def load() -> Tuple[Fingerprint, ...]:
-    with open(lookup_path("rpc_size_fingerprints.csv"), newline="", encoding="utf-8") as handle:
-        return tuple(from_rows(csv.DictReader(handle)))
+    """The shipped fingerprints; none (so no RPC operation is named) if the lookup is missing."""
+    try:
+        with open(lookup_path("rpc_size_fingerprints.csv"), newline="", encoding="utf-8") as handle:
+            return tuple(from_rows(csv.DictReader(handle)))
+    except OSError:
+        return ()
 
 
 def to_rows(prints: Sequence[Fingerprint]) -> List[Dict[str, str]]:

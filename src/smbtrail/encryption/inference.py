@@ -81,19 +81,28 @@ def step(text: str) -> Step:
 
 
 def templates_from_rows(rows: Iterable[Dict[str, str]]) -> List[Template]:
-    out = [
-        Template(row["command"], row["action"], int(row["priority"]), float(row["confidence"]),
-                 [step(s) for s in row["requires"].split()], [step(s) for s in row["absorbs"].split()],
-                 row["description"])
-        for row in rows
-    ]
+    """Rows that do not parse (bad number, unknown step, bad regex) are left out."""
+    out = []
+    for row in rows:
+        try:
+            requires = [step(s) for s in (row["requires"] or "").split()]
+            if requires:
+                out.append(Template(row["command"], row["action"], int(row["priority"]), float(row["confidence"]),
+                                    requires, [step(s) for s in (row["absorbs"] or "").split()],
+                                    row["description"] or ""))
+        except (KeyError, TypeError, ValueError, re.error):
+            continue
     return sorted(out, key=lambda t: -t.priority)
 
 
 @lru_cache(maxsize=1)
 def templates() -> List[Template]:
-    with open(lookup_path("size_templates.csv"), newline="", encoding="utf-8") as handle:
-        return templates_from_rows(csv.DictReader(handle))
+    """The shipped templates; none (so nothing is inferred) if the lookup is missing."""
+    try:
+        with open(lookup_path("size_templates.csv"), newline="", encoding="utf-8") as handle:
+            return templates_from_rows(csv.DictReader(handle))
+    except OSError:
+        return []
 
 
 def items(activity: Activity, prints: Optional[Sequence[Fingerprint]] = None, default_share: str = "") -> List[Item]:
