@@ -53,7 +53,8 @@ ALIASES = {  # paper command -> names smbtrail gives the same operations (the wi
     "psservice": ("sc",),  # psservice drives the service control manager exactly like sc
     "schtasks": ("atexec",),  # over the atsvc pipe, ITaskSchedulerService is what impacket atexec calls
 }
-OBTAINED, LOST, INFERRED, NA = "obtained", "not-obtained", "inferred", "n/a"
+OBTAINED, LOST, NA = "obtained", "not-obtained", "n/a"
+INFERRED = "not-obtained (inferred)"  # not read, but guessed from encrypted message sizes (encryption/inference)
 COLUMNS = ["command", "kind", "encryption_scope", "transport", "paper_network_result", "smbtrail_network",
            "smbtrail_network_with_keys", "smbtrail_fused", "lab_real_network", "agrees_with_paper", "sources", "note"]
 
@@ -119,9 +120,10 @@ def otrf_sources(shared: Path, workdir: Path) -> List[Source]:
 
 
 def verdict(records: Sequence[Record], command: str) -> str:
+    """A command is obtained when read from the network, or (fused) confirmed by a host event."""
     names = {command} | set(ALIASES.get(command, ()))
     named = [r for r in records if r.kind == COMMAND and (r.command or "").lower() in names]
-    if any(not r.inferred for r in named):
+    if any(not r.inferred or "host" in r.evidence for r in named):
         return OBTAINED
     return INFERRED if named else LOST
 
@@ -150,7 +152,8 @@ def _evaluate(src: Source, workdir: str) -> Dict[str, Dict[str, str]]:
         real = src.real.get(scope)
         if real:
             capture, keys, observed = real
-            res["real"] = f"{verdict(list(network_records([capture], Options())), command)} ({observed or '?'})"
+            res["real"] = verdict(list(network_records([capture], Options())), command)
+            res["observed"] = observed or "?"
             res["keys"] = verdict(list(network_records([capture], Options(keys_file=keys or None))), command)
         elif src.origin == "otrf":
             res["keys"] = clear
@@ -159,12 +162,16 @@ def _evaluate(src: Source, workdir: str) -> Dict[str, Dict[str, str]]:
 
 
 def combine(values: List[str]) -> str:
+    """One cell from several sources: the common verdict, or how many obtained; guesses counted apart."""
     values = [v for v in values if v]
     if not values:
         return ""
-    if len(set(values)) == 1:
-        return values[0]
-    return f"mixed: {sum(v == OBTAINED for v in values)}/{len(values)} obtained"
+    bases = [v.split(" (")[0] for v in values]
+    text = bases[0] if len(set(bases)) == 1 else f"mixed: {bases.count(OBTAINED)}/{len(values)} obtained"
+    guessed = sum(v == INFERRED for v in values)
+    if guessed:
+        text += f" ({guessed}/{len(values)} inferred from sizes)"
+    return text
 
 
 def unreproducible_reasons() -> Dict[Tuple[str, str, str], str]:
@@ -192,6 +199,9 @@ def cell_row(cell: Dict[str, str], sources: List[Source], results: Dict[str, Dic
     row["smbtrail_fused"] = combine([results[s.name][scope]["fused"] for s in (usable if scope == "server" else clear)]) \
         or "no host log"
     row["lab_real_network"] = combine([results[s.name][scope].get("real", "") for s in usable])
+    observed = sorted({results[s.name][scope]["observed"] for s in usable if "observed" in results[s.name][scope]})
+    if observed:
+        row["lab_real_network"] += f" [lab saw encryption: {', '.join(observed)}]"
     notes = []
     if cell["paper_network_result"] == NA:
         notes.append("paper: n/a (no such transport for the Windows command); the lab emulates it")
@@ -201,7 +211,7 @@ def cell_row(cell: Dict[str, str], sources: List[Source], results: Dict[str, Dic
     notes += [f"counted when smbtrail names it '{a}' (same operations on the wire)"
               for a in ALIASES.get(cell["command"], ())]
     row["agrees_with_paper"] = "" if cell["paper_network_result"] == NA or not row["smbtrail_network"] else \
-        ("yes" if row["smbtrail_network"] == cell["paper_network_result"] else "no")
+        ("yes" if row["smbtrail_network"].split(" (")[0] == cell["paper_network_result"] else "no")
     row["note"] = "; ".join(notes)
     return row
 
@@ -221,7 +231,7 @@ def extra_rows(sources: List[Source], results: Dict[str, Dict]) -> List[Dict[str
             rows.append({"command": src.command, "encryption_scope": scope, "transport": src.transport,
                          "source": src.name, "cleartext": results[src.name][""]["clear"], "network": res["network"],
                          "with_keys": res.get("keys", ""), "fused": res["fused"] or "no host log",
-                         "real": res.get("real", "")})
+                         "real": f"{res['real']} [lab saw encryption: {res['observed']}]" if "real" in res else ""})
     return rows
 
 

@@ -121,7 +121,7 @@ def _scope_fused(items: List[TrailItem], reference: List[Record], records: Optio
         for item in items:
             item.fused[result.scope] = PENDING if hostlogs else NO_HOSTLOG
         return
-    pool = _Pool(r for r in records if r.kind == COMMAND and r.command and not r.inferred)
+    pool = _Pool(r for r in records if r.kind == COMMAND and r.command and (not r.inferred or "host" in r.evidence))
     result.fused_obtained = 0
     for item, rec in zip(items, reference):
         found = pool.take(rec)
