@@ -178,3 +178,19 @@ def test_bad_lookup_rows_are_left_out():
     row = {"pipe": "atsvc", "interface": "atsvc", "opnum": "0", "operation": "NetrJobAdd", "request": "60-8000",
            "response": "32", "source": "ndr", "count": "1"}
     assert len(from_rows([row, dict(row, opnum=""), dict(row, request="a-b"), {"pipe": "x"}])) == 1
+
+
+def test_windows_psexec_across_sessions_from_sizes_alone(shared_data):
+    """Held out: Sysinternals PsExec uploads PSEXESVC.exe in one SMB session and creates its service over
+    \\svcctl in another; the upload carries over to the later burst."""
+    path = shared_data / "suricata-verify/smb2-07/20171220_smb_psexec_add_user.pcap"
+    truth = list(network_records([str(path)], Options()))
+    names = {r.session_id: r.dest_host for r in truth if r.kind == "session"}
+    activity = _simulated(path)
+    for rec in activity:
+        rec.dest_host = names.get(rec.session_id)
+    found = [r for r in infer(activity) if r.inferred and r.command == "psexec"]
+    assert len(found) == 1 and found[0].share == "ADMIN$"
+    uploaded = [r.args["bytes_written"] for r in truth if r.kind == "file" and r.operation == "write"
+                and r.share == "ADMIN$"]
+    assert found[0].args["bytes_written"] in uploaded

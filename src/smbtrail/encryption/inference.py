@@ -22,7 +22,7 @@ import csv
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..lookups import lookup_path
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, TREE, Record
@@ -30,6 +30,7 @@ from .fingerprints import Fingerprint, identify, parse_range
 from .sizes import Activity, Open, structure
 
 MAX_EVIDENCE = 40  # message sizes quoted per inferred command
+CARRY_SECONDS = 300.0  # how long an upload can support a command in a later burst
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Item:
     pipe: str = ""
     quality: float = 1.0
     index: List[int] = field(default_factory=list)
+    earlier: bool = False  # from an earlier burst of the same client, server and user
 
 
 Step = Callable[[Item], bool]
@@ -154,16 +156,19 @@ class Match:
         return round(self.template.confidence * quality, 2)
 
 
-def match(found: List[Item], rules: Optional[Sequence[Template]] = None) -> List[Match]:
-    """Templates by priority; an item an earlier command used or absorbed cannot anchor another."""
+def match(found: List[Item], rules: Optional[Sequence[Template]] = None, earlier: Sequence[Item] = ()) -> List[Match]:
+    """Templates by priority; an item an earlier command used or absorbed cannot anchor another. Items of
+    earlier bursts (`earlier`) can only support a command anchored in this one (Windows PsExec uploads
+    the service binary in one SMB session and creates the service in another)."""
     claimed: set = set()
     matches = []
+    pool = list(found) + list(earlier)
     for rule in templates() if rules is None else rules:
         anchor, needs = rule.requires[0], rule.requires[1:]
         for item in found:
             if id(item) in claimed or not anchor(item):
                 continue
-            support = [next((i for i in found if need(i) and id(i) not in claimed), None) for need in needs]
+            support = [next((i for i in pool if need(i) and id(i) not in claimed), None) for need in needs]
             if any(s is None for s in support):
                 continue
             members = [item] + [s for s in support if s is not None]
@@ -178,31 +183,49 @@ def infer(records: Iterable[Record], prints: Optional[Sequence[Fingerprint]] = N
     """Pass every record through; after each encrypted_activity record (not decrypted), the commands its
     message sizes suggest."""
     encrypted_shares: Dict[str, str] = {}
+    uploads: Dict[tuple, List[Tuple[float, Item]]] = {}
     for rec in records:
         yield rec
         if rec.kind == TREE and rec.share and rec.args.get("share_encrypted") and rec.session_id:
             encrypted_shares[rec.session_id] = rec.share
         if rec.kind == ENCRYPTED_ACTIVITY and not rec.decrypted:
-            yield from commands_for(rec, prints, rules, encrypted_shares.get(rec.session_id or "", ""))
+            key, now = (rec.src_ip, rec.dest_ip, (rec.user or "").lower()), rec.time.timestamp()
+            recent = [(t, i) for t, i in uploads.get(key, []) if abs(now - t) <= CARRY_SECONDS]
+            found, made = _infer_one(rec, prints, rules, encrypted_shares.get(rec.session_id or "", ""),
+                                     [i for _, i in recent])
+            yield from made
+            uploads[key] = recent + [(now, _carried(i)) for i in found if i.kind == "upload"]
 
 
 def commands_for(rec: Record, prints: Optional[Sequence[Fingerprint]] = None,
-                 rules: Optional[Sequence[Template]] = None, default_share: str = "") -> List[Record]:
+                 rules: Optional[Sequence[Template]] = None, default_share: str = "",
+                 earlier: Sequence[Item] = ()) -> List[Record]:
+    """The commands one encrypted_activity record's sizes suggest."""
+    return _infer_one(rec, prints, rules, default_share, earlier)[1]
+
+
+def _infer_one(rec: Record, prints, rules, default_share: str, earlier: Sequence[Item]
+               ) -> Tuple[List[Item], List[Record]]:
     sizes = [s for s in rec.args.get("message_sizes") or [] if isinstance(s, int) and not isinstance(s, bool)]
     if not sizes:
-        return []
-    activity = structure(sizes, host_lengths(rec))
-    return [_record(rec, m, sizes) for m in match(items(activity, prints, default_share), rules)]
+        return [], []
+    found = items(structure(sizes, host_lengths(rec)), prints, default_share)
+    return found, [_record(rec, m, sizes) for m in match(found, rules, earlier)]
+
+
+def _carried(item: Item) -> Item:
+    return Item(item.kind, share=item.share, size=item.size, quality=item.quality * 0.8, earlier=True)
 
 
 def host_lengths(rec: Record) -> List[int]:
     """Lengths of the names a client may have typed for the server (the UNC host part)."""
-    names = [rec.dest_ip, rec.dest_host, rec.args.get("netname")]
-    return sorted({len(n) for n in names if isinstance(n, str) and n})
+    names = [n for n in (rec.dest_ip, rec.dest_host, rec.args.get("netname")) if isinstance(n, str) and n]
+    names += [n.split(".", 1)[0] for n in names if not n.replace(".", "").isdigit()]  # NetBIOS-style short name
+    return sorted({len(n) for n in names})
 
 
 def _record(rec: Record, found: Match, sizes: List[int]) -> Record:
-    positions = sorted({p for m in found.members for p in m.index})
+    positions = sorted({p for m in found.members if not m.earlier for p in m.index})
     args: Dict[str, object] = {"action": found.template.action,
                                "evidence_sizes": [sizes[p] for p in positions[:MAX_EVIDENCE]],
                                "template": found.template.description}
