@@ -124,7 +124,7 @@ def _scope_fused(items: List[TrailItem], reference: List[Record], records: Optio
     pool = _Pool(r for r in records if r.kind == COMMAND and r.command and (not r.inferred or "host" in r.evidence))
     result.fused_obtained = 0
     for item, rec in zip(items, reference):
-        found = pool.take(rec)
+        found = pool.take(rec) or item.network.get(result.scope) == OBTAINED  # host logs never take away
         item.fused[result.scope] = OBTAINED if found else LOST
         result.fused_obtained += found
 
@@ -236,7 +236,7 @@ def _errors_out(records: List[Record], report: CoverageReport) -> List[Record]:
             continue
         message = rec.message
         for dst, shown in report.shown.items():
-            message = message.replace(dst, f"{shown} (rewritten)")
+            message = message.replace(dst, shown)  # the rewrite copies the damage: one note for both
         if message not in report.errors:
             report.errors.append(message)
     return [r for r in records if r.kind != ERROR]
