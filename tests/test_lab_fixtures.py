@@ -170,3 +170,33 @@ def test_kerberos_sessions_open_only_with_the_logged_keys(row):
     sealed = seen(row, "plain").transform
     assert seen(row, "password").sealed == sealed  # the password does not open Kerberos sessions
     assert seen(row, "secrets").sealed <= POST_LOGOFF_RESIDUE
+
+
+WITH_ARGS = [r for r in MANIFEST if json.loads(r["expected_args"] or "{}")]
+
+
+@cache
+def args_on_wire():
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        jobs = {row_id(r): pool.submit(labcheck.wire_contains, FIXTURES / r["capture"],
+                                       list(json.loads(r["expected_args"]).values()),
+                                       labcheck.row_secrets(FIXTURES, r)) for r in WITH_ARGS}
+        return {key: job.result() for key, job in jobs.items()}
+
+
+@needs_tshark
+@pytest.mark.parametrize("row", WITH_ARGS, ids=row_id)
+def test_expected_arguments_on_the_wire(row):
+    found = args_on_wire()[row_id(row)]
+    assert all(found.values()), f"{row_id(row)}: not on the wire: {[k for k, v in found.items() if not v]}"
+
+
+@needs_tshark
+@pytest.mark.parametrize("row", ADDC, ids=row_id)
+def test_dc_audit_names_a_connection_of_the_capture(row):
+    """The fusion key: the client port the DC audited is a TCP connection in the capture."""
+    ports = {r[r["type"]]["remoteAddress"].rsplit(":", 1)[1] for r in audit_records(row)
+             if r.get("type") in ("Authentication", "Authorization")
+             and (r[r["type"]].get("remoteAddress") or "").startswith(f"ipv4:{row['client_ip']}:")}
+    rows = labcheck.tshark_fields(FIXTURES / row["capture"], ["tcp.srcport"], f"ip.src == {row['client_ip']}")
+    assert ports & {r[0] for r in rows}, f"{row_id(row)}: audited ports {ports} not in the capture"

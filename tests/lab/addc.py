@@ -16,10 +16,12 @@ REALM = "SMBTLAB.TEST"
 
 def provision(base) -> None:
     shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
+    (base / "etc").mkdir(parents=True)
+    (base / "etc/smb.conf").touch()  # provision from an empty file, not from the host's /etc/samba/smb.conf
     t0 = time.time()
     lab.run(lab.in_ns(lab.SRV_NS, [
-        "samba-tool", "domain", "provision", f"--realm={REALM}", "--domain=SMBTLAB", "--server-role=dc",
+        "samba-tool", "domain", "provision", f"--configfile={base}/etc/smb.conf", f"--realm={REALM}",
+        "--domain=SMBTLAB", "--server-role=dc",
         "--dns-backend=SAMBA_INTERNAL", f"--adminpass={lab.PASSWORD}", f"--targetdir={base}",
         "--host-name=DC01", f"--host-ip={lab.SRV_IP}", f"--option=interfaces=lo {lab.SRV_IF}",
         "--option=bind interfaces only=yes"]))

@@ -227,8 +227,8 @@ class Lab:
         self.rows: List[Dict[str, str]] = []
         self.timings: List[str] = []
         self.cli_dir = RUN / "cli"
-        self.cleared: List[str] = []
-        self.client_errors: List[str] = []  # impacket's "[-] ..." lines (it exits 0 on most errors)  # modes regenerated in full: their old files and manifest rows go
+        self.cleared: List[str] = []  # modes regenerated in full: their old files and manifest rows go
+        self.client_errors: List[str] = []  # impacket's "[-] ..." lines (it exits 0 on most errors)
 
     def clear_mode(self, mode: str) -> None:
         shutil.rmtree(self.out / mode, ignore_errors=True)

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import csv
+import html
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -81,6 +83,32 @@ def _requests(proto: str, info: str) -> Set[str]:
         elif len(words) >= 2 and words[1] == "request":
             seen.add(f"{proto.lower()}.{words[0]}")
     return seen
+
+
+_HEX_LINE = re.compile(r"^[0-9a-f]{4}  ((?:[0-9a-f]{2} ){1,16})")
+
+
+def wire_contains(pcap: Path, needles: List[str], opts: Optional[List[str]] = None) -> Dict[str, bool]:
+    """Whether each string is on the wire: in tshark's dissection text, or as UTF-16LE/ASCII/XML-escaped bytes in
+    any data source (frames, decrypted SMB3, reassembled or unsealed DCE/RPC stubs)."""
+    argv = ["tshark", "-n", "-r", str(pcap), "-V", "-x"] + (opts or [])
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    blocks, current = [], bytearray()
+    for line in out.splitlines():
+        m = _HEX_LINE.match(line)
+        if m:
+            current += bytes.fromhex(m.group(1).replace(" ", ""))
+        elif current:
+            blocks.append(bytes(current))
+            current = bytearray()
+    blocks.append(bytes(current))
+    data = b"\x00".join(blocks).lower()
+    text = out.lower()
+    found = {}
+    for needle in needles:
+        forms = {needle.lower(), html.escape(needle, quote=False).lower()}
+        found[needle] = any(f in text or f.encode("utf-16-le") in data or f.encode() in data for f in forms)
+    return found
 
 
 def observed_encryption(pcap: Path) -> str:

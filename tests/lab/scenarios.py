@@ -121,6 +121,13 @@ STANDALONE += [
 REG_KEY = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run"  # created by lab.py
 REG_VALUE, REG_DATA = "SmbtRun", r"C:\Windows\Temp\smbt_reg.exe"
 CURRENT_VERSION = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"
+
+
+def subkey(path: str) -> str:
+    """The key path as the client sends it after OpenHKLM/OpenHKU (the hive is the operation, not a string)."""
+    return path.split("\\", 1)[1]
+
+
 AT_COMMAND = r"C:\Windows\Temp\smbt_at.exe"
 TCP_SVC, TCP_TASK = "SmbtTcpSvc", "SmbtTcpTask"
 TCP_TASK_CMD = r"C:\Windows\Temp\smbt_task.exe"
@@ -185,24 +192,24 @@ STANDALONE += [
         "reg_query_impacket", "reg", "impacket reg.py",
         [Step(impacket("reg.py", "query", "-keyName", CURRENT_VERSION))],
         operations=["winreg.OpenHKLM", "winreg.OpenKey", "winreg.EnumValue"],
-        args={"key": CURRENT_VERSION},
+        args={"key": subkey(CURRENT_VERSION)},
         description="reg query \\\\host\\HKLM\\...\\CurrentVersion"),
     Scenario(
         "reg_add_impacket", "reg", "impacket reg.py",
         [Step(impacket("reg.py", "add", "-keyName", REG_KEY, "-v", REG_VALUE, "-vt", "REG_SZ", "-vd", REG_DATA))],
         operations=["winreg.OpenHKLM", "winreg.OpenKey", "winreg.SetValue"],
-        args={"key": REG_KEY, "value": REG_VALUE, "data": REG_DATA},
+        args={"key": subkey(REG_KEY), "value": REG_VALUE, "data": REG_DATA},
         description="reg add \\\\host\\HKLM\\...\\CurrentVersion\\Run /v SmbtRun /d C:\\...\\smbt_reg.exe"),
     Scenario(
         "reg_delete_impacket", "reg", "impacket reg.py",
         [Step(impacket("reg.py", "delete", "-keyName", REG_KEY, "-v", REG_VALUE))],
         operations=["winreg.OpenHKLM", "winreg.OpenKey", "winreg.DeleteValue"],
-        args={"key": REG_KEY, "value": REG_VALUE},
+        args={"key": subkey(REG_KEY), "value": REG_VALUE},
         description="reg delete \\\\host\\HKLM\\...\\CurrentVersion\\Run /v SmbtRun"),
     Scenario(
         "reg_save_impacket", "reg", "impacket reg.py",
         [Step(impacket("reg.py", "save", "-keyName", r"HKLM\SYSTEM", "-o", r"\\{SRV}\C$"))],
-        operations=["winreg.OpenHKLM", "winreg.OpenKey", "winreg.SaveKey"], args={"key": r"HKLM\SYSTEM"},
+        operations=["winreg.OpenHKLM", "winreg.OpenKey", "winreg.SaveKey"], args={"key": "SYSTEM"},
         description="reg save HKLM\\SYSTEM \\\\host\\C$ (Samba refuses the save; the request is on the wire)"),
     Scenario(
         "psfile_net_rpc", "psfile", "samba net rpc", [Step(samba_net("file"))],
@@ -214,7 +221,7 @@ STANDALONE += [
             Step(impacket("reg.py", "query", "-keyName", CURRENT_VERSION, "-v", "CurrentVersion")),
         ],
         operations=["srvsvc.NetSrvGetInfo", "winreg.OpenHKLM", "winreg.OpenKey", "winreg.QueryValue"],
-        args={"key": CURRENT_VERSION},
+        args={"key": subkey(CURRENT_VERSION)},
         description="psinfo stand-in: server info (srvsvc) and the CurrentVersion key (winreg)"),
     Scenario(
         "psloggedon_rpcclient_reg", "psloggedon", "rpcclient + impacket reg.py", [
@@ -298,7 +305,7 @@ for _level in ("integrity", "privacy"):
             f"reg_query_tcp_{_level}", "reg", "rpc_client.py (impacket)",
             [Step(rpc("reg_query", CURRENT_VERSION.split("\\", 1)[1], "CurrentVersion", opts=_tcp))],
             operations=["epm.Map", "winreg.OpenHKLM", "winreg.OpenKey", "winreg.QueryValue"],
-            args={"key": CURRENT_VERSION.split("\\", 1)[1]},
+            args={"key": subkey(CURRENT_VERSION)},
             transport="NCACN_IP_TCP", description=f"winreg over TCP via the endpoint mapper, NTLM {_level}"),
         Scenario(
             f"wkssvc_tcp_{_level}", "psinfo", "rpc_client.py (impacket)", [Step(rpc("wkssvc", opts=_tcp))],
@@ -329,12 +336,12 @@ def addc(id: str, command: str, tool: str, steps: List[Step], **kw) -> Scenario:
 
 ADDC: List[Scenario] = [
     addc("krb_kinit_kvno", "logon", "MIT kinit + kvno", KINIT_STEPS,
-         args={"account": "Administrator", "realm": "SMBTLAB.TEST", "service": "cifs/DC01.smbtlab.test"},
+         args={"account": "Administrator", "realm": "SMBTLAB.TEST", "service": "cifs"},
          description="Kerberos AS-REQ and TGS-REQ for cifs/DC01 (the DC audits both with the client address)"),
     addc("krb_net_use_smbclient", "net use", "smbclient (Kerberos)",
          [Step(["smbclient", "-s", "{SMBCONF}", "//DC01.smbtlab.test/C$", "--use-kerberos=required",
                 "--use-krb5-ccache=FILE:{KRB5CCNAME}", "-m", "SMB3", "-c", "ls"])],
-         args={"share": "C$", "account": "Administrator"},
+         args={"share": "C$"},
          description="net use \\\\DC01\\C$ with Kerberos by Samba's smbclient (AES-128-GCM)"),
     addc("krb_file_write_impacket", "write file", "impacket smbclient.py -k",
          [Step(kimpacket("smbclient.py", "-inputfile", "{CLI_DIR}/imp_write.txt"))],
@@ -349,9 +356,9 @@ ADDC: List[Scenario] = [
          operations=["svcctl.OpenSCManagerW", "svcctl.EnumServicesStatusW"],
          description="sc query over a Kerberos session (DC's svcctl)"),
     addc("krb_reg_query", "reg", "impacket reg.py -k",
-         [Step(kimpacket("reg.py", "query", "-keyName", r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"))],
+         [Step(kimpacket("reg.py", "query", "-keyName", CURRENT_VERSION))],
          operations=["winreg.OpenHKLM", "winreg.OpenKey", "winreg.EnumValue"],
-         args={"key": r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"},
+         args={"key": subkey(CURRENT_VERSION)},
          description="reg query over a Kerberos session"),
     addc("krb_net_user", "net user", "impacket net.py -k", [Step(kimpacket("net.py", "user"))],
          operations=["samr.Connect", "samr.EnumDomainUsers"], description="net user /domain over Kerberos"),
@@ -396,7 +403,7 @@ UNREPRODUCIBLE = {
     "pslist": SYSINTERNALS.format("pslist") + " (its performance-counter registry reads are not served by Samba)",
     "pssuspend": SYSINTERNALS.format("pssuspend"),
 }
-NO_TCP = ("no ncacn_ip_tcp form: the Windows command uses named pipes or SMB only, and Samba registers no TCP "
-          "endpoint for the interface")
+NO_TCP = ("not reproduced over ncacn_ip_tcp: the lab's clients for this command use named pipes or plain SMB "
+          "(Samba serves svcctl, lsarpc, eventlog and InitShutdown over named pipes only; see tests/lab/README.md)")
 # encryption scope of a paper cell -> the lab mode that reproduces it
 SCOPE_MODES = {"server": ("enc-global", "addc"), "share": ("enc-share",)}
