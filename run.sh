@@ -31,14 +31,23 @@ ensure_venv() {
 }
 
 demo() {
-  local lab=tests/fixtures/lab
-  echo "== smbtrail analyze: lab recordings (Samba + impacket, cleartext) =="
-  "$VENV/bin/smbtrail" analyze "$lab/plain" --format table || [ $? -eq 1 ]
-  echo
-  echo "== the same commands under server-wide SMB3 encryption, without keys, then with the logged keys =="
-  "$VENV/bin/smbtrail" analyze "$lab/enc-global" --format table || [ $? -eq 1 ]
-  cat "$lab"/enc-global/*.keys > "${TMPDIR:-/tmp}/smbtrail-demo.keys"
-  "$VENV/bin/smbtrail" analyze "$lab/enc-global" --keys "${TMPDIR:-/tmp}/smbtrail-demo.keys" --format table || [ $? -eq 1 ]
+  local lab=tests/fixtures/lab keys="${TMPDIR:-/tmp}/smbtrail-demo.keys" picks=() enc=()
+  for name in psexec_impacket smbexec_impacket sc_create_start_stop_delete schtasks_atexec reg_add_impacket \
+              net_localgroup_impacket file_write_smbclient; do
+    picks+=("$lab/plain/$name.pcapng"); enc+=("$lab/enc-global/$name.pcapng")
+  done
+  run() { "$VENV/bin/smbtrail" analyze "$@" || [ $? -eq 1 ]; echo; }
+  echo "== 1. lab recordings (real Samba + impacket), cleartext =="
+  run "${picks[@]}"
+  echo "== 2. the same commands under server-wide SMB3 encryption, no keys: what is left, and what the sizes suggest =="
+  run "${enc[@]}"
+  echo "== 3. the same, with the session keys Samba logged (and the lab password, which unseals atexec's task) =="
+  cat "${enc[@]/%.pcapng/.keys}" > "$keys"
+  SMBTRAIL_DEMO_PW='Lab-Passw0rd!' run "${enc[@]}" --keys "$keys" --password-env SMBTRAIL_DEMO_PW
+  echo "== 4. fused: Kerberos session to an AD DC (encrypted) + the DC's own audit log =="
+  run "$lab/addc/krb_kinit_kvno.pcapng" "$lab/addc/krb_net_user_add.pcapng" \
+      --hostlog "$lab/addc/krb_net_user_add.audit.jsonl"
+  rm -f "$keys"
 }
 
 tests() {

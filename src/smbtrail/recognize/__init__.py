@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..records import COMMAND, ERROR, HOST_EVENT, Provenance, Record, stable_id
-from .signatures import Signature, first_match, index_records, signatures
+from .signatures import Signature, index_records, same_session, satisfied, signatures
 
 TRAIL_GAP = 300.0
 MAX_BUFFER = 20000
@@ -78,7 +78,7 @@ def _match(records: List[Record]) -> Iterator[Record]:
         for anchor in anchors:
             if id(anchor) in claimed:
                 continue
-            support = _requirements(sig, index)
+            support = _requirements(sig, index, anchor)
             if support is None:
                 continue
             members = [anchor] + support + _absorbed(absorbable, anchor, claimed)
@@ -91,10 +91,10 @@ def _match(records: List[Record]) -> Iterator[Record]:
     yield from merged
 
 
-def _requirements(sig: Signature, index) -> Optional[List[Record]]:
+def _requirements(sig: Signature, index, anchor: Record) -> Optional[List[Record]]:
     found = []
     for step in sig.requires:
-        match = first_match(index, step)
+        match = satisfied(index, step, anchor)
         if match is None:
             return None
         found.append(match)
@@ -106,7 +106,7 @@ def _absorbed(absorbable: List[Record], anchor: Record, claimed: Dict[int, str])
     subject = _subject(anchor)
     out = []
     for rec in absorbable:
-        if id(rec) in claimed or rec is anchor:
+        if id(rec) in claimed or rec is anchor or not same_session(rec, anchor):
             continue
         other = _subject(rec)
         if subject and other and other[0] == subject[0] and other[1] != subject[1]:

@@ -66,6 +66,8 @@ class Step:
         parts = [_one(part) for part in text.split("||")]
         self.alternatives = [p for p, _ in parts]
         self.keys = {key for _, key in parts}
+        # arg: steps speak of the anchor's own arguments, not of anything else in the trail
+        self.on_anchor = [part.startswith("arg:") for part in text.split("||")]
 
     def __call__(self, rec: Record) -> bool:
         return any(alt(rec) for alt in self.alternatives)
@@ -121,5 +123,19 @@ def _three(text: str):
     return re.compile(share), re.compile(op), re.compile(path)
 
 
-def first_match(index: Dict[tuple, List[Record]], step: Step) -> Optional[Record]:
-    return next((r for r in step.candidates(index) if step(r)), None)
+def satisfied(index: Dict[tuple, List[Record]], step: Step, anchor: Record) -> Optional[Record]:
+    """The record that satisfies a required step for this anchor: the anchor itself for its own
+    arguments, else a record of the same SMB session (of the trail when the anchor has none)."""
+    for alternative, on_anchor in zip(step.alternatives, step.on_anchor):
+        if on_anchor:
+            if alternative(anchor):
+                return anchor
+            continue
+        for rec in step.candidates(index):
+            if alternative(rec) and same_session(rec, anchor):
+                return rec
+    return None
+
+
+def same_session(rec: Record, anchor: Record) -> bool:
+    return not (rec.session_id and anchor.session_id) or rec.session_id == anchor.session_id
