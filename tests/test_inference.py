@@ -20,10 +20,7 @@ CLAIMED = [
     "psexec_impacket", "smbexec_impacket", "schtasks_atexec", "at_netrjobadd", "sc_create_start_stop_delete",
     "sc_query_services", "psservice_status", "psinfo_rpcclient_reg", "reg_query_impacket", "reg_add_impacket",
     "reg_delete_impacket",
-    pytest.param("reg_save_impacket", marks=pytest.mark.xfail(reason=(
-        "engine: tshark 4.0 'decrypts' frame 18 without keys into a malformed SMB2 message, so the frame is "
-        "handled as cleartext and its OriginalMessageSize (the svcctl bind) is missing from encrypted_activity"),
-        strict=False)),
+    "reg_save_impacket",
     "net_user_impacket", "net_view_smbclient", "net_time_tod", "pspasswd_changepasswd",
     "file_write_smbclient", "file_read_smbclient", "file_delete_smbclient", "file_write_impacket",
     "file_read_impacket", "file_delete_impacket", "net_use_smbclient",

@@ -33,8 +33,9 @@ class RunState:
 class Analyzer:
     """Per-capture state; protocol handlers call back into it to emit records."""
 
-    def __init__(self, file: str, run: RunState, secrets=None) -> None:
+    def __init__(self, file: str, run: RunState, decrypting: bool = False) -> None:
         self.file = file
+        self.decrypting = decrypting  # without secrets, a "decrypted" transform is tshark misreading noise
         self.run = run
         self.tickets = run.tickets
         self.hosts = run.hosts
@@ -58,10 +59,11 @@ class Analyzer:
             self.hosts.learn_dns(row)
         if frame.stream < 0:
             return
-        if "smb2.cmd" in row:
+        transform = "smb2.header.transform.msg_size" in row
+        if "smb2.cmd" in row and (self.decrypting or not transform):
             conn = self.table.get(frame, row.get("smb2.flags.response", "").startswith("0"))
             self.smb2.handle(frame, conn)
-        elif "smb2.header.transform.msg_size" in row:
+        elif transform:
             conn = self.table.get(frame, None)
             self.encrypted.message(frame, conn)
         elif "smb.cmd" in row:
@@ -259,7 +261,7 @@ def _raw_records(paths: Sequence[str], options=None) -> Iterator[Record]:
 
 def _one_file(binary: str, display: str, path: str, names: List[str], run: RunState, secret_args
               ) -> Iterator[Record]:
-    analyzer = Analyzer(display, run)
+    analyzer = Analyzer(display, run, decrypting=bool(secret_args.get("env")))
     status = tshark.TsharkRun()
     prefs, keytab, env = secret_args.get("prefs", ()), secret_args.get("keytab"), secret_args.get("env")
     cmd = tshark.build_command(binary, path, names, prefs=prefs, keytab=keytab, disabled=interfaces.all_dissectors())
