@@ -152,3 +152,34 @@ def test_encrypted_session_with_key(shared_data, tmp_path):
     assert not kinds(recs, "encrypted_activity")
     decrypted = [r for r in recs if r.decrypted]
     assert decrypted and all(r.encrypted for r in decrypted)
+
+
+def test_wrong_key_is_reported_never_decrypted(shared_data, tmp_path):
+    keys = tmp_path / "wrong.keys"
+    keys.write_text("3d00009400480000 00112233445566778899aabbccddeeff\nnot a key line\n")
+    recs = records(shared_data / "zeek/Traces/smb/smb3.pcap", keys=str(keys))
+    activity = kinds(recs, "encrypted_activity")
+    assert activity and not any(r.decrypted for r in recs)
+    assert {r.args["decryption"] for r in activity} == {"failed_with_given_key"}
+    errors = [r for r in kinds(recs, "error") if "wrong.keys: line 2" in r.message]
+    assert errors and "00112233" not in errors[0].message
+
+
+SAMR_ENUM = "samr-enum-lab/Resources"
+
+
+@pytest.mark.parametrize("name", ["user", "group", "localgroup_admins"])
+def test_impacket_net_encrypted_without_and_with_password(shared_data, name):
+    path = shared_data / SAMR_ENUM / f"python.exe_impacket_net.py_{name}.pcapng"
+    sealed = records(path)
+    activity = kinds(sealed, "encrypted_activity")
+    assert activity and all(r.user == "enum" for r in activity if r.user)
+    assert any(r.user == "enum" for r in activity)
+    assert not [r for r in kinds(sealed, "operation") if r.rpc_uuid == SAMR]
+    opened = records(path, password="LabAdm1!")
+    samr = [r for r in kinds(opened, "operation") if r.rpc_uuid == SAMR]
+    assert samr and all(r.decrypted for r in samr)
+    shown = (shared_data / SAMR_ENUM / f"python.exe_impacket_net.py_{name}__output.txt").read_text(errors="replace")
+    names = {n for r in opened for n in r.args.get("names", []) if isinstance(n, str)}
+    names |= {r.args.get("account") for r in opened if isinstance(r.args.get("account"), str)}
+    assert any(n and n in shown for n in names), "a name the operator saw is in the decrypted trail"

@@ -33,9 +33,10 @@ class RunState:
 class Analyzer:
     """Per-capture state; protocol handlers call back into it to emit records."""
 
-    def __init__(self, file: str, run: RunState, decrypting: bool = False) -> None:
+    def __init__(self, file: str, run: RunState, decrypting: bool = False, keyed_sessions=frozenset()) -> None:
         self.file = file
         self.decrypting = decrypting  # without secrets, a "decrypted" transform is tshark misreading noise
+        self.keyed_sessions = keyed_sessions  # session ids (wire order) the key file names
         self.run = run
         self.tickets = run.tickets
         self.hosts = run.hosts
@@ -261,7 +262,8 @@ def _raw_records(paths: Sequence[str], options=None) -> Iterator[Record]:
 
 def _one_file(binary: str, display: str, path: str, names: List[str], run: RunState, secret_args
               ) -> Iterator[Record]:
-    analyzer = Analyzer(display, run, decrypting=bool(secret_args.get("env")))
+    analyzer = Analyzer(display, run, decrypting=bool(secret_args.get("env")),
+                        keyed_sessions=secret_args.get("session_ids") or frozenset())
     status = tshark.TsharkRun()
     prefs, keytab, env = secret_args.get("prefs", ()), secret_args.get("keytab"), secret_args.get("env")
     cmd = tshark.build_command(binary, path, names, prefs=prefs, keytab=keytab, disabled=interfaces.all_dissectors())

@@ -104,7 +104,7 @@ def rc4_keytab(hashes: List[bytes]) -> bytes:
 @contextmanager
 def tshark_secrets(options) -> Iterator[Dict[str, object]]:
     """tshark arguments and environment for the configured secrets, plus errors about them."""
-    result: Dict[str, object] = {"prefs": [], "keytab": None, "env": None, "errors": []}
+    result: Dict[str, object] = {"prefs": [], "keytab": None, "env": None, "errors": [], "session_ids": set()}
     if options is None or not (options.keys_file or options.passwords or options.nt_hashes or options.keytab):
         yield result
         return
@@ -122,7 +122,8 @@ def tshark_secrets(options) -> Iterator[Dict[str, object]]:
         keytab = options.keytab
         if hashes:
             keytab = _merged_keytab(tmp, keytab, rc4_keytab(hashes))
-        result.update(keytab=keytab, env={"WIRESHARK_CONFIG_DIR": tmp}, errors=errors)
+        result.update(keytab=keytab, env={"WIRESHARK_CONFIG_DIR": tmp}, errors=errors,
+                      session_ids={k.session_id for k in keys})
         yield result
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -57,6 +57,14 @@ def nonce_style(nonces: List[str]) -> str:
     return "random"
 
 
+def _wire_order(sesid: str) -> str:
+    """tshark prints smb2.sesid as a 0x number; key files name it in wire (little-endian) order."""
+    try:
+        return bytes.fromhex(sesid[2:].rjust(16, "0"))[::-1].hex()
+    except ValueError:
+        return sesid
+
+
 def _is_hex(text: str) -> bool:
     try:
         bytes.fromhex(text.replace(":", ""))
@@ -89,6 +97,14 @@ class EncryptedActivity:
             if sesid is None or key == sesid:
                 self._emit(conn, conn.encrypted.pop(key))
 
+    def _decryption(self, sesid: str, setup_seen: bool) -> str:
+        """Why these messages stayed encrypted: no secrets, or secrets that did not open them."""
+        if not self.ctx.decrypting:
+            return "no_secrets"
+        if _wire_order(sesid) in self.ctx.keyed_sessions:
+            return "failed_with_given_key" if setup_seen else "failed_mid_session"
+        return "no_matching_secret"
+
     def _emit(self, conn: Conn, burst: Burst) -> None:
         session = conn.sessions.get(burst.sesid)
         base = self.ctx._base(conn, burst.start, ENCRYPTED_ACTIVITY, burst.frames, sesid=burst.sesid)
@@ -103,7 +119,8 @@ class EncryptedActivity:
             if conn.negotiate.get(key):
                 args[key] = conn.negotiate[key]
         if session is None:
-            args["session_setup_seen"] = False
+            args["session_setup_seen"] = False  # started before the capture: no user, no key derivation
+        args["decryption"] = self._decryption(burst.sesid, session is not None)
         base.update(protocol="smb3", transport="smb", encrypted=True, decrypted=False, args=args,
                     operation="encrypted_messages", session_id=burst.sesid,
                     partial=session is None)
