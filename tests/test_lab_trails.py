@@ -32,7 +32,7 @@ def _keys(row) -> str:
     return str(path) if path and path.exists() and path.stat().st_size else ""
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=512)
 def _records(capture: str, keys: str, password: str, kerberos: bool):
     options = Options(keys_file=keys or None, passwords=[SecretStr(password)] if password else [])
     paths = ([str(KINIT)] if kerberos and KINIT.exists() else []) + [capture]
