@@ -183,3 +183,19 @@ def test_impacket_net_encrypted_without_and_with_password(shared_data, name):
     names = {n for r in opened for n in r.args.get("names", []) if isinstance(n, str)}
     names |= {r.args.get("account") for r in opened if isinstance(r.args.get("account"), str)}
     assert any(n and n in shown for n in names), "a name the operator saw is in the decrypted trail"
+
+
+def test_nt_hash_and_second_password_open_the_session_too(shared_data):
+    """NT hashes (and every password after the first) reach tshark as an RC4 keytab."""
+    from pydantic import SecretStr
+
+    from smbtrail.encryption.keys import nt_hash
+    from smbtrail.engine import Options, network_records
+
+    path = str(shared_data / SAMR_ENUM / "python.exe_impacket_net.py_user.pcapng")
+    by_password = {r.opnum for r in records(path, password="LabAdm1!") if r.kind == "operation" and r.decrypted}
+    for options in (Options(nt_hashes=[SecretStr(nt_hash("LabAdm1!").hex())]),
+                    Options(passwords=[SecretStr("not-it"), SecretStr("LabAdm1!")])):
+        recs = list(network_records([path], options))
+        assert {r.opnum for r in recs if r.kind == "operation" and r.decrypted} == by_password != set()
+        assert not [r for r in recs if r.kind == "encrypted_activity"]
