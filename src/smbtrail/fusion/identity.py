@@ -43,6 +43,11 @@ def host_key(name: Optional[str]) -> Optional[str]:
     return name.split(".", 1)[0].lower() or None
 
 
+def event_host(rec: Record) -> Optional[str]:
+    """The host that logged an event: its Computer, else the server address (Samba writes no Computer)."""
+    return host_key(rec.dest_host) or host_key(rec.dest_ip)
+
+
 class Identity:
     def __init__(self, assets: Optional[str] = None) -> None:
         self.names: Dict[str, Set[str]] = {}  # address -> host keys
@@ -111,7 +116,11 @@ class Identity:
         """True when `name` is known for `address`, False when other names are, None when nothing is known."""
         key = host_key(name)
         known = self.keys_of(address) | {k for k in (host_key(a) for a in also) if k}
-        if key is None or not known:
+        if key is None:
+            return None
+        if is_address(key):
+            return key == address
+        if not known:
             return None
         return key in known
 

@@ -1,7 +1,10 @@
 """The five joins that tie a Windows event to what the capture saw, strongest first.
 
-1 `ip_port`: the client ip:port of 4624/5140/5145 on the target = a TCP connection's client socket.
-2 `logon_id`: SubjectLogonId of 4672, 5145, 4697, 4698, 4688 ... = a logon joined by 1 or 3.
+1 `ip_port`: the client ip:port of 4624/5140/5145 on the target (or of any event that logs one: Samba's
+   audit records) = a TCP connection's client socket.
+2 `logon_id`: SubjectLogonId of 4672, 5145, 4697, 4698, 4688 ... = a logon joined by 1 or 3. An event
+   that names no host (Samba's dsdb records) finds its logon by the id alone when one host holds it
+   (Samba's sessionId is a GUID).
 3 `pipe_account_time`: an RPC logon over a named pipe logs IpAddress `-`; account + target + time
    to a pipe open in the capture.
 4 `service_name_time`: 7045 has no logon id; its service name / image path + time to a 4697, a
@@ -21,7 +24,7 @@ from ..records import Record, stable_id
 from .clocks import Clocks
 from .connections import BUCKET, Conn, NetIndex, add_user
 from .hostcommands import HostCommand
-from .identity import Identity, host_key
+from .identity import Identity, event_host
 
 LOGON_EVENTS = (4624,)
 SOCKET_EVENTS = (4624, 5140, 5145)
@@ -79,12 +82,13 @@ class Joiner:
         self.identity = identity
         self.clocks = clocks
         self.logons: Dict[Tuple[str, str], Link] = {}
+        self.logon_hosts: Dict[str, Set[str]] = {}  # logon id -> hosts that hold it
         self.host_services: Dict[Tuple[str, int], List[Tuple[float, Optional[str], Optional[str], str]]] = {}
         self.svcctl_opens: Dict[Tuple[str, int], List[Tuple[float, str]]] = {}
 
     # -- on arrival: logons and the host-side indexes the later joins read --------------------------------
     def register(self, rec: Record) -> None:
-        host = host_key(rec.dest_host)
+        host = event_host(rec)
         if not host:
             return
         when = _seconds(rec)
@@ -94,6 +98,7 @@ class Joiner:
                 link = self._pipe(rec, host, when)
             if link is not None:
                 self.logons[(host, rec.logon_id)] = link
+                self.logon_hosts.setdefault(rec.logon_id, set()).add(host)
         if rec.event_id == 4697 and rec.logon_id:
             entry = (when, _lower(rec.args.get("service_name")), _lower(rec.args.get("binary_path")), rec.logon_id)
             self.host_services.setdefault((host, int(when // BUCKET)), []).append(entry)
@@ -109,23 +114,31 @@ class Joiner:
 
     # -- on processing: the strongest join that holds --------------------------------------------------
     def link(self, rec: Record) -> Optional[Link]:
-        host = host_key(rec.dest_host)
-        if not host:
-            return None
+        host = self.host_of(rec)
         if rec.logon_id and (host, rec.logon_id) in self.logons:
             link = self.logons[(host, rec.logon_id)]
-            if rec.event_id in LOGON_EVENTS or (rec.event_id in SOCKET_EVENTS and rec.src_port):
-                return link  # the event that made the link
+            if rec.event_id in LOGON_EVENTS or (rec.src_port and (rec.event_id in SOCKET_EVENTS or _on_socket(rec, link))):
+                return link  # the event that made the link, or one on its socket
             return link.via("logon_id")
-        if rec.event_id in SOCKET_EVENTS and rec.src_port:
-            return self._socket(rec, host, _seconds(rec))
-        if rec.event_id == 7045:
+        if rec.src_port:
+            link = self._socket(rec, host, _seconds(rec))
+            if link is not None or rec.event_id in SOCKET_EVENTS:
+                return link
+        if host and rec.event_id == 7045:
             return self._service(rec, host, _seconds(rec))
         return None
 
+    def host_of(self, rec: Record) -> Optional[str]:
+        """The event's host; for one that names none, the one host that holds its logon id."""
+        host = event_host(rec)
+        if host or not rec.logon_id:
+            return host
+        hosts = self.logon_hosts.get(rec.logon_id, ())
+        return next(iter(hosts)) if len(hosts) == 1 else None
+
     def by_account(self, rec: Record, cmd: HostCommand) -> Optional[Link]:
         """Join 5, asked only for events that show a command."""
-        host, user = host_key(rec.dest_host), _user(rec.user)
+        host, user = event_host(rec), _user(rec.user)
         if not host or not user or user in ROUTINE_USERS or user.endswith("$"):
             return None
         when = self.clocks.to_capture_time(host, _seconds(rec))
@@ -150,7 +163,7 @@ class Joiner:
         return link
 
     # -- the joins -----------------------------------------------------------------------------------
-    def _socket(self, rec: Record, host: str, when: float) -> Optional[Link]:
+    def _socket(self, rec: Record, host: Optional[str], when: float) -> Optional[Link]:
         if not rec.src_ip or not rec.src_port:
             return None
         conns = [c for c in self.net.at_socket(rec.src_ip, rec.src_port)
@@ -168,12 +181,12 @@ class Joiner:
             self.identity.bind(conn.server_ip, rec.dest_host)
         if rec.event_id in LOGON_EVENTS:
             self.clocks.add(host, when, conn.start_near(conn.first if jumped else at))
-        return self._on_conn(conn, rec, "ip_port", (1.0 if named else 0.9) - (0.1 if jumped else 0.0))
+        return self._on_conn(conn, rec, host, "ip_port", (1.0 if named else 0.9) - (0.1 if jumped else 0.0))
 
-    def _on_conn(self, conn: Conn, rec: Record, reason: str, confidence: float) -> Link:
+    def _on_conn(self, conn: Conn, rec: Record, host: Optional[str], reason: str, confidence: float) -> Link:
         """A logon on a captured connection; another account on the same connection is another trail."""
         user = _user(rec.user)
-        net_user = conn.user_near(self.clocks.to_capture_time(host_key(rec.dest_host), _seconds(rec)))
+        net_user = conn.user_near(self.clocks.to_capture_time(host, _seconds(rec)))
         trail = conn.trail_id
         conflicts: Dict[str, List[str]] = {}
         if user and net_user and user != net_user:
@@ -243,6 +256,10 @@ def _matcher(name: Optional[str], path: Optional[str]):
     def same(other_name: Optional[str], other_path: Optional[str]) -> bool:
         return bool((name and name == other_name) or (path and path == other_path))
     return same
+
+
+def _on_socket(rec: Record, link: Link) -> bool:
+    return link.conn is not None and (link.conn.client_ip, link.conn.key[1]) == (rec.src_ip, rec.src_port)
 
 
 def _network_logon(rec: Record) -> bool:

@@ -20,7 +20,7 @@ from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, HOST_EVENT, OPER
 from .clocks import Clocks
 from .connections import Conn, NetIndex
 from .hostcommands import host_command, is_host_command, recognized
-from .identity import Identity, host_key
+from .identity import Identity
 from .joins import Joiner, Link
 from .timeline import timeline
 from .trails import TrailBook
@@ -100,7 +100,7 @@ class Fusion:
         if when - EVICT > self._evicted + EVICT:
             self.joiner.forget_before(when - EVICT)
             self._evicted = when - EVICT
-        host = host_key(rec.dest_host)
+        host = self.joiner.host_of(rec)
         at = self.clocks.to_capture_time(host, when)
         link = self.joiner.link(rec)
         vehicle = is_host_command(rec)  # the host engine's own command record: it travels with its fact

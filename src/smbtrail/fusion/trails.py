@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 from ..lookups import lookup_path
 from ..records import COMMAND, Provenance, Record, from_epoch
 from .hostcommands import KEY_ARGS, HostCommand
-from .identity import Identity, host_key
+from .identity import Identity, event_host
 from .joins import Link, host_trail_id
 
 MERGE_WINDOW = 300.0  # seconds between a host fact and the network command it confirms
@@ -260,6 +260,8 @@ class TrailBook:
         )
         if rec.src_ip and not rec.src_host:
             rec.src_host = self.identity.name_of(rec.src_ip)
+        if rec.dest_ip and not rec.dest_host:
+            rec.dest_host = self.identity.name_of(rec.dest_ip)
         return rec
 
     def _note_command(self, rec: Record) -> None:
@@ -328,8 +330,8 @@ def _side(rec) -> str:
 def _host_trail(rec: Record) -> str:
     """A trail for host evidence the capture did not see: the logon session, else host + account + hour."""
     if rec.logon_id and _side(rec) == "target":
-        return host_trail_id(host_key(rec.dest_host), rec.logon_id)
-    return host_trail_id(host_key(rec.dest_host), (rec.user, int(rec.time.timestamp() // 3600)))
+        return host_trail_id(event_host(rec), rec.logon_id)
+    return host_trail_id(event_host(rec), (rec.user, int(rec.time.timestamp() // 3600)))
 
 
 def _same(a: Any, b: Any) -> bool:

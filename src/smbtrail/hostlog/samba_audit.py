@@ -11,7 +11,11 @@ debug headers and other messages: {"timestamp": "2026-11-25T20:09:03.599874+0000
 - passwordChange: eventId 4723 (Change) / 4724 (Reset), dn.
 - dsdbChange: no eventId; operation Add/Modify/Delete, dn, attributes (secrets arrive as "redacted").
   An Add whose objectClass is user is mapped to 4720, marked inferred.
-Authorization and dsdbTransaction records carry no event id and pass only with --all-events.
+- Authorization: the session a server accepted (SMB2, DCE/RPC), with localAddress/remoteAddress of its
+  TCP connection, account and sessionId. For Kerberos it is the only record of the logon on the server
+  (the Authentication record is the KDC's), so it is mapped to 4624, marked inferred: Windows' logon on
+  the target. sessionId is Samba's logon id: the dsdb, group and password records of the session carry it.
+dsdbTransaction records carry no event id and pass only with --all-events.
 """
 
 from __future__ import annotations
@@ -57,7 +61,10 @@ def from_samba(doc: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _derived_names(kind: str, body: Dict[str, Any], flat: Dict[str, Any]) -> None:
-    if kind == "groupChange":
+    if kind == "Authorization":
+        flat["EventID"] = 4624
+        flat["@inferred"] = True
+    elif kind == "groupChange":
         flat["groupName"] = _cn(body.get("group"))
         flat["account"] = _cn(body.get("user"))
     elif kind == "passwordChange":
