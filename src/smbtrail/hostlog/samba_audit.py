@@ -10,7 +10,8 @@ debug headers and other messages: {"timestamp": "2026-11-25T20:09:03.599874+0000
 - groupChange: eventId 4728/4729/4732/4733/4756/4757 (none for action PrimaryGroup), group and user DNs.
 - passwordChange: eventId 4723 (Change) / 4724 (Reset), dn.
 - dsdbChange: no eventId; operation Add/Modify/Delete, dn, attributes (secrets arrive as "redacted").
-  An Add whose objectClass is user is mapped to 4720, marked inferred.
+  An Add whose objectClass is user is mapped to 4720, marked inferred. A Delete names only the dn (no
+  objectClass: a user cannot be told from a group) and is mapped to 5141 (directory object deleted), inferred.
 - Authorization: the session a server accepted (SMB2, DCE/RPC), with localAddress/remoteAddress of its
   TCP connection, account and sessionId. For Kerberos it is the only record of the logon on the server
   (the Authentication record is the KDC's), so it is mapped to 4624, marked inferred: Windows' logon on
@@ -76,6 +77,10 @@ def _derived_names(kind: str, body: Dict[str, Any], flat: Dict[str, Any]) -> Non
             flat["@inferred"] = True
             names = _values(body.get("attributes"), "sAMAccountName")
             flat["sAMAccountName"] = names[0] if names else _cn(body.get("dn"))
+    elif kind == "dsdbChange" and body.get("operation") == "Delete":
+        flat["EventID"] = 5141
+        flat["@inferred"] = True
+        flat["objectName"] = _cn(body.get("dn"))
 
 
 def _address(value: Any) -> Tuple[Optional[str], Optional[str]]:
