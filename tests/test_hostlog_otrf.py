@@ -52,6 +52,9 @@ def test_copy_and_psexec_and_schtask(shared_data):
     copy = list(recognize_host(read_hostlogs([copy_zip])))
     writes = [r for r in copy if r.kind == "command" and r.command == "write file"]
     assert [(w.share, w.path, w.src_ip) for w in writes] == [("C$", "ProgramData\\GruntHTTP.exe", "172.18.39.5")]
+    opened = [r for r in copy if r.event_id == 5145 and r.args.get("access_mask") == "0x17019f"]
+    assert opened and "delete" in opened[0].access  # the copy's open asks DELETE among write rights
+    assert not [r for r in copy if r.command == "delete file"], "a copy is no delete"
     psexec = list(read_hostlogs([str(shared_data / LATERAL / "empire_psexec_dcerpc_tcp_svcctl.zip")]))
     assert {r.args["service_name"] for r in psexec if r.event_id in (4697, 7045)} == {"Updater"}
     task = [r for r in read_hostlogs([str(shared_data / LATERAL / "schtask_create.zip")]) if r.event_id == 4698]
