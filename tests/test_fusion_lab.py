@@ -72,3 +72,21 @@ def _names(args: dict, expected: dict) -> bool:
     shown = {str(args.get(k) or "").lower() for k in ("account", "member")}
     group = expected.get("group")
     return account in shown and (not group or str(args.get("group") or "").lower() == group.lower())
+
+
+def test_audit_record_without_client_address_joins_by_session_id(tmp_path):
+    """Samba writes remoteAddress null for some changes (the kinit run's own dsdbChange has one): the
+    group change then reaches its session through the sessionId it shares with the Authorization record."""
+    row = next(r for r in ROWS if r["scenario"] == "krb_net_group_addmem")
+    lines = []
+    for line in (LAB / row["audit_log"]).read_text(encoding="utf-8").splitlines():
+        doc = json.loads(line)
+        if doc["type"] == "groupChange":
+            doc["groupChange"]["remoteAddress"] = None
+        lines.append(json.dumps(doc))
+    audit = tmp_path / "audit.jsonl"
+    audit.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = list(analyze([str(KINIT), str(LAB / row["capture"])], [str(audit)]))
+    change = [r for r in out if r.kind == "command" and (r.command, r.operation) == ("net group", "add")]
+    assert len(change) == 1 and change[0].join == ["logon_id", "ip_port"]
+    assert change[0].dest_ip == row["server_ip"] and (change[0].user or "").lower() == row["account"].lower()
