@@ -11,6 +11,7 @@ import importlib.util
 import json
 import re
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 from typing import List, Tuple
@@ -57,7 +58,8 @@ class _Transport:
 @pytest.fixture(scope="module")
 def atexec_stubs() -> List[Tuple[int, bytes]]:
     pytest.importorskip("impacket")
-    script = shutil.which("atexec.py")
+    beside = Path(sys.executable).parent / "atexec.py"  # the venv's own script before any PATH shim
+    script = str(beside) if beside.is_file() else shutil.which("atexec.py")
     if not script:
         pytest.skip("impacket's atexec.py is not installed")
     spec = importlib.util.spec_from_file_location("impacket_atexec", script)
