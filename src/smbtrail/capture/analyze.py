@@ -6,6 +6,7 @@ import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from .. import interfaces
+from ..encryption.observe import EncryptedActivity
 from ..protocols.auth import TicketIndex
 from ..protocols.connections import Conn, ConnectionTable, Frame, make_frame
 from ..protocols.dcerpc import DcerpcHandler
@@ -45,8 +46,6 @@ class Analyzer:
         self.smb2 = Smb2Handler(self)
         self.smb1 = Smb1Handler(self)
         self.rpc = DcerpcHandler(self)
-        from ..encryption.observe import EncryptedActivity
-
         self.encrypted = EncryptedActivity(self)
 
     # -- frame dispatch
@@ -102,7 +101,7 @@ class Analyzer:
 
     def _no_session(self, conn: Conn) -> None:
         """Negotiated but never authenticated (failed or abandoned logon): still a fact worth a record."""
-        rec = self._base(conn, conn.first_time, SESSION, conn.frames[:4])
+        rec = self.base_fields(conn, conn.first_time, SESSION, conn.frames[:4])
         dialect = conn.negotiate.get("dialect")
         args = {k: v for k, v in conn.negotiate.items() if k != "server_names"}
         rec.update(protocol=_smb_protocol(dialect), transport="smb", operation="session_setup", args=args,
@@ -110,7 +109,7 @@ class Analyzer:
         self.out.append(Record(**rec))
 
     # -- record building
-    def _base(self, conn: Conn, when: float, kind: str, frames: Sequence[int], sesid: Optional[str] = None,
+    def base_fields(self, conn: Conn, when: float, kind: str, frames: Sequence[int], sesid: Optional[str] = None,
               ident=None) -> Dict[str, Any]:
         session = conn.sessions.get(sesid) if sesid is not None else None
         ident = ident or (session.identity if session else None)
@@ -143,7 +142,7 @@ class Analyzer:
             self.hosts.learn(conn.server_ip, ident.service.split("/")[-1], "kerberos_sname")
         if conn.negotiate.get("netname"):
             self.hosts.learn(conn.server_ip, conn.negotiate["netname"], "netname")
-        rec = self._base(conn, session.time, SESSION, session.frames, sesid=session.sesid)
+        rec = self.base_fields(conn, session.time, SESSION, session.frames, sesid=session.sesid)
         rec.update(protocol="smb1" if session.dialect == "1" else _smb_protocol(session.dialect),
                    transport="smb", operation="session_setup", args=args, status="ok")
         self.out.append(Record(**rec))
@@ -153,7 +152,7 @@ class Analyzer:
 
     def tree_connected(self, frame: Frame, conn: Conn, sesid: str, tree: Optional[str], row) -> None:
         self.hosts.learn_unc(conn.server_ip, tree)
-        rec = self._base(conn, frame.time, TREE, [frame.number], sesid=sesid)
+        rec = self.base_fields(conn, frame.time, TREE, [frame.number], sesid=sesid)
         share = tree.rsplit("\\", 1)[-1] if tree else None
         args: Dict[str, Any] = {"unc": tree}
         if row.get("smb2.share_flags.encrypt_data", "") in ("1", "True"):
@@ -168,7 +167,7 @@ class Analyzer:
             return
         if not opened.name and not opened.is_pipe:
             return
-        rec = self._base(conn, opened.time, FILE, opened.frames, sesid=opened.session)
+        rec = self.base_fields(conn, opened.time, FILE, opened.frames, sesid=opened.session)
         share = opened.share.rsplit("\\", 1)[-1] if opened.share else None
         status = "ok" if opened.status in (None, "0x00000000") else opened.status
         rec.update(protocol=_smb_protocol(conn.negotiate.get("dialect")), transport="smb", share=share,
@@ -181,7 +180,7 @@ class Analyzer:
         ident = None
         if pipe is None or not (conn.sessions.get(pipe.session) and conn.sessions[pipe.session].identity.user):
             ident = chan.identity
-        rec = self._base(conn, call.time, OPERATION, call.frames, sesid=pipe.session if pipe else None,
+        rec = self.base_fields(conn, call.time, OPERATION, call.frames, sesid=pipe.session if pipe else None,
                          ident=ident)
         args = {k: v for k, v in call.args.items() if not k.startswith("_") or k == "_decode_error"}
         if call.alloc_hint:

@@ -107,7 +107,7 @@ class EncryptedActivity:
 
     def _emit(self, conn: Conn, burst: Burst) -> None:
         session = conn.sessions.get(burst.sesid)
-        base = self.ctx._base(conn, burst.start, ENCRYPTED_ACTIVITY, burst.frames, sesid=burst.sesid)
+        base = self.ctx.base_fields(conn, burst.start, ENCRYPTED_ACTIVITY, burst.frames, sesid=burst.sesid)
         args = {
             "messages_to_server": burst.to_server, "messages_to_client": burst.to_client,
             "bytes_to_server": burst.bytes_to_server, "bytes_to_client": burst.bytes_to_client,
