@@ -83,3 +83,17 @@ def test_replay_gives_identical_ids():
     first = smbtrail("analyze", "--format", "jsonl", good_capture())[1]
     second = smbtrail("analyze", "--format", "jsonl", good_capture())[1]
     assert [r["id"] for r in first] == [r["id"] for r in second] and len({r["id"] for r in first}) == len(first)
+
+
+def test_truncated_encrypted_capture_with_keys(tmp_path):
+    """A cut encrypted capture with its keys: a partial error line, and the readable part decrypted."""
+    enc = FIXTURES / "enc-global" / "psexec_impacket.pcapng"
+    if not enc.exists():
+        pytest.skip("no encrypted lab capture shipped")
+    data = enc.read_bytes()
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(data[: len(data) // 2])
+    code, records, errors = smbtrail("analyze", "--format", "jsonl", "--keys", enc.with_suffix(".keys"), cut)
+    assert code == 1 and len(errors) == 1 and "cut.pcapng" in errors[0]
+    assert any(r.get("decrypted") for r in records)
+    assert [r for r in records if r["kind"] == "error"][0]["partial"] is True
