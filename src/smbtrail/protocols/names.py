@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Dict, Optional, Tuple
 
 from ..capture.fields import Row, split
@@ -16,6 +17,7 @@ def short_name(name: str) -> str:
     return name.split(".")[0].upper()
 
 
+@lru_cache(maxsize=4096)
 def is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
