@@ -97,3 +97,21 @@ def test_truncated_encrypted_capture_with_keys(tmp_path):
     assert code == 1 and len(errors) == 1 and "cut.pcapng" in errors[0]
     assert any(r.get("decrypted") for r in records)
     assert [r for r in records if r["kind"] == "error"][0]["partial"] is True
+
+
+def test_gzip_and_zip_inputs_give_the_same_records(tmp_path):
+    import gzip
+    import zipfile
+
+    good = good_capture()
+    (tmp_path / "c.pcapng.gz").write_bytes(gzip.compress(good.read_bytes()))
+    with zipfile.ZipFile(tmp_path / "c.zip", "w") as archive:
+        archive.write(good, "inner/c.pcapng")
+    plain = smbtrail("analyze", "--format", "jsonl", good)[1]
+
+    def strip(records):
+        return [{k: v for k, v in r.items() if k not in ("provenance", "id")} for r in records]
+
+    for name in ("c.pcapng.gz", "c.zip"):
+        code, records, errors = smbtrail("analyze", "--format", "jsonl", tmp_path / name)
+        assert code == 0 and not errors and strip(records) == strip(plain) != []
