@@ -70,7 +70,7 @@ def test_fields_exist_in_tshark():
 
 
 def test_lookups_dir_override(tmp_path, monkeypatch):
-    monkeypatch.setenv(interfaces.LOOKUPS_ENV, str(tmp_path))
+    monkeypatch.setenv("SMBTRAIL_LOOKUPS", str(tmp_path))
     assert lookups_dir() == tmp_path
     with pytest.raises(FileNotFoundError):
         _rows("rpc_operations.csv")

@@ -5,18 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_HERE = Path(__file__).resolve()
-# checkout: <root>/src/smbtrail/lookups.py; Splunk app: <app>/bin/lib/smbtrail/lookups.py
-_CANDIDATES = (_HERE.parents[2] / "lookups", _HERE.parents[3] / "lookups")
+ENV = "SMBTRAIL_LOOKUPS"
 
 
 def lookups_dir() -> Path:
-    if os.environ.get("SMBTRAIL_LOOKUPS"):
-        return Path(os.environ["SMBTRAIL_LOOKUPS"])
-    for candidate in _CANDIDATES:
-        if candidate.is_dir():
+    """$SMBTRAIL_LOOKUPS, else the nearest ancestor's lookups/ (checkout: <root>/src/smbtrail/;
+    Splunk app: <app>/bin/lib/smbtrail/)."""
+    if os.environ.get(ENV):
+        return Path(os.environ[ENV])
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "lookups"
+        if (candidate / "rpc_operations.csv").is_file():
             return candidate
-    return _CANDIDATES[0]
+    raise FileNotFoundError(f"lookups/rpc_operations.csv not found; set {ENV}")
 
 
 def lookup_path(name: str) -> Path:

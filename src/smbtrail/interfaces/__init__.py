@@ -14,11 +14,10 @@ fragment(s) of the PDU, so no status is read from its tail). Results may carry "
 from __future__ import annotations
 
 import csv
-import os
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple
 
+from ..lookups import lookups_dir
 from . import (
     atsvc,
     dcom,
@@ -43,7 +42,6 @@ from . import (
 
 MODULES = (svcctl, atsvc, sasec, tsch, winreg, srvsvc, wkssvc, samr, lsarpc, eventlog, even6, initshutdown,
            epm, dcom, dispatch, wmi, wmi_login, drsuapi, netlogon)
-LOOKUPS_ENV = "SMBTRAIL_LOOKUPS"
 
 
 class InterfaceDecoder(Protocol):
@@ -88,18 +86,6 @@ def all_dissectors() -> List[str]:
         for name in module.DISSECTORS:
             seen.setdefault(name, None)
     return list(seen)
-
-
-def lookups_dir() -> Path:
-    """lookups/ of the checkout or Splunk app: $SMBTRAIL_LOOKUPS, else the nearest ancestor's lookups/."""
-    env = os.environ.get(LOOKUPS_ENV)
-    if env:
-        return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "lookups"
-        if (candidate / "rpc_operations.csv").is_file():
-            return candidate
-    raise FileNotFoundError("lookups/rpc_operations.csv not found; set " + LOOKUPS_ENV)
 
 
 @lru_cache(maxsize=1)
