@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from .encryption.whatif import SCOPES, RewriteStats, WhatIfError, rewrite_capture
 from .engine import Options, analyze, network_records
+from .output.table import printable
 from .records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, OPERATION, SESSION, TREE, Record
 
 OBTAINED, INFERRED, LOST, PENDING, NO_HOSTLOG = "obtained", "inferred", "not-obtained", "pending", "no-hostlog"
@@ -325,15 +326,11 @@ def render_text(report: CoverageReport) -> str:
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     out += [""] + _conclusion(report)
     head = ["time", "account", "source → target", "command", "transport"] + list(report.scopes)
-    rows = [head] + _item_rows(report, _printable)
+    rows = [head] + _item_rows(report, printable)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     out += [""] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    out += [f"note: {n}" for n in (_printable(n) for n in _notes(report))]
+    out += [f"note: {n}" for n in (printable(n) for n in _notes(report))]
     return "\n".join(out) + "\n"
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 # ---------------------------------------------------------------- command line
@@ -374,7 +371,7 @@ def run(args: argparse.Namespace, out: Optional[IO[str]] = None, err: Optional[I
     else:
         out.write(text)
     for message in report.errors:
-        err.write(f"smbtrail: partial: {_printable(message)}\n")
+        err.write(f"smbtrail: partial: {printable(message)}\n")
     if not report.items and report.errors:
         return 2
     return 1 if report.errors else 0

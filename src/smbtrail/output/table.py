@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import IO, Iterable, List
+from typing import IO, Iterable, List, Optional
 
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, HOST_EVENT, OPERATION, SESSION, TRAIL, Record
 
@@ -11,11 +11,11 @@ SHOWN_ARGS = ("service_name", "binary_path", "task_name", "task_command", "job_c
               "bytes_written", "bytes_read")
 
 
-def _printable(value: object, limit: int = 120) -> str:
+def printable(value: object, limit: Optional[int] = None) -> str:
     """Attacker-controlled strings may hold control characters (terminal escapes): show them escaped."""
-    text = str(value)
-    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
 
 
 def summary(rec: Record) -> str:
@@ -33,17 +33,17 @@ def summary(rec: Record) -> str:
         cmds = ", ".join(c.get("command", "?") for c in rec.args.get("commands", [])) or "no command"
         what = (f"TRAIL {cmds} | stage={rec.args.get('stage', '-')} score={rec.args.get('score', '-')} "
                 f"evidence={'+'.join(rec.evidence)} joins={','.join(rec.join) or '-'}")
-        return _printable(what, 300)
+        return printable(what, 300)
     elif rec.kind == ERROR:
-        return f"ERROR {_printable(rec.message, 300)}"
+        return f"ERROR {printable(rec.message, 300)}"
     else:
         what = f"{rec.kind} {rec.operation or ''} {rec.share or ''} {rec.path or ''}".strip()
-    details = [f"{k}={_printable(rec.args[k])}" for k in SHOWN_ARGS if rec.args.get(k) not in (None, "", [])]
+    details = [f"{k}={printable(rec.args[k], 120)}" for k in SHOWN_ARGS if rec.args.get(k) not in (None, "", [])]
     flags = [f for f, on in (("sealed", rec.sealed), ("encrypted", rec.encrypted), ("decrypted", rec.decrypted),
                              ("inferred", rec.inferred), ("partial", rec.partial)) if on]
     if rec.status and rec.status != "ok":
         flags.append(f"status={rec.status}")
-    return " ".join([_printable(what)] + details + ([f"[{','.join(flags)}]"] if flags else []))
+    return " ".join([printable(what, 120)] + details + ([f"[{','.join(flags)}]"] if flags else []))
 
 
 def write_table(records: Iterable[Record], out: IO[str], verbose: bool = False) -> int:
@@ -73,6 +73,6 @@ def _line(rec: Record) -> str:
     account = f"{rec.domain}\\{rec.user}" if rec.domain and rec.user else (rec.user or "-")
     src = rec.src_host or rec.src_ip or "-"
     dst = rec.dest_host or rec.dest_ip or "-"
-    cols: List[str] = [rec.time.strftime("%Y-%m-%d %H:%M:%S.%f")[:23], _printable(account, 22),
-                       _printable(src, 22), _printable(dst, 22)]
+    cols: List[str] = [rec.time.strftime("%Y-%m-%d %H:%M:%S.%f")[:23], printable(account, 22),
+                       printable(src, 22), printable(dst, 22)]
     return f"{cols[0]:<24} {cols[1]:<22} {cols[2]:<22} {cols[3]:<22} {summary(rec)}"

@@ -13,10 +13,6 @@ STRENGTH = {"ntlm_challenge": 5, "kerberos_sname": 4, "netname": 3, "tree_unc": 
             "dns": 2, "nbns": 2}
 
 
-def short_name(name: str) -> str:
-    return name.split(".")[0].upper()
-
-
 @lru_cache(maxsize=4096)
 def is_address(text: str) -> bool:
     try:

@@ -14,12 +14,10 @@ import csv
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from ..lookups import lookup_path
 from ..records import FILE, OPERATION, TREE, Record
-
-Predicate = Callable[[Record], bool]
 
 
 @dataclass
