@@ -11,10 +11,9 @@ import os
 import sys
 from typing import IO, Iterator, List, Optional
 
-from pydantic import SecretStr
-
 from . import __version__
 from .engine import Options, analyze
+from .pydantic_api import SecretStr
 from .records import ERROR, Record
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_TSHARK = 0, 1, 2, 3

@@ -22,11 +22,10 @@ from contextlib import ExitStack
 from datetime import datetime
 from typing import IO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from pydantic import BaseModel, Field, SecretStr
-
 from .encryption.whatif import SCOPES, RewriteStats, WhatIfError, rewrite_capture
 from .engine import Options, analyze, network_records
 from .output.table import printable
+from .pydantic_api import BaseModel, Field, SecretStr
 from .records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, OPERATION, SESSION, TREE, Record
 
 OBTAINED, INFERRED, LOST, PENDING, NO_HOSTLOG = "obtained", "inferred", "not-obtained", "pending", "no-hostlog"

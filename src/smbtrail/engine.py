@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, List, Optional, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
+from .pydantic_api import BaseModel, ConfigDict, Field, SecretStr
 from .records import Record
 
 

@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from .pydantic_api import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 SCHEMA_VERSION = 1
 

@@ -22,7 +22,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
-from pydantic import BaseModel, Field
+from ..pydantic_api import BaseModel, Field
 
 SCOPES = ("none", "share", "server")
 SMB_PORTS = (445, 139)

@@ -10,9 +10,9 @@ The Splunk adapter builds the same dict from indexed events and calls `normalize
 from __future__ import annotations
 
 from datetime import timezone
-from functools import lru_cache
 from typing import Any, Dict, Optional, Tuple
 
+from ..pydantic_api import construct
 from ..records import HOST_EVENT, Provenance, Record
 from . import fields as f
 from .catalog import EventSpec, spec_for
@@ -57,36 +57,13 @@ def normalize_flat(flat: Dict[str, Any], source: str, spec: Optional[EventSpec] 
         collector_time=collector, channel=channel, provider=f.text(flat.get("Provider")), record_id=record_id,
         dest_host=host, args=args, raw=raw, inferred=bool(flat.get("@inferred")),
         partial=bool(flat.get("@partial")), operation=spec.name if spec else None,
-        provenance=[built(Provenance, {"file": source, "record_ids": [] if record_id is None else [record_id]})],
+        provenance=[construct(Provenance, {"file": source, "record_ids": [] if record_id is None else [record_id]})],
     )
     for name in ("time", "collector_time"):  # what the model's own validator would do
         value = values[name]
         if value is not None and value.tzinfo is not timezone.utc:
             values[name] = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return built(Record, values)
-
-
-def built(model: Any, values: Dict[str, Any]) -> Any:
-    """A model from values of the right types, without pydantic's validation pass: the reader's
-    hottest line (validating costs twice the evtx parse of the record). Every value here comes from
-    the cleaners above; tests validate each record built from the dev data."""
-    defaults, mutable = _defaults(model)
-    data = dict(defaults)
-    for name in mutable:
-        data[name] = defaults[name].copy()
-    data.update(values)
-    obj = model.__new__(model)
-    object.__setattr__(obj, "__dict__", data)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
-    return obj
-
-
-@lru_cache(maxsize=8)
-def _defaults(model: Any) -> Tuple[Dict[str, Any], Tuple[str, ...]]:
-    defaults = {name: field.get_default(call_default_factory=True) for name, field in model.model_fields.items()}
-    return defaults, tuple(name for name, value in defaults.items() if isinstance(value, (list, dict, set)))
+    return construct(Record, values)
 
 
 def _mapped(spec: EventSpec, flat: Dict[str, Any], args: Dict[str, Any]) -> Dict[str, Any]:

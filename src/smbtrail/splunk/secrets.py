@@ -12,9 +12,8 @@ import re
 import tempfile
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from pydantic import SecretStr
-
 from ..engine import Options
+from ..pydantic_api import SecretStr
 
 REALM = "smbtrail"
 HEX = re.compile(r"^[0-9A-Fa-f]+$")
