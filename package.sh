@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build dist/smbtrail-<version>.tgz: the Splunk app with the engine and its dependencies vendored
-# under bin/lib for CPython 3.9 and 3.13 on Linux x86_64 and aarch64 (pydantic-core: one .so per
-# ABI and CPU, side by side; Python loads the one whose suffix matches).
+# under bin/lib, all pure Python (pydantic 1.10's wheel without pydantic-core; the engine reaches it
+# through smbtrail.pydantic_api): it runs wherever Splunk's Python 3.9 or 3.13 runs, on any CPU.
 # Needs only a package registry (PyPI) besides this checkout. Build tools go to their own venv.
 #   SMBTRAIL_BUILD_DIR  work dir (default: build/), reused between runs (venvs, downloads)
 #   SMBTRAIL_DIST_DIR   output dir (default: dist/)
@@ -13,13 +13,12 @@ BUILD="${SMBTRAIL_BUILD_DIR:-$ROOT/build}"
 DIST="${SMBTRAIL_DIST_DIR:-$ROOT/dist}"
 PY="${PYTHON:-python3}"
 APP=smbtrail
-PYDANTIC=2.13.4        # the last pydantic line that imports on Python 3.9
-PYDANTIC_CORE=2.46.4   # must equal pydantic's pin
+PYDANTIC=1.10.27       # its py3-none-any wheel; tests/test_pydantic_v1.py checks the engine against it
 SPLUNK_SDK=2.1.1
 SIGMA_PKGS="sigma-cli==3.1.0 pysigma-backend-splunk==2.1.0"
 APPINSPECT_PKG="splunk-appinspect==4.3.1"
 # pinned to releases that still import on Python 3.9 (newer ones declare >=3.10, not always honored)
-PURE_PINS=(typing-inspection==0.4.2 annotated-types==0.7.0 typing-extensions==4.15.0 packaging==24.2 deprecation==2.1.0)
+PURE_PINS=(typing-extensions==4.15.0 packaging==24.2 deprecation==2.1.0)
 PIP_QUIET=(--quiet --disable-pip-version-check --no-input)
 
 VERSION="$("$PY" -c 'import re,sys;print(re.search(r"(?m)^version\s*=\s*\"([^\"]+)\"", open(sys.argv[1]).read()).group(1))' "$ROOT/pyproject.toml")"
@@ -54,25 +53,16 @@ sigma_alerts() {
 
 vendor() {
     mkdir -p "$LIB"
-    local wheels="$BUILD/wheels"
-    mkdir -p "$wheels"
-    # pure-Python sdists (no wheels on PyPI), then wheels resolved for the oldest Python we support
+    # pure-Python sdists (no wheels on PyPI), then pure-Python wheels only (py3-none-any: pydantic
+    # 1.10 also has compiled wheels, which these tags exclude), resolved for the oldest Python we support
     "$PY" -m pip install "${PIP_QUIET[@]}" --root-user-action=ignore --no-compile --target "$LIB" \
         --no-deps "splunk-sdk==$SPLUNK_SDK" python-evtx hexdump
     "$PY" -m pip install "${PIP_QUIET[@]}" --root-user-action=ignore --no-compile --target "$LIB" \
-        --only-binary=:all: --python-version 3.9 --implementation cp --abi cp39 \
-        --platform manylinux2014_x86_64 --upgrade "pydantic==$PYDANTIC" "${PURE_PINS[@]}"
-    # pydantic-core: one compiled module per CPython ABI and CPU, side by side in one package
-    for arch in x86_64 aarch64; do
-        for abi in 39 313; do
-            "$PY" -m pip download "${PIP_QUIET[@]}" --no-deps --only-binary=:all: --dest "$wheels" \
-                --platform "manylinux2014_$arch" --implementation cp --python-version "${abi:0:1}.${abi:1}" \
-                --abi "cp$abi" "pydantic-core==$PYDANTIC_CORE"
-        done
-    done
-    for whl in "$wheels"/pydantic_core-"$PYDANTIC_CORE"-cp*-manylinux*.whl; do
-        "$PY" -m zipfile -e "$whl" "$LIB"
-    done
+        --only-binary=:all: --python-version 3.9 --implementation py --abi none --platform any \
+        --upgrade "pydantic==$PYDANTIC" "${PURE_PINS[@]}"
+    if [ -n "$(find "$LIB" -name '*.so' -o -name '*.pyd' -o -name '*.dylib')" ]; then
+        say "compiled code in $LIB: the app must stay pure Python" && return 1
+    fi
     # the engine itself (tests and build helpers stay out)
     cp -R "$ROOT/src/$APP" "$LIB/$APP"
 }
@@ -92,16 +82,11 @@ inspect() {
         "$PY" -m venv "$venv"
         "$venv/bin/pip" install "${PIP_QUIET[@]}" "$APPINSPECT_PKG"
     fi
-    # all default checks, then the same without the aarch64 binary check (see README: AppInspect)
+    # every default check (app/README.md: AppInspect)
     local code=0
     "$venv/bin/splunk-appinspect" inspect "$out" --mode test --ci --skip-trusted-libraries-update \
         --data-format json --output-file "$BUILD/appinspect.json" >"$BUILD/appinspect.log" 2>&1 || code=$?
-    say "appinspect (all checks): exit $code, report $BUILD/appinspect.json"
-    code=0
-    "$venv/bin/splunk-appinspect" inspect "$out" --mode test --ci --skip-trusted-libraries-update \
-        --excluded-tags aarch64_compatibility --data-format json \
-        --output-file "$BUILD/appinspect-no-aarch64.json" >"$BUILD/appinspect-no-aarch64.log" 2>&1 || code=$?
-    say "appinspect (without aarch64_compatibility): exit $code, report $BUILD/appinspect-no-aarch64.json"
+    say "appinspect: exit $code, report $BUILD/appinspect.json"
     [ "$code" = 0 ] || [ "$code" = 103 ]  # 103: warnings only
 }
 
