@@ -5,9 +5,10 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Dict, List, Optional
 
-EMPTY = ("", "-", "NULL", "(null)", "None")
+EMPTY = frozenset(("", "-", "NULL", "(null)", "None"))
 LOCAL_ADDRESSES = ("::1", "127.0.0.1", "0.0.0.0", "::", "localhost")
 
 # File/pipe access rights; names match the network side (protocols/files.py) where both exist.
@@ -34,13 +35,12 @@ def text(value: Any) -> Optional[str]:
 
 
 def parse_time(value: Any) -> Optional[datetime]:
-    """ISO-8601-like times as Windows, python-evtx, Samba and collectors write them; naive means UTC."""
+    """ISO-8601-like times as Windows, python-evtx, Samba and collectors write them, in UTC; naive means UTC."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if value.__class__ is str and len(value) == 27 and value[26] == "Z" and value[19] == ".":
         try:  # the evtx package's 2019-03-19T00:02:04.226251Z: most of the times read
-            return datetime(int(value[:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
-                            int(value[14:16]), int(value[17:19]), int(value[20:26]), tzinfo=timezone.utc)
+            return datetime.fromisoformat(value[:26] + "+00:00")
         except ValueError:
             pass
     match = _TIME.match(value.strip()) if isinstance(value, str) else None
@@ -109,6 +109,7 @@ def hex_text(value: Any) -> Any:
         return value
 
 
+@lru_cache(maxsize=1024)  # a log names few hosts, on every record
 def short_host(name: Optional[str]) -> Optional[str]:
     """WIN-77LTAPHIQ1R.example.corp -> win-77ltaphiq1r (addresses stay whole)."""
     if not name:

@@ -9,7 +9,6 @@ The Splunk adapter builds the same dict from indexed events and calls `normalize
 
 from __future__ import annotations
 
-from datetime import timezone
 from typing import Any, Dict, Optional, Tuple
 
 from ..pydantic_api import construct
@@ -19,6 +18,8 @@ from .catalog import EventSpec, spec_for
 
 SYSTEM = ("EventID", "Channel", "Provider", "Computer", "EventRecordID", "TimeCreated", "UserID")
 NOTES = ("@timestamp", "@time_note", "@inferred", "@partial", "@source")
+NOT_RAW = frozenset(SYSTEM + NOTES)
+EMPTY = f.EMPTY
 EPOCH = f.parse_time("1601-01-01T00:00:00Z")
 CLEANERS = {"logon_id": f.logon_id, "src_ip": f.address, "src_port": f.port, "dest_ip": f.address,
             "dest_port": f.port, "access": f.access_names}
@@ -39,30 +40,21 @@ def normalize_flat(flat: Dict[str, Any], source: str, spec: Optional[EventSpec] 
     code = event_id(flat)
     channel = f.text(flat.get("Channel"))
     spec = spec or spec_for(code, channel)
-    time, collector, notes = _times(flat)
+    time, collector, args = _times(flat)
     record_id = _int(flat.get("EventRecordID"))
     host = f.text(flat.get("Computer"))
-    raw = dict(flat)
-    for key in SYSTEM + NOTES:
-        raw.pop(key, None)
-    values: Dict[str, Any] = {}
-    args: Dict[str, Any] = notes
-    if spec is not None:
-        values = _mapped(spec, flat, args)
+    values = _mapped(spec, flat, args) if spec is not None else {}
     short = f.short_host(host)
     if short and short != host:
         args["dest_host_short"] = short
     values.update(
         time=time, kind=HOST_EVENT, protocol="windows_event", evidence=["host"], event_id=code,
         collector_time=collector, channel=channel, provider=f.text(flat.get("Provider")), record_id=record_id,
-        dest_host=host, args=args, raw=raw, inferred=bool(flat.get("@inferred")),
-        partial=bool(flat.get("@partial")), operation=spec.name if spec else None,
+        dest_host=host, args=args, raw={key: value for key, value in flat.items() if key not in NOT_RAW},
+        inferred=bool(flat.get("@inferred")), partial=bool(flat.get("@partial")),
+        operation=spec.name if spec else None,
         provenance=[construct(Provenance, {"file": source, "record_ids": [] if record_id is None else [record_id]})],
     )
-    for name in ("time", "collector_time"):  # what the model's own validator would do
-        value = values[name]
-        if value is not None and value.tzinfo is not timezone.utc:
-            values[name] = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
     return construct(Record, values)
 
 
@@ -75,7 +67,10 @@ def _mapped(spec: EventSpec, flat: Dict[str, Any], args: Dict[str, Any]) -> Dict
         if target == "access":
             args["access_mask"] = f.hex_text(value)
         cleaner = CLEANERS.get(target)
-        value = cleaner(value) if cleaner else value
+        if cleaner is None:
+            values[target] = value
+            continue
+        value = cleaner(value)
         if value is not None:
             values[target] = value
     for key, names in spec.args:
@@ -105,7 +100,7 @@ def _first(flat: Dict[str, Any], names: Tuple[str, ...]) -> Optional[str]:
         if value is None:
             continue
         value = value.strip() if value.__class__ is str else f.text(value)
-        if value and value not in f.EMPTY:
+        if value and value not in EMPTY:
             return value
     return None
 
