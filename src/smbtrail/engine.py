@@ -42,10 +42,12 @@ def analyze(captures: Sequence[str], hostlogs: Sequence[str] = (), options: Opti
             ) -> Iterator[Record]:
     options = options or Options()
     stream: Iterable[Record] = network_records(captures, options) if captures else iter(())
+    if options.fuse and hostlogs and captures:
+        from .fusion.order import by_time
+
+        return fuse(by_time(stream, host_records(hostlogs, options)))  # fusion takes them in time order
     if hostlogs:
         from itertools import chain
 
         stream = chain(stream, host_records(hostlogs, options))
-    if options.fuse and hostlogs and captures:
-        return fuse(stream)
     return iter(stream)

@@ -7,6 +7,7 @@ joins.py     the five joins, strongest first, each recorded as a reason
 hostcommands.py  which command a Windows event shows (lookups/host_commands.csv, command_lines.csv)
 trails.py    trails, host facts merged into network commands or standing alone
 timeline.py  trails chained A->B->C with stage and suspicion (lookups/suspicion.csv)
+order.py     the input in time order (sorted runs spilled to disk when large)
 pipeline.py  the streaming pass that ties them together
 """
 
@@ -14,19 +15,19 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Optional, Sequence
 
-from ..records import HOST_EVENT, Record
+from ..records import Record
 
 
 def fuse_records(records: Iterable[Record], assets: Optional[str] = None) -> Iterator[Record]:
-    """Network records (first) and host records in; every record out, annotated, plus fused commands
-    and one `trail` record per trail. Input records are annotated in place.
+    """Network and host records in; every record out, annotated, plus fused commands and one `trail`
+    record per trail. Input records are annotated in place.
 
-    A stream is taken in the engine's order (all network records, then host records). Records
-    already in memory (a list, as the Splunk command has them, newest first) are put in that order.
+    A stream is taken in the engine's order (network and host records merged by time, `order.by_time`).
+    Records already in memory (a list, as the Splunk command has them, newest first) are put in that
+    order.
     """
-    from .hostcommands import is_host_command
     from .pipeline import Fusion
 
     if isinstance(records, Sequence):
-        records = sorted(records, key=lambda r: (r.kind == HOST_EVENT or is_host_command(r), r.time))
+        records = sorted(records, key=lambda r: r.time)
     return Fusion(assets).run(records)

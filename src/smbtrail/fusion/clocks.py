@@ -5,7 +5,8 @@ the OTRF pairs) and any clock or time-zone error (the `schtask_create` pair logs
 -5 h). Offsets are kept per host and hour, so a clock that is set right later (or a second data set
 of the same host recorded elsewhere) gets its own offset: the offset used at a time is the median
 of the nearest hour with samples. A host with no exact join yet takes the median of all hosts at
-that hour (one collector usually stamps every host the same way), else 0.
+that hour (one collector usually stamps every host the same way), else 0. Hours that fell behind
+the join window are dropped; a host keeps the offset of its last one (`forget_before`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Clocks:
     def __init__(self) -> None:
         self._samples: Dict[Tuple[str, int], List[float]] = {}
         self._hours: Dict[str, List[int]] = {}  # host -> sorted hours with samples
+        self._settled: Dict[str, float] = {}  # host -> offset of its last hour once that hour is dropped
         self._cache: Dict[Tuple[str, int], float] = {}
 
     def add(self, host: Optional[str], host_time: float, net_time: float) -> None:
@@ -38,11 +40,23 @@ class Clocks:
                 del samples[0]
         self._cache.clear()
 
-    def known(self, host: Optional[str]) -> bool:
-        return bool(host) and host in self._hours
+    def forget_before(self, host_time: float) -> None:
+        """Drop the samples of hours before `host_time` (samples arrive about in time order)."""
+        hour = int(host_time // HOUR)
+        while self._samples:
+            (key, first), samples = next(iter(self._samples.items()))
+            if first >= hour:
+                break
+            del self._samples[(key, first)]
+            hours = self._hours[key]
+            hours.remove(first)
+            if not hours:
+                del self._hours[key]
+                self._settled[key] = median(samples)
+        self._cache.clear()
 
     def offset(self, host: Optional[str], host_time: float) -> float:
-        key = host if host and host in self._hours else ANY
+        key = host if host and (host in self._hours or host in self._settled) else ANY
         hour = int(host_time // HOUR)
         cached = self._cache.get((key, hour))
         if cached is None:
@@ -52,7 +66,7 @@ class Clocks:
     def _offset(self, key: str, hour: int) -> float:
         hours = self._hours.get(key)
         if not hours:
-            return 0.0
+            return self._settled.get(key, 0.0)
         at = bisect_left(hours, hour)
         nearest = min(hours[max(0, at - 1): at + 1], key=lambda h: abs(h - hour))
         return median(self._samples[(key, nearest)])

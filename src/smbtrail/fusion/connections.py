@@ -2,7 +2,8 @@
 and accounts on each, named-pipe opens and service operations, bucketed by minute.
 
 The index holds one entry per connection, pipe open and service operation, never whole records,
-so it grows with connections, not with packets or records.
+and `forget_before` drops what fell behind the join window, so it holds the connections of one
+window, not of the whole run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ REUSE_GAP = 3600.0  # the same 4-tuple after this much silence is a new connecti
 PROVENANCE_FRAMES = 8  # frames kept per capture file and connection, for fused records
 Socket = Tuple[str, int]
 ConnKey = Tuple[str, int, str, int]
+Buckets = Dict[int, Dict[str, list]]
 
 
 class Conn:
@@ -76,11 +78,12 @@ class NetIndex:
     def __init__(self) -> None:
         self.conns: Dict[ConnKey, List[Conn]] = {}
         self.by_socket: Dict[Socket, List[Conn]] = {}
-        self.by_server: Dict[Tuple[str, int], List[Conn]] = {}
-        self.by_client: Dict[Tuple[str, int], List[Conn]] = {}
-        self.by_time: Dict[Tuple[str, int], List[Conn]] = {}  # ("", bucket): every connection active then
-        self.pipes: Dict[Tuple[str, int], List[PipeOpen]] = {}
-        self.services: Dict[Tuple[str, int], List[ServiceOp]] = {}
+        # bucket -> address -> entries, so that a whole minute is dropped at once
+        self.by_server: Buckets = {}
+        self.by_client: Buckets = {}
+        self.by_time: Buckets = {}  # bucket -> "" -> every connection active then
+        self.pipes: Buckets = {}
+        self.services: Buckets = {}
 
     def add(self, rec: Record) -> Optional[Conn]:
         if not (rec.src_ip and rec.src_port and rec.dest_ip):
@@ -104,10 +107,10 @@ class NetIndex:
             conn.sessions.append((when, rec.user.lower() if rec.user else None, rec.domain))
         elif rec.kind == FILE and (rec.share or "").upper() == "IPC$" and rec.path:
             pipe = rec.path.rsplit("\\", 1)[-1].lower()
-            _put(self.pipes, (rec.dest_ip, _bucket(when)), PipeOpen(when, _lower(rec.user), pipe, conn))
+            _put(self.pipes, rec.dest_ip, when, PipeOpen(when, _lower(rec.user), pipe, conn))
         name, path = rec.args.get("service_name"), rec.args.get("binary_path")
         if name or path:
-            _put(self.services, (rec.dest_ip, _bucket(when)), ServiceOp(when, _lower(name), _lower(path), conn))
+            _put(self.services, rec.dest_ip, when, ServiceOp(when, _lower(name), _lower(path), conn))
         return conn
 
     def _conn(self, key: ConnKey, when: float, trail_id: Optional[str]) -> Conn:
@@ -116,15 +119,29 @@ class NetIndex:
         if conn is None:
             conn = Conn(key, when, when, trail_id or "net-" + stable_id(key, int(when)))
             seen.append(conn)
-            _put(self.by_socket, key[:2], conn)
+            self.by_socket.setdefault(key[:2], []).append(conn)
         conn.first, conn.last = min(conn.first, when), max(conn.last, when)
         bucket = _bucket(when)
         if bucket != conn.bucket:
             conn.bucket = bucket
-            _put(self.by_server, (key[2], bucket), conn)
-            _put(self.by_client, (key[0], bucket), conn)
-            _put(self.by_time, ("", bucket), conn)
+            _put(self.by_server, key[2], when, conn)
+            _put(self.by_client, key[0], when, conn)
+            _put(self.by_time, "", when, conn)
         return conn
+
+    def forget_before(self, when: float) -> None:
+        """Drop the connections silent since before `when`, and the index minutes before it."""
+        first = _bucket(when)
+        for index in (self.by_server, self.by_client, self.by_time, self.pipes, self.services):
+            for bucket in [b for b in index if b < first]:
+                del index[bucket]
+        for table in (self.conns, self.by_socket):
+            for key in [k for k, conns in table.items() if any(c.last < when for c in conns)]:
+                kept = [c for c in table[key] if c.last >= when]
+                if kept:
+                    table[key] = kept
+                else:
+                    del table[key]
 
     def at_socket(self, ip: str, port: int) -> List[Conn]:
         return self.by_socket.get((ip, port), [])
@@ -162,13 +179,13 @@ def _lower(value) -> Optional[str]:
     return value.lower() if isinstance(value, str) and value else None
 
 
-def _put(index: dict, key, value) -> None:
-    index.setdefault(key, []).append(value)
+def _put(index: Buckets, ip: str, when: float, value) -> None:
+    index.setdefault(_bucket(when), {}).setdefault(ip, []).append(value)
 
 
-def _scan(index: dict, ip: str, start: float, end: float) -> Iterator:
+def _scan(index: Buckets, ip: str, start: float, end: float) -> Iterator:
     for bucket in range(_bucket(start), _bucket(end) + 1):
-        yield from index.get((ip, bucket), ())
+        yield from index.get(bucket, {}).get(ip, ())
 
 
 def _unique(items, keep) -> Iterator[Conn]:

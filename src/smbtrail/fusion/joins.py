@@ -82,6 +82,7 @@ class Joiner:
         self.identity = identity
         self.clocks = clocks
         self.logons: Dict[Tuple[str, str], Link] = {}
+        self.logged: Dict[Tuple[str, str], float] = {}  # when each logon was logged, oldest first
         self.logon_hosts: Dict[str, Set[str]] = {}  # logon id -> hosts that hold it
         self.host_services: Dict[Tuple[str, int], List[Tuple[float, Optional[str], Optional[str], str]]] = {}
         self.svcctl_opens: Dict[Tuple[str, int], List[Tuple[float, str]]] = {}
@@ -98,6 +99,7 @@ class Joiner:
                 link = self._pipe(rec, host, when)
             if link is not None:
                 self.logons[(host, rec.logon_id)] = link
+                self.logged[(host, rec.logon_id)] = when
                 self.logon_hosts.setdefault(rec.logon_id, set()).add(host)
         if rec.event_id == 4697 and rec.logon_id:
             entry = (when, _lower(rec.args.get("service_name")), _lower(rec.args.get("binary_path")), rec.logon_id)
@@ -105,12 +107,22 @@ class Joiner:
         if rec.event_id == 5145 and rec.logon_id and (rec.path or "").lower().endswith("svcctl"):
             self.svcctl_opens.setdefault((host, int(when // BUCKET)), []).append((when, rec.logon_id))
 
-    def forget_before(self, when: float) -> None:
-        """Evict host-side index entries older than `when` (the reorder window has passed them)."""
+    def forget_before(self, when: float, logons: float) -> None:
+        """Evict host-side index entries older than `when` (the reorder window has passed them) and
+        logons logged before `logons` (their sessions' later events then join by socket or not at all)."""
         bucket = int(when // BUCKET)
         for index in (self.host_services, self.svcctl_opens):
             for key in [k for k in index if k[1] < bucket]:
                 del index[key]
+        while self.logged:
+            key, logged = next(iter(self.logged.items()))
+            if logged >= logons:
+                break
+            del self.logged[key], self.logons[key]
+            hosts = self.logon_hosts.get(key[1], set())
+            hosts.discard(key[0])
+            if not hosts:
+                self.logon_hosts.pop(key[1], None)
 
     # -- on processing: the strongest join that holds --------------------------------------------------
     def link(self, rec: Record) -> Optional[Link]:

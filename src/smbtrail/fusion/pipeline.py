@@ -1,20 +1,20 @@
-"""The fusion pass: one stream in (network records, then host records), one stream out.
+"""The fusion pass: one stream in (network and host records merged in time order), one stream out.
 
 Network records are indexed (connections, sessions, pipe opens, service calls) and passed on at
-once; network command records wait until the end to meet the host facts that confirm them. Host
-events go through a reorder buffer one window long (a 4624 is logged after the 4672 of the same
-logon, a 7045 before the 4697 it mirrors), are joined (joins.py), annotated and passed on. Then come
-the network commands with merged arguments, the commands only the hosts saw, and one `trail`
-record per trail with the attack timeline. Memory holds the index (per connection and logon, not
-per record), the reorder window and the held command records (spilled to disk past a bound).
+once. A host event waits SKEW (the largest host clock error joined) before it is registered, so the
+connections a slow host clock logs early are indexed by then, and REORDER more before it is joined
+(a 4624 is logged after the 4672 of the same logon, a 7045 before the 4697 it mirrors), annotated
+and passed on. A network command record waits until every host fact that may confirm it has been
+joined, then goes on with merged arguments; a fact no network record took becomes a command of its
+own once no record can take it any more. What fell KEEP behind the newest record is dropped from
+the indexes (idle trails go to disk for the timeline, read at the end), so memory holds one window
+of activity (about 2 x SKEW) and the hosts seen, not the whole run.
 """
 
 from __future__ import annotations
 
 import heapq
-import pickle
-import tempfile
-from typing import IO, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, HOST_EVENT, OPERATION, SESSION, TREE, Record
 from .clocks import Clocks
@@ -23,12 +23,16 @@ from .hostcommands import host_command, is_host_command, recognized
 from .identity import Identity
 from .joins import Joiner, Link
 from .timeline import timeline
-from .trails import TrailBook
+from .trails import MERGE_WINDOW, TrailBook
 
 NETWORK_KINDS = frozenset((SESSION, TREE, FILE, OPERATION, COMMAND, ENCRYPTED_ACTIVITY))
+SKEW = 14 * 3600.0  # largest host clock error joined: local time logged as UTC is UTC-12 .. UTC+14
 REORDER = 120.0  # seconds of host time an event waits for its logon and its neighbours
-EVICT = 3600.0  # host-side index entries older than this behind the reorder point are dropped
-HELD_IN_MEMORY = 5000  # network command records kept in memory before spilling to disk
+HELD = 2 * SKEW + REORDER + 2 * MERGE_WINDOW  # a network command waits for host facts this long
+KEEP = 2 * SKEW + 3600.0  # what fell this far behind the newest record is dropped (> HELD + MERGE_WINDOW)
+EVICT = 3600.0  # host-side service indexes older than this behind the reorder point are dropped
+SWEEP = 3600.0  # seconds of stream time between two evictions
+REGISTER, JOIN, RELEASE = range(3)  # what is due: register a host event, join it, release a command
 
 
 class Fusion:
@@ -38,58 +42,90 @@ class Fusion:
         self.net = NetIndex()
         self.joiner = Joiner(self.net, self.identity, self.clocks)
         self.trails = TrailBook(self.identity)
-        self.held = _Held()
-        self.aliases: Dict[str, str] = {}
-        self._buffer: List[Tuple[float, int, Record]] = []
-        self._seq = 0
+        self.held: Dict[tuple, Record] = {}  # network command records by connection, command and second
+        self.aliases: Dict[str, Tuple[str, float]] = {}  # trail id -> (the trail it joins, when), oldest first
+        self._due: List[Tuple[float, int, int, Any]] = []  # (due, order, what, record or held key)
+        self._order = 0
         self._watermark = float("-inf")
+        self._swept = float("-inf")
         self._evicted = float("-inf")
 
     def run(self, records: Iterable[Record]) -> Iterator[Record]:
         for rec in records:
             if rec.kind == HOST_EVENT or is_host_command(rec):
-                yield from self._host_arrived(rec)
+                self._schedule(rec.time.timestamp() + SKEW, REGISTER, rec)
             elif rec.kind in NETWORK_KINDS:
                 yield from _guarded(self._network, rec)
             else:
                 yield rec
-        while self._buffer:
-            yield from _guarded(self._host, heapq.heappop(self._buffer)[2])
-        for rec in self.held:
-            yield from _guarded(self.trails.merge_into, rec)
-        yield from self.trails.unmatched()
+                continue
+            self._watermark = max(self._watermark, rec.time.timestamp())
+            yield from self._release(self._watermark)
+            if self._watermark >= self._swept + SWEEP:
+                yield from self._sweep(self._watermark - KEEP)
+        yield from self._release(float("inf"))
+        yield from self.trails.flush_facts(float("inf"))
         yield from timeline(self.trails.summaries(), self.identity)
+
+    def _schedule(self, due: float, what: int, item: Any) -> None:
+        self._order += 1
+        heapq.heappush(self._due, (due, self._order, what, item))
+
+    def _release(self, until: float) -> Iterator[Record]:
+        while self._due and self._due[0][0] <= until:
+            due, _, what, item = heapq.heappop(self._due)
+            if what == REGISTER:
+                yield from _guarded(self._register, item, passed=False)
+                self._schedule(due + REORDER, JOIN, item)
+            elif what == JOIN:
+                yield from _guarded(self._host, item)
+            else:
+                yield from _guarded(self.trails.merge_into, self.held.pop(item))
+
+    def _sweep(self, horizon: float) -> Iterator[Record]:
+        """Drop what no record can reach any more: older than `horizon` (capture time)."""
+        self._swept = self._watermark
+        yield from self.trails.flush_facts(horizon)
+        self.trails.finish_before(horizon)
+        self.net.forget_before(horizon)
+        while self.aliases and next(iter(self.aliases.values()))[1] < horizon:
+            del self.aliases[next(iter(self.aliases))]
 
     # -- network side --------------------------------------------------------------------------------
     def _network(self, rec: Record) -> Optional[Record]:
         self.identity.learn(rec)
         conn = self.net.add(rec)
         if rec.trail_id:
-            rec.trail_id = self._canonical(rec.trail_id, conn)
+            rec.trail_id = self._canonical(rec.trail_id, conn, rec.time.timestamp())
         if rec.kind == COMMAND:
-            self.held.add(rec, conn)
+            self._hold(rec, conn)
             return None
         self.trails.note_network(rec)
         return rec
 
-    def _canonical(self, trail_id: str, conn: Optional[Conn]) -> str:
+    def _canonical(self, trail_id: str, conn: Optional[Conn], when: float) -> str:
         """A connection seen by two sensors is one trail: the first trail id seen on it wins."""
-        trail_id = self.aliases.get(trail_id, trail_id)
+        trail_id = self.aliases.get(trail_id, (trail_id, when))[0]
         if conn is not None and conn.trail_id != trail_id and conn.trail_id not in self.aliases:
-            self.aliases.setdefault(trail_id, conn.trail_id)
+            self.aliases.setdefault(trail_id, (conn.trail_id, when))
             return conn.trail_id
         return trail_id
 
-    # -- host side -----------------------------------------------------------------------------------
-    def _host_arrived(self, rec: Record) -> Iterator[Record]:
-        yield from _guarded(self._register, rec, passed=False)
-        when = rec.time.timestamp()
-        self._watermark = max(self._watermark, when)
-        self._seq += 1
-        heapq.heappush(self._buffer, (when, self._seq, rec))
-        while self._buffer and self._buffer[0][0] < self._watermark - REORDER:
-            yield from _guarded(self._host, heapq.heappop(self._buffer)[2])
+    def _hold(self, rec: Record, conn: Optional[Conn]) -> None:
+        """A network command waits for the host facts; its duplicate from a second sensor folds in."""
+        key = (conn.key if conn else rec.trail_id, rec.command, rec.operation, int(rec.time.timestamp()))
+        seen = self.held.get(key)
+        if seen is not None:
+            if {p.file for p in rec.provenance} - {p.file for p in seen.provenance}:
+                seen.provenance = list(seen.provenance) + list(rec.provenance)
+                if not seen.user and rec.user:
+                    seen.user, seen.domain = rec.user, rec.domain
+                return
+            key = key + (id(rec),)
+        self.held[key] = rec
+        self._schedule(rec.time.timestamp() + HELD, RELEASE, key)
 
+    # -- host side -----------------------------------------------------------------------------------
     def _register(self, rec: Record) -> None:
         if rec.kind == HOST_EVENT:
             self.identity.learn(rec)
@@ -98,7 +134,8 @@ class Fusion:
     def _host(self, rec: Record) -> Optional[Record]:
         when = rec.time.timestamp()
         if when - EVICT > self._evicted + EVICT:
-            self.joiner.forget_before(when - EVICT)
+            self.joiner.forget_before(when - EVICT, when - KEEP)
+            self.clocks.forget_before(when - KEEP)
             self._evicted = when - EVICT
         host = self.joiner.host_of(rec)
         at = self.clocks.to_capture_time(host, when)
@@ -151,45 +188,3 @@ def _guarded(step: Callable[[Record], Optional[Record]], rec: Record, passed: bo
         return
     if out is not None and passed:
         yield out
-
-
-class _Held:
-    """Network command records waiting for the host facts; duplicates from a second sensor fold in."""
-
-    def __init__(self) -> None:
-        self._memory: Dict[tuple, Record] = {}
-        self._spill: Optional[IO[bytes]] = None
-
-    def add(self, rec: Record, conn: Optional[Conn]) -> None:
-        key = (conn.key if conn else rec.trail_id, rec.command, rec.operation, int(rec.time.timestamp()))
-        seen = self._memory.get(key)
-        if seen is not None:
-            if {p.file for p in rec.provenance} - {p.file for p in seen.provenance}:
-                seen.provenance = list(seen.provenance) + list(rec.provenance)
-                if not seen.user and rec.user:
-                    seen.user, seen.domain = rec.user, rec.domain
-                return
-            key = key + (id(rec),)
-        self._memory[key] = rec
-        if len(self._memory) > HELD_IN_MEMORY:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._spill is None:
-            self._spill = tempfile.TemporaryFile(prefix="smbtrail-fusion-")
-        for rec in self._memory.values():
-            pickle.dump(rec, self._spill, protocol=pickle.HIGHEST_PROTOCOL)
-        self._memory.clear()
-
-    def __iter__(self) -> Iterator[Record]:
-        if self._spill is not None:
-            self._spill.seek(0)
-            while True:
-                try:
-                    yield pickle.load(self._spill)
-                except EOFError:
-                    break
-            self._spill.close()
-            self._spill = None
-        yield from self._memory.values()
-        self._memory.clear()

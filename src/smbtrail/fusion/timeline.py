@@ -11,7 +11,7 @@ import csv
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Dict, Iterator, List, Optional, Pattern, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Pattern, Tuple
 
 from ..lookups import lookup_path
 from ..records import Provenance, Record, from_epoch
@@ -87,10 +87,11 @@ def _node(identity: Identity, ip: Optional[str], name: Optional[str]) -> Optiona
     return names[0] if len(names) == 1 else ip
 
 
-def timeline(summaries: List[Summary], identity: Identity) -> Iterator[Record]:
-    """One `trail` record per trail, oldest first, chained to the trail that reached its source host."""
+def timeline(summaries: Iterable[Summary], identity: Identity) -> Iterator[Record]:
+    """One `trail` record per trail, chained to the trail that reached its source host; `summaries`
+    come oldest first (a stream: the trails of a long run are not all in memory)."""
     reached: Dict[str, Tuple[str, str, Optional[str], int]] = {}  # host -> (trail, chain id, user, hop)
-    for s in sorted(summaries, key=lambda t: t.first):
+    for s in summaries:
         src, dest = _node(identity, s.src_ip, s.src_host), _node(identity, s.dest_ip, s.dest_host)
         before = reached.get(src or "")
         chain: List[str] = []

@@ -6,11 +6,18 @@ first one). Host events join a trail through `joins.Link`. A host event that sho
 the network command record it confirms (arguments filled in where the RPC was sealed or encrypted,
 evidence network+host, provenance from both) or, when the network side saw no command (SMB3
 encryption), becomes a command record of its own on the trail the joins found.
+
+Facts and trails live in memory while records can still reach them: `flush_facts` turns old
+unmatched facts into command records, `finish_before` moves idle trails to a temporary sqlite
+table, from which the timeline reads every trail in start order at the end (and a trail that is
+touched again is taken back).
 """
 
 from __future__ import annotations
 
 import csv
+import pickle
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -101,6 +108,7 @@ class Summary:
     ambiguous: int = 0
     conflicts: Dict[str, List[Any]] = field(default_factory=dict)
     pipes: Set[str] = field(default_factory=set)  # named pipes opened (what an encrypted RPC went through)
+    seq: int = 0  # creation order: trails that start at the same time keep it
 
     def touch(self, when: float) -> None:
         self.first, self.last = min(self.first, when), max(self.last, when)
@@ -125,13 +133,24 @@ class TrailBook:
         self.identity = identity
         self.trails: Dict[str, Summary] = {}
         self.facts: Dict[str, List[Fact]] = {}
+        self.finished = _Finished()
+        self._made = 0
 
     def _summary(self, trail_id: str, when: float) -> Summary:
         summary = self.trails.get(trail_id)
         if summary is None:
-            summary = self.trails[trail_id] = Summary(trail_id, when, when)
+            summary = self.finished.take(trail_id)
+            if summary is None:
+                self._made += 1
+                summary = Summary(trail_id, when, when, seq=self._made)
+            self.trails[trail_id] = summary
         summary.touch(when)
         return summary
+
+    def finish_before(self, when: float) -> None:
+        """Trails no record touched since before `when` go to disk."""
+        for trail_id in [t for t, s in self.trails.items() if s.last < when]:
+            self.finished.put(self.trails.pop(trail_id))
 
     def note_network(self, rec: Record) -> None:
         if not rec.trail_id or rec.kind == "error":
@@ -222,11 +241,15 @@ class TrailBook:
         self._note_command(rec)
         return rec
 
-    def unmatched(self) -> Iterator[Record]:
-        """Commands the host logs show and no network record did: what encryption hid."""
-        for facts in self.facts.values():
+    def flush_facts(self, before: float) -> Iterator[Record]:
+        """Facts older than `before` that no network record took, as commands: what encryption hid."""
+        for trail_id in [t for t, facts in self.facts.items() if any(f.time < before for f in facts)]:
+            facts = self.facts.pop(trail_id)
+            kept = [f for f in facts if f.time >= before]
+            if kept:
+                self.facts[trail_id] = kept
             for fact in facts:
-                if not fact.used:
+                if fact.time < before and not fact.used:
                     rec = self._fact_record(fact)
                     self._note_command(rec)
                     yield _carried(rec, fact.vehicles)
@@ -279,14 +302,49 @@ class TrailBook:
         if rec.evidence == ["host"]:
             s.add_provenance(rec.provenance)
 
-    def summaries(self) -> List[Summary]:
-        for s in self.trails.values():
+    def summaries(self) -> Iterator[Summary]:
+        """Every trail, oldest first (read back from disk)."""
+        self.finish_before(float("inf"))
+        for s in self.finished.ordered():
             s.commands.sort(key=lambda c: c[0])
             if s.src_ip and not s.src_host:
                 s.src_host = self.identity.name_of(s.src_ip)
             if s.dest_ip and not s.dest_host:
                 s.dest_host = self.identity.name_of(s.dest_ip)
-        return sorted(self.trails.values(), key=lambda s: s.first)
+            yield s
+
+
+class _Finished:
+    """Idle trails in a private temporary sqlite database (deleted when closed), by id and start."""
+
+    def __init__(self) -> None:
+        self._db: Optional[sqlite3.Connection] = None
+
+    def put(self, summary: Summary) -> None:
+        if self._db is None:
+            self._db = sqlite3.connect("")  # "": a temporary on-disk database, removed on close
+            self._db.execute("CREATE TABLE trails (id TEXT PRIMARY KEY, first REAL, seq INTEGER, summary BLOB)")
+        self._db.execute("INSERT INTO trails VALUES (?, ?, ?, ?)", (
+            summary.trail_id, summary.first, summary.seq, pickle.dumps(summary, protocol=pickle.HIGHEST_PROTOCOL)))
+
+    def take(self, trail_id: str) -> Optional[Summary]:
+        if self._db is None:
+            return None
+        row = self._db.execute("SELECT summary FROM trails WHERE id = ?", (trail_id,)).fetchone()
+        if row is None:
+            return None
+        self._db.execute("DELETE FROM trails WHERE id = ?", (trail_id,))
+        return pickle.loads(row[0])
+
+    def ordered(self) -> Iterator[Summary]:
+        if self._db is None:
+            return
+        try:
+            for (blob,) in self._db.execute("SELECT summary FROM trails ORDER BY first, seq"):
+                yield pickle.loads(blob)
+        finally:
+            self._db.close()
+            self._db = None
 
 
 SHOWN = ("service_name", "binary_path", "task_name", "task_command", "job_command", "file", "share", "key",
