@@ -82,8 +82,9 @@ def test_archive_layout(built):
                    "bin/smbtrail_pcap.py", "bin/smbtrail_hostlog.py", "bin/smbtrailfuse.py", "app.manifest",
                    "bin/lib/splunklib/__init__.py", "bin/lib/smbtrail/engine.py", "bin/lib/pydantic/__init__.py"):
         assert f"{APP}/{needed}" in names, needed
-    for abi in ("cpython-39-x86_64", "cpython-313-x86_64", "cpython-39-aarch64", "cpython-313-aarch64"):
-        assert f"{APP}/bin/lib/pydantic_core/_pydantic_core.{abi}-linux-gnu.so" in names
+    # pure Python only: it runs on any CPU (AppInspect's aarch64 check fails any x86_64 binary)
+    assert not [n for n in names if n.endswith((".so", ".pyd", ".dylib")) or ".so." in n]
+    assert not [n for n in names if "/bin/lib/pydantic_core/" in n]
     assert not [n for n in names if "/bin/lib/smbtrail/" in n and "/tests/" in n]
 
 
@@ -111,21 +112,12 @@ def test_vendored_app_runs_on_splunk_pythons(built, python):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_appinspect_has_no_failure_but_the_aarch64_binary_check(built):
-    results = appinspect_results(BUILD / "appinspect.json")
-    for bad in ("error", "future_failure"):
+def test_appinspect_has_no_failure(built):
+    results = appinspect_results(BUILD / "appinspect.json")  # every default check, aarch64 included
+    for bad in ("failure", "error", "future_failure"):
         assert not results.get(bad), [c["name"] for c in results.get(bad, [])]
-    failures = results.get("failure", [])
-    # the one check no app shipping compiled code for x86_64 passes: it flags every non-ARM binary,
-    # even with the aarch64 build of the same module beside it (README: AppInspect)
-    assert {c["name"] for c in failures} <= {"check_aarch64_compatibility"}
-    for check in failures:
-        for message in check["messages"]:
-            assert re.search(r"bin/lib/pydantic_core/_pydantic_core\.cpython-3\d+-x86_64-linux-gnu\.so",
-                             message["message"]), message["message"]
-    clean = appinspect_results(BUILD / "appinspect-no-aarch64.json")
-    assert not clean.get("failure") and not clean.get("error") and not clean.get("future_failure")
-    warnings = sorted(c["name"] for c in clean.get("warning", []))
+    assert "check_aarch64_compatibility" in {c["name"] for c in results.get("success", [])}
+    warnings = sorted(c["name"] for c in results.get("warning", []))
     print("AppInspect warnings:", warnings)
     assert set(warnings) <= {
         "check_python_sdk_version",  # splunk-sdk 2.1.1: 3.x needs Python 3.13, Splunk 9 runs 3.9
