@@ -12,8 +12,10 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterable, List, Optional
 
@@ -73,14 +75,19 @@ def main(major: str, what: str, path: str) -> int:
 def pydantic_v1() -> Path:
     """pydantic's py3-none-any wheel, as package.sh vendors it, installed once into build/."""
     if not (V1_LIB / "pydantic" / "main.py").is_file():
-        partial = V1_LIB.with_name(V1_LIB.name + ".partial")
+        V1_LIB.parent.mkdir(parents=True, exist_ok=True)
+        partial = tempfile.mkdtemp(dir=V1_LIB.parent, prefix=V1_LIB.name + ".")  # a concurrent run has its own
         done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                               "--no-compile", "--upgrade", "--target", str(partial), "--only-binary=:all:",
+                               "--no-compile", "--upgrade", "--target", partial, "--only-binary=:all:",
                                "--implementation", "py", "--abi", "none", "--platform", "any", "--python-version",
                                "3.9", f"pydantic=={PIN}"], capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
             pytest.skip(f"cannot install pydantic {PIN} from the package registry: {done.stderr.strip()[-300:]}")
-        partial.rename(V1_LIB)
+        try:
+            os.rename(partial, V1_LIB)
+        except OSError:  # another run installed it first
+            shutil.rmtree(partial, ignore_errors=True)
     return V1_LIB
 
 

@@ -11,6 +11,9 @@ validation: the host-log reader's hottest line.
 
 What pydantic 1.10 cannot express here, so the adapters below refuse it: `model_config` keys other
 than `extra`, validators other than mode "before"/"after", serializers with `info` or options.
+`model_fields` is read on the class only (on 1.10 it is the metaclass's). Validation stays each
+version's own: 1.10 coerces where 2 refuses (an int into a str field, 1.7 into an int field), so the
+engine hands models values of the declared types.
 """
 
 from __future__ import annotations
