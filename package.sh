@@ -58,7 +58,7 @@ vendor() {
     "$PY" -m pip install "${PIP_QUIET[@]}" --root-user-action=ignore --no-compile --target "$LIB" \
         --no-deps "splunk-sdk==$SPLUNK_SDK" python-evtx hexdump
     "$PY" -m pip install "${PIP_QUIET[@]}" --root-user-action=ignore --no-compile --target "$LIB" \
-        --only-binary=:all: --python-version 3.9 --implementation py --abi none --platform any \
+        --only-binary=:all: --python-version 3.9 --implementation py --abi none --platform any --no-warn-conflicts \
         --upgrade "pydantic==$PYDANTIC" "${PURE_PINS[@]}"
     if [ -n "$(find "$LIB" -name '*.so' -o -name '*.pyd' -o -name '*.dylib')" ]; then
         say "compiled code in $LIB: the app must stay pure Python" && return 1
