@@ -13,6 +13,7 @@ import csv
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -38,6 +39,7 @@ SRV_IP, CLI_IP = "10.231.0.1", "10.231.0.2"
 UNIX_USER, UNIX_GROUP = "smbtadmin", "smbtadmins"
 # lab-only secrets: they exist only inside the lab's namespaces and are recorded in the manifest on purpose
 PASSWORD = "Lab-Passw0rd!"
+FULL_AUDIT_OP = re.compile(r"\|(connect|disconnect|create_file|unlinkat|renameat|pread_send|pwrite_send)\|(ok|fail)")
 CAPTURE_FILTER = "tcp port 445 or tcp port 135 or port 88 or tcp portrange 49152-49400"
 STANDALONE_MODES = {  # mode -> (global encryption, [secure] share encryption, encryption scope in the manifest)
     "plain": ("off", "off", "none"),
@@ -47,7 +49,8 @@ STANDALONE_MODES = {  # mode -> (global encryption, [secure] share encryption, e
 MANIFEST_FIELDS = [
     "scenario", "mode", "command", "transport", "encryption_scope", "observed_encryption", "client_tool", "auth",
     "stand_in",
-    "capture", "keys", "audit_log", "account", "password", "client_ip", "server_ip", "rc", "client_errors",
+    "capture", "keys", "audit_log", "vfs_audit_log", "account", "password", "client_ip", "server_ip", "rc",
+    "client_errors",
     "expected_operations", "expected_args", "description",
 ]
 
@@ -296,8 +299,13 @@ class Lab:
             for step in sc.steps:
                 argv = [a.format(**values) for a in step.argv]
                 rcs.append(self.run_client(argv, step.stdin.format(**values), step.timeout, sc.env(values)))
-        lines = samba_keys.key_lines(samba_keys.parse(logs.take()))
+        samba_log = logs.take()
+        lines = samba_keys.key_lines(samba_keys.parse(samba_log))
         keys.write_text("".join(line + "\n" for line in lines))
+        vfs_path = self.out / mode / f"{sc.id}.full_audit.log"
+        vfs_entries = full_audit_entries(samba_log)
+        if vfs_entries:  # none when the scenario used no SMB (RPC over TCP, Kerberos only)
+            vfs_path.write_text(vfs_entries)
         audit_rel = ""
         if audit:
             audit_path = self.out / mode / f"{sc.id}.audit.jsonl"
@@ -312,7 +320,8 @@ class Lab:
             "observed_encryption": labcheck.observed_encryption(pcap) if pcap.exists() else "",
             "stand_in": "yes" if sc.stand_in else "no",
             "capture": str(pcap.relative_to(self.out)), "keys": str(keys.relative_to(self.out)),
-            "audit_log": audit_rel, "account": values.get("ACCOUNT", UNIX_USER), "password": PASSWORD,
+            "audit_log": audit_rel, "vfs_audit_log": str(vfs_path.relative_to(self.out)) if vfs_entries else "",
+            "account": values.get("ACCOUNT", UNIX_USER), "password": PASSWORD,
             "client_ip": CLI_IP, "server_ip": SRV_IP, "rc": " ".join(str(r) for r in rcs),
             "client_errors": " | ".join(self.client_errors)[:300],
             "expected_operations": ";".join(sc.operations),
@@ -334,7 +343,8 @@ class Lab:
         glob_enc, share_enc, _ = STANDALONE_MODES[mode]
         conf = base / "smb.conf"
         render(HERE / "conf" / "smb-standalone.conf.in", conf,
-               {"RUN": str(base), "GLOBAL_ENC": glob_enc, "SECURE_ENC": share_enc, "SRV_IP": SRV_IP})
+               {"RUN": str(base), "GLOBAL_ENC": glob_enc, "SECURE_ENC": share_enc, "SRV_IP": SRV_IP,
+                "DEBUG_ENC": "no" if glob_enc == share_enc == "off" else "yes"})
         run(["smbpasswd", "-c", str(conf), "-s", "-a", UNIX_USER], input=f"{PASSWORD}\n{PASSWORD}\n")
         run(["net", "-s", str(conf), "groupmap", "add", "ntgroup=Administrators", "sid=S-1-5-32-544",
              f"unixgroup={UNIX_GROUP}", "type=builtin"])
@@ -422,6 +432,18 @@ class Lab:
                         reason = "" if hits else scenarios.UNREPRODUCIBLE.get(
                             command, scenarios.NO_TCP if transport == "NCACN_IP_TCP" else "not run")
                         w.writerow([command, scope, transport, "yes" if hits else "no", " ".join(hits), reason])
+
+
+def full_audit_entries(samba_log: str) -> str:
+    """The vfs_full_audit entries (debug header + message line) of Samba's per-client logs, in time order.
+    Each smbd writes to its own log.<client>, so the entries of one run are spread over several files."""
+    lines = samba_log.splitlines()
+    entries = [lines[i] + "\n" + lines[i + 1] + "\n" for i in range(len(lines) - 1)
+               if lines[i].startswith("[") and "vfs_full_audit.c:" in lines[i]]
+    headless = sum(bool(FULL_AUDIT_OP.search(line)) for line in lines) - len(entries)
+    if headless:
+        log(f"warning: {headless} full_audit line(s) without a debug header (left out)")
+    return "".join(sorted(entries))  # headers start with [YYYY/MM/DD HH:MM:SS.micro
 
 
 class AuditTail(LogTail):

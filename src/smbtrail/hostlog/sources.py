@@ -1,5 +1,6 @@
 """Input paths -> readers: directories are walked, zip archives opened, each file's format is told by
-its content (never its name): .evtx, JSON lines (Windows events or Samba audit), event XML, Samba log."""
+its content (never its name): .evtx, JSON lines (Windows events or Samba audit), event XML, Samba log
+(JSON audit or vfs_full_audit entries)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import re
 import shutil
 import tempfile
 import zipfile
-from typing import IO, Any, Callable, FrozenSet, Iterator, Optional, Sequence
+from typing import IO, Any, Callable, FrozenSet, Iterator, Optional, Sequence, Union
 
+from ..records import Record
 from .errors import error
 from .evtx_reader import read_evtx
 from .jsonl import read_json_lines
 from .samba_audit import read_samba_log
+from .samba_vfs_audit import is_full_audit, read_full_audit
 from .xml_events import read_xml_events
 
 SNIFF = 4096
@@ -23,7 +26,7 @@ Opener = Callable[[], IO[bytes]]
 
 
 def sniff(head: bytes) -> str:
-    """evtx | zip | jsonl | xml | samba_log | json_array | empty | unknown"""
+    """evtx | zip | jsonl | xml | samba_full_audit | samba_log | json_array | empty | unknown"""
     if not head.strip():
         return "empty"
     if head.startswith(b"ElfFile\x00"):
@@ -36,24 +39,25 @@ def sniff(head: bytes) -> str:
     if text.startswith("<") and ("<Event" in text or text.startswith("<?xml")):
         return "xml"
     if SAMBA_HEADER.match(text):
-        return "samba_log"
+        return "samba_full_audit" if is_full_audit(text) else "samba_log"
     if text.startswith("[") and text[1:].lstrip().startswith("{"):
         return "json_array"
     return "unknown"
 
 
-def read_paths(paths: Sequence[str], wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
-    """Flat events and error records of every input, in the order given (directories sorted)."""
+def input_files(paths: Sequence[str]) -> Iterator[Union[str, Record]]:
+    """The files to read, in reading order (directories walked, sorted), and an error record for each
+    path that does not exist and each directory with files that hold no host log."""
     for path in paths:
         if os.path.isdir(path):
-            yield from _walk(path, wanted)
+            yield from _walk(path)
         elif not os.path.exists(path):
             yield error(path, "no such file or directory")
         else:
-            yield from read_file(path, wanted)
+            yield path
 
 
-def _walk(root: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
+def _walk(root: str) -> Iterator[Union[str, Record]]:
     skipped = []
     for folder, dirs, files in os.walk(root):
         dirs.sort()
@@ -62,7 +66,7 @@ def _walk(root: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
             if _kind_of(path) in ("unknown", "empty"):
                 skipped.append(name)
                 continue
-            yield from read_file(path, wanted)
+            yield path
     if skipped:
         yield error(root, f"skipped {len(skipped)} file(s) that hold no host log, e.g. {skipped[0]}")
 
@@ -138,6 +142,8 @@ def _read_stream(kind: str, opener: Opener, source: str, wanted: Optional[Frozen
             yield from _tagged(read_json_lines(raw, source), source)
         elif kind == "samba_log":
             yield from _tagged(read_samba_log(raw, source), source)
+        elif kind == "samba_full_audit":
+            yield from _tagged(read_full_audit(raw, source), source)
         else:
             head = raw.read(4)
             encoding = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
