@@ -16,21 +16,31 @@ audit logs -> normalized host records, in the same stream and field names as the
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Any, Dict, Iterable, Iterator, Sequence, Union
 
 from ..records import Record
 from .catalog import covered_ids, spec_for
 from .commands import recognize_host
 from .errors import error
-from .normalize import event_id, normalize_flat
-from .sources import read_paths
+from .normalize import event_id, host_fields, normalize_flat
+from .parallel import read_in_order
+from .sources import input_files, read_file
 
 __all__ = ["read_hostlogs", "recognize_host", "normalize_flat"]
 
 
 def read_hostlogs(paths: Sequence[str], all_events: bool = False) -> Iterator[Record]:
     wanted = None if all_events else covered_ids()
-    for item in read_paths(list(paths), wanted):
+
+    def read(path: str) -> Iterator[Union[Dict[str, Any], Record]]:
+        return _fields(read_file(path, wanted), all_events)
+
+    yield from read_in_order(list(input_files(paths)), read)
+
+
+def _fields(items: Iterable[Any], all_events: bool) -> Iterator[Union[Dict[str, Any], Record]]:
+    """The host fields (normalize.host_fields) of the wanted flat events, and the error records."""
+    for item in items:
         if isinstance(item, Record):
             yield item
             continue
@@ -39,6 +49,6 @@ def read_hostlogs(paths: Sequence[str], all_events: bool = False) -> Iterator[Re
             continue
         source = item.get("@source") or "-"
         try:
-            yield normalize_flat(item, source, spec)
+            yield host_fields(item, source, spec)
         except (ValueError, TypeError, AttributeError) as exc:  # one odd event costs that event, named
             yield error(source, f"record #{item.get('EventRecordID')}: cannot normalize ({exc})", partial=True)
