@@ -1,10 +1,13 @@
 """Host-log reader speed against the `evtx` package's own records_json() rate, in the same run.
 
 Builds a >= 100 MB corpus of .evtx copies of the public samples (../shared/data, or --data) in a temp
-dir, then times (1) iterating evtx's records_json() over it and (2) smbtrail's read_hostlogs over it.
-Both rates count the corpus's records (input records per second); smbtrail's emitted records are
-printed beside. Peak RSS of each pass is measured in a child process so the two do not mix.
-Not a test: run `python bench/bench_hostlog.py [--size-mb 100] [--data DIR] [--all-events]`.
+dir, then times (1) iterating evtx's records_json() over it with the package's default thread setting
+(number_of_threads=0: "the library decides"; its iterator parses on the calling thread, so it uses one
+core: its CPU time is printed), (2) the same split over two processes, the resources smbtrail may use,
+and (3) smbtrail's read_hostlogs over it (two processes when there are several files and two cores).
+All rates count the corpus's records (input records per second); smbtrail's emitted records are
+printed beside. Each pass runs in its own child process (peak RSS and CPU time of that pass alone).
+Not a test: run `python bench/bench_hostlog.py [--size-mb 100] [--data DIR] [--all-events] [--runs 3]`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PASSES = ("raw", "raw2", "parse", "smbtrail1", "smbtrail")
 
 
 def build_corpus(data: Path, target: Path, size_mb: int) -> int:
@@ -38,11 +42,26 @@ def build_corpus(data: Path, target: Path, size_mb: int) -> int:
 
 
 def raw_pass(corpus: Path) -> dict:
-    import evtx
+    files = sorted(str(p) for p in corpus.iterdir())
+    start = time.perf_counter()
+    count = _raw_count(files)
+    return {"records": count, "seconds": time.perf_counter() - start}
+
+
+def raw_pass_two_processes(corpus: Path) -> dict:
+    import multiprocessing
 
     files = sorted(str(p) for p in corpus.iterdir())
-    count = 0
     start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        count = sum(pool.map(_raw_count, [files[0::2], files[1::2]]))
+    return {"records": count, "seconds": time.perf_counter() - start}
+
+
+def _raw_count(files: list) -> int:
+    import evtx
+
+    count = 0
     for path in files:
         records = evtx.PyEvtxParser(path).records_json()
         while True:
@@ -53,7 +72,7 @@ def raw_pass(corpus: Path) -> dict:
             except RuntimeError:
                 continue
             count += 1
-    return {"records": count, "seconds": time.perf_counter() - start}
+    return count
 
 
 def parse_pass(corpus: Path, all_events: bool) -> dict:
@@ -75,8 +94,11 @@ def parse_pass(corpus: Path, all_events: bool) -> dict:
     return {"parsed": parsed, "seconds": time.perf_counter() - start}
 
 
-def smbtrail_pass(corpus: Path, all_events: bool) -> dict:
-    from smbtrail.hostlog import read_hostlogs
+def smbtrail_pass(corpus: Path, all_events: bool, one_process: bool = False) -> dict:
+    from smbtrail.hostlog import parallel, read_hostlogs
+
+    if one_process:
+        parallel._can_fork = lambda: False
 
     emitted = errors = 0
     start = time.perf_counter()
@@ -89,10 +111,16 @@ def smbtrail_pass(corpus: Path, all_events: bool) -> dict:
 
 
 def child(which: str, corpus: str, all_events: bool) -> None:
-    passes = {"raw": lambda: raw_pass(Path(corpus)), "parse": lambda: parse_pass(Path(corpus), all_events),
-              "smbtrail": lambda: smbtrail_pass(Path(corpus), all_events)}
+    passes = {"raw": lambda: raw_pass(Path(corpus)), "raw2": lambda: raw_pass_two_processes(Path(corpus)),
+              "parse": lambda: parse_pass(Path(corpus), all_events),
+              "smbtrail": lambda: smbtrail_pass(Path(corpus), all_events),
+              "smbtrail1": lambda: smbtrail_pass(Path(corpus), all_events, one_process=True)}
     result = passes[which]()
+    times = os.times()
+    result["cpu_seconds"] = times.user + times.system + times.children_user + times.children_system
+    result["helper_cpu_seconds"] = times.children_user + times.children_system
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["children_max_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps(result))
 
 
@@ -109,7 +137,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--size-mb", type=int, default=100)
     ap.add_argument("--all-events", action="store_true")
-    ap.add_argument("--child", choices=["raw", "parse", "smbtrail"])
+    ap.add_argument("--runs", type=int, default=1, help="timed rounds over the same corpus")
+    ap.add_argument("--child", choices=PASSES)
     ap.add_argument("--corpus")
     args = ap.parse_args()
     if args.child:
@@ -118,22 +147,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="smbtrail-bench-") as tmp:
         corpus = Path(tmp)
         size = build_corpus(Path(args.data), corpus, args.size_mb)
-        print(f"corpus: {len(list(corpus.iterdir()))} .evtx files, {size / 1e6:.1f} MB in {tmp}")
-        raw = run_child("raw", corpus, args.all_events)
-        floor = run_child("parse", corpus, args.all_events)
-        ours = run_child("smbtrail", corpus, args.all_events)
+        print(f"corpus: {len(list(corpus.iterdir()))} .evtx files, {size / 1e6:.1f} MB in {tmp}; "
+              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+        for _ in range(args.runs):
+            report({name: run_child(name, corpus, args.all_events) for name in PASSES}, args.all_events)
+
+
+def report(runs: dict, all_events: bool) -> None:
+    raw, raw2, floor, ours, serial = runs["raw"], runs["raw2"], runs["parse"], runs["smbtrail"], runs["smbtrail1"]
     records = raw["records"]
-    raw_rate = records / raw["seconds"]
-    our_rate = records / ours["seconds"]
-    print(f"evtx records_json(): {records} records in {raw['seconds']:.2f} s = {raw_rate:,.0f} records/s "
+    rate = {name: records / run["seconds"] for name, run in runs.items()}
+    print(f"evtx records_json(), number_of_threads=0 (default), one process: {records} records in "
+          f"{raw['seconds']:.2f} s (CPU {raw['cpu_seconds']:.2f} s) = {rate['raw']:,.0f} records/s "
           f"(peak RSS {raw['max_rss_mb']:.0f} MB)")
-    print(f"smbtrail read_hostlogs{' --all-events' if args.all_events else ''}: {records} records in "
-          f"{ours['seconds']:.2f} s = {our_rate:,.0f} records/s, {ours['emitted']} host records emitted, "
-          f"{ours['errors']} errors (peak RSS {ours['max_rss_mb']:.0f} MB)")
-    floor_rate = records / floor["seconds"]
-    print(f"ceiling (evtx + EventID pre-filter + JSON parse of the {floor['parsed']} kept records, nothing "
-          f"else): {floor_rate:,.0f} records/s = {floor_rate / raw_rate:.0%} of raw")
-    print(f"ratio: {our_rate / raw_rate:.0%} of the evtx package's raw rate")
+    print(f"evtx records_json(), number_of_threads=0, two processes (half the files each): "
+          f"{raw2['seconds']:.2f} s = {rate['raw2']:,.0f} records/s")
+    processes = "two processes" if ours["helper_cpu_seconds"] else "one process (no idle core or no fork)"
+    print(f"smbtrail read_hostlogs{' --all-events' if all_events else ''}, {processes}: {records} records in "
+          f"{ours['seconds']:.2f} s (CPU {ours['cpu_seconds']:.2f} s) = {rate['smbtrail']:,.0f} records/s, "
+          f"{ours['emitted']} host records emitted, {ours['errors']} errors (peak RSS {ours['max_rss_mb']:.0f} MB, "
+          f"helper {ours['children_max_rss_mb']:.0f} MB)")
+    print(f"smbtrail read_hostlogs forced to one process: {serial['seconds']:.2f} s = {rate['smbtrail1']:,.0f} records/s "
+          f"= {rate['smbtrail1'] / rate['raw']:.0%} of raw (peak RSS {serial['max_rss_mb']:.0f} MB)")
+    print(f"ceiling (one process: evtx + EventID pre-filter + JSON parse of the {floor['parsed']} kept records, "
+          f"nothing else): {rate['parse']:,.0f} records/s = {rate['parse'] / rate['raw']:.0%} of raw")
+    print(f"ratio: {rate['smbtrail'] / rate['raw']:.0%} of the evtx package's raw rate (default threads); "
+          f"{rate['smbtrail'] / rate['raw2']:.0%} of evtx on two processes")
 
 
 if __name__ == "__main__":
