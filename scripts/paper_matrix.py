@@ -9,7 +9,11 @@ scope (smbtrail.encryption.whatif) and analysed:
   smbtrail_network_with_keys  the lab's real encrypted capture of that scope opened with its logged
                               keys (OTRF pairs: no encrypted capture exists; the cleartext is what
                               decryption gives, and is used)
-  smbtrail_fused              the rewritten capture fused with the host log of the same run
+  smbtrail_fused              the rewritten capture fused with the host logs of the same run (lab: Samba's
+                              vfs_full_audit log, and on the AD DC its JSON audit; OTRF: the Windows logs).
+                              A source counts only where the network obtains the command or its host log
+                              holds evidence of it (the host records alone name it); the others are listed
+                              in the note, and a cell none of whose sources can show it is "not reproducible"
   lab_real_network            the lab's real encrypted capture without keys, as a check of the what-if
 Cells no source reproduces are listed with the reason (tests/fixtures/lab/coverage.csv).
 
@@ -35,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from smbtrail.encryption.whatif import WhatIfError, rewrite_capture  # noqa: E402
-from smbtrail.engine import Options, analyze, network_records  # noqa: E402
+from smbtrail.engine import Options, analyze, host_records, network_records  # noqa: E402
 from smbtrail.records import COMMAND, Record  # noqa: E402
 
 LAB = ROOT / "tests" / "fixtures" / "lab"
@@ -54,6 +58,16 @@ ALIASES = {  # paper command -> names smbtrail gives the same operations (the wi
     "schtasks": ("atexec",),  # over the atsvc pipe, ITaskSchedulerService is what impacket atexec calls
 }
 OBTAINED, LOST, NA = "obtained", "not-obtained", "n/a"
+NO_HOST_EVIDENCE = "not reproducible"  # fused column: no source's host log can show the command
+DS_OBJECT_DELETED = 5141
+DS_DELETE_NOTE = ("the DC logs the delete only as a directory object Delete without its object class (5141), "
+                  "which cannot be told from a group's, so it is not counted as the command")
+WHY_NO_HOST_EVIDENCE = {  # what the host log of a source that shows nothing of its command is, by origin
+    "lab": "the lab has no Windows host: Samba's full_audit logs SMB share connects and file opens (RPC over a "
+           "named pipe or TCP bypasses it) and the AD DC's audit logs logons and directory changes; Samba writes "
+           "no service, task, registry, eventlog, shutdown or account-query event",
+    "otrf": "the Windows logs of the run hold no event of the command",
+}
 INFERRED = "not-obtained (inferred)"  # not read, but guessed from encrypted message sizes (encryption/inference)
 COLUMNS = ["command", "kind", "encryption_scope", "transport", "paper_network_result", "smbtrail_network",
            "smbtrail_network_with_keys", "smbtrail_fused", "lab_real_network", "agrees_with_paper", "sources", "note"]
@@ -87,7 +101,7 @@ def lab_sources(lab: Path) -> List[Source]:
             continue
         src = Source(f"lab:{row['mode']}/{row['scenario']}", row["command"], row["transport"],
                      [str(LAB / row["capture"])], _lab_path(row.get("keys")))
-        src.hostlogs = [p for p in [_lab_path(row.get("audit_log"))] if p]
+        src.hostlogs = [p for p in (_lab_path(row.get("audit_log")), _lab_path(row.get("vfs_audit_log"))) if p]
         for scope, mode in REAL_MODE.items():
             enc = real.get((row["scenario"], mode))
             if enc and (LAB / enc["capture"]).exists():
@@ -119,13 +133,24 @@ def otrf_sources(shared: Path, workdir: Path) -> List[Source]:
     return found
 
 
+def named(records: Sequence[Record], command: str) -> List[Record]:
+    names = {command} | set(ALIASES.get(command, ()))
+    return [r for r in records if r.kind == COMMAND and (r.command or "").lower() in names]
+
+
 def verdict(records: Sequence[Record], command: str) -> str:
     """A command is obtained when read from the network, or (fused) confirmed by a host event."""
-    names = {command} | set(ALIASES.get(command, ()))
-    named = [r for r in records if r.kind == COMMAND and (r.command or "").lower() in names]
-    if any(not r.inferred or "host" in r.evidence for r in named):
+    found = named(records, command)
+    if any(not r.inferred or "host" in r.evidence for r in found):
         return OBTAINED
-    return INFERRED if named else LOST
+    return INFERRED if found else LOST
+
+
+def joins(records: Sequence[Record], command: str) -> str:
+    """How fusion tied the host evidence of the command to the capture: join reasons and confidence."""
+    seen = sorted({f"{'+'.join(r.join) or 'not joined'} ({r.confidence if r.confidence is not None else '-'})"
+                   for r in named(records, command) if "host" in r.evidence})
+    return ", ".join(seen)
 
 
 def evaluate(src: Source, workdir: str) -> Dict[str, Dict[str, str]]:
@@ -141,6 +166,10 @@ def _evaluate(src: Source, workdir: str) -> Dict[str, Dict[str, str]]:
     clear = verdict(list(network_records(src.cleartext, Options(keys_file=src.keys or None))), command)
     sensor = verdict(list(network_records(src.cleartext, Options())), command)
     out: Dict[str, Dict[str, str]] = {"": {"clear": clear, "already_encrypted": str(clear == OBTAINED != sensor)}}
+    host = list(host_records(src.hostlogs, Options()))  # a lab run over TCP leaves Samba no log entry: none
+    out[""]["host"] = verdict(host, command)
+    if any(r.event_id == DS_OBJECT_DELETED and r.channel == "Samba" for r in host):
+        out[""]["host_note"] = DS_DELETE_NOTE
     for scope in REAL_MODE:
         rewritten = []
         for index, path in enumerate(src.cleartext):
@@ -148,9 +177,12 @@ def _evaluate(src: Source, workdir: str) -> Dict[str, Dict[str, str]]:
             rewrite_capture(path, dst, scope)
             rewritten.append(dst)
         res = {"network": verdict(list(network_records(rewritten, Options())), command)}
-        res["fused"] = verdict(list(analyze(rewritten, src.hostlogs, Options())), command) if src.hostlogs else ""
-        if res["fused"] and res["network"] == OBTAINED:
+        fused = list(analyze(rewritten, src.hostlogs, Options()))
+        res["fused"], res["joins"] = verdict(fused, command), joins(fused, command)
+        if res["network"] == OBTAINED:
             res["fused"] = OBTAINED  # host logs add to the network, never take away
+        elif out[""]["host"] == LOST:
+            res["fused"] = NO_HOST_EVIDENCE  # nothing for fusion to add: the host log shows nothing of it
         real = src.real.get(scope)
         if real:
             capture, keys, observed = real
@@ -198,8 +230,9 @@ def cell_row(cell: Dict[str, str], sources: List[Source], results: Dict[str, Dic
     row["sources"] = " ".join(s.name for s in usable)
     row["smbtrail_network"] = combine([results[s.name][scope]["network"] for s in clear])
     row["smbtrail_network_with_keys"] = combine([results[s.name][scope].get("keys", "") for s in usable])
-    row["smbtrail_fused"] = combine([results[s.name][scope]["fused"] for s in (usable if scope == "server" else clear)]) \
-        or "no host log"
+    fusable = usable if scope == "server" else clear
+    shown = [s for s in fusable if results[s.name][scope]["fused"] != NO_HOST_EVIDENCE]
+    row["smbtrail_fused"] = combine([results[s.name][scope]["fused"] for s in shown]) or NO_HOST_EVIDENCE
     row["lab_real_network"] = combine([results[s.name][scope].get("real", "") for s in usable])
     observed = sorted({results[s.name][scope]["observed"] for s in usable if "observed" in results[s.name][scope]})
     if observed:
@@ -210,6 +243,14 @@ def cell_row(cell: Dict[str, str], sources: List[Source], results: Dict[str, Dic
     notes += [f"{s.name} is encrypted as captured (impacket encrypts when Samba offers it): used with its keys "
               f"and, server-wide, for the fused column" for s in usable if s not in clear]
     notes += [_unusable(s, results[s.name][""]["clear"]) for s in sources if s not in usable]
+    blind = [s for s in fusable if s not in shown]
+    for origin in sorted({s.origin for s in blind}):
+        names = " ".join(s.name for s in blind if s.origin == origin)
+        notes.append(f"fused, not reproducible for {names}: {WHY_NO_HOST_EVIDENCE[origin]}")
+    notes += [f"{s.name}: {results[s.name]['']['host_note']}" for s in blind if results[s.name][""].get("host_note")]
+    tied = [f"{s.name} {results[s.name][scope]['joins']}" for s in shown if results[s.name][scope]["joins"]]
+    if tied:
+        notes.append("fused via " + "; ".join(tied))
     notes += [f"counted when smbtrail names it '{a}' (same operations on the wire)"
               for a in ALIASES.get(cell["command"], ())]
     row["agrees_with_paper"] = "" if cell["paper_network_result"] == NA or not row["smbtrail_network"] else \
@@ -232,7 +273,7 @@ def extra_rows(sources: List[Source], results: Dict[str, Dict]) -> List[Dict[str
             res = results[src.name].get(scope, {"network": results[src.name][""]["clear"], "fused": ""})
             rows.append({"command": src.command, "encryption_scope": scope, "transport": src.transport,
                          "source": src.name, "cleartext": results[src.name][""]["clear"], "network": res["network"],
-                         "with_keys": res.get("keys", ""), "fused": res["fused"] or "no host log",
+                         "with_keys": res.get("keys", ""), "fused": res["fused"],
                          "real": f"{res['real']} [lab saw encryption: {res['observed']}]" if "real" in res else ""})
     return rows
 
@@ -255,7 +296,8 @@ def summary(rows: List[Dict[str, str]]) -> List[str]:
     agree = [r for r in reproduced if r["agrees_with_paper"] == "yes"]
     keys = [r for r in reproduced if r["smbtrail_network_with_keys"] == OBTAINED]
     fused = [r for r in reproduced if r["smbtrail_fused"] == OBTAINED]
-    with_log = [r for r in reproduced if r["smbtrail_fused"] != "no host log"]
+    blind = [r for r in reproduced if r["smbtrail_fused"] == NO_HOST_EVIDENCE]
+    shown = [r for r in reproduced if r["smbtrail_fused"] != NO_HOST_EVIDENCE]
     differ = [f"{r['command']} / {r['encryption_scope']} / {r['transport']}" for r in reproduced
               if r["agrees_with_paper"] == "no"]
     paper = sum(r["paper_network_result"] == OBTAINED for r in applicable)
@@ -264,8 +306,9 @@ def summary(rows: List[Dict[str, str]]) -> List[str]:
             f"- Reproduced here: {len(reproduced)} of {len(applicable)} applicable cells; network-only result "
             f"equals the paper's in {len(agree)} of them ({ours} obtained).",
             f"- With the logged SMB3 keys: {len(keys)} of {len(reproduced)} reproduced cells obtained.",
-            f"- Fused with a host log of the same run: {len(fused)} of {len(with_log)} cells that have a host log "
-            f"({len(reproduced) - len(with_log)} reproduced cells have no host log yet).",
+            f"- Fused with the host logs of the same run: {len(fused)} of {len(shown)} reproduced cells where the "
+            f"network or a host log shows the command; {len(blind)} not reproducible for fusion (no host log of "
+            f"the lab or the pairs shows the command: {WHY_NO_HOST_EVIDENCE['lab']}).",
             f"- Network-only result differs from the paper's in: {', '.join(differ) or 'none'}."]
 
 
