@@ -37,7 +37,7 @@ class Conn:
         self.users: List[str] = []
         self.commands: List[str] = []  # command names the capture recognized on it
         self.provenance: Dict[str, List[int]] = {}  # capture file -> first frames
-        self.bucket = -1  # the last minute bucket the connection was indexed under
+        self.bucket = -1  # the latest minute bucket the connection was indexed under
 
     @property
     def client_ip(self) -> str:
@@ -123,7 +123,7 @@ class NetIndex:
         conn.first, conn.last = min(conn.first, when), max(conn.last, when)
         bucket = _bucket(when)
         if bucket != conn.bucket:
-            conn.bucket = bucket
+            conn.bucket = max(conn.bucket, bucket)
             _put(self.by_server, key[2], when, conn)
             _put(self.by_client, key[0], when, conn)
             _put(self.by_time, "", when, conn)
@@ -132,16 +132,14 @@ class NetIndex:
     def forget_before(self, when: float) -> None:
         """Drop the connections silent since before `when`, and the index minutes before it."""
         first = _bucket(when)
-        for index in (self.by_server, self.by_client, self.by_time, self.pipes, self.services):
+        for bucket in [b for b in self.by_time if b < first]:
+            for conn in self.by_time.pop(bucket)[""]:  # a connection is listed in its latest minute
+                if conn.last < when and conn.bucket == bucket:
+                    _remove(self.conns, conn.key, conn)
+                    _remove(self.by_socket, conn.key[:2], conn)
+        for index in (self.by_server, self.by_client, self.pipes, self.services):
             for bucket in [b for b in index if b < first]:
                 del index[bucket]
-        for table in (self.conns, self.by_socket):
-            for key in [k for k, conns in table.items() if any(c.last < when for c in conns)]:
-                kept = [c for c in table[key] if c.last >= when]
-                if kept:
-                    table[key] = kept
-                else:
-                    del table[key]
 
     def at_socket(self, ip: str, port: int) -> List[Conn]:
         return self.by_socket.get((ip, port), [])
@@ -171,6 +169,14 @@ def add_user(conn: Conn, user: str) -> None:
     _add(conn.users, user)
 
 
+def _remove(table: dict, key, conn: Conn) -> None:
+    conns = table.get(key, [])
+    if conn in conns:
+        conns.remove(conn)
+    if not conns:
+        table.pop(key, None)
+
+
 def _bucket(when: float) -> int:
     return int(when // BUCKET)
 
@@ -180,7 +186,15 @@ def _lower(value) -> Optional[str]:
 
 
 def _put(index: Buckets, ip: str, when: float, value) -> None:
-    index.setdefault(_bucket(when), {}).setdefault(ip, []).append(value)
+    bucket = _bucket(when)
+    by_ip = index.get(bucket)
+    if by_ip is None:
+        by_ip = index[bucket] = {}
+    entries = by_ip.get(ip)
+    if entries is None:
+        by_ip[ip] = [value]
+    else:
+        entries.append(value)
 
 
 def _scan(index: Buckets, ip: str, start: float, end: float) -> Iterator:

@@ -31,7 +31,7 @@ REORDER = 120.0  # seconds of host time an event waits for its logon and its nei
 HELD = 2 * SKEW + REORDER + 2 * MERGE_WINDOW  # a network command waits for host facts this long
 KEEP = 2 * SKEW + 3600.0  # what fell this far behind the newest record is dropped (> HELD + MERGE_WINDOW)
 EVICT = 3600.0  # host-side service indexes older than this behind the reorder point are dropped
-SWEEP = 3600.0  # seconds of stream time between two evictions
+SWEEP = KEEP / 4  # stream time between two evictions: each costs a pass over the window
 REGISTER, JOIN, RELEASE = range(3)  # what is due: register a host event, join it, release a command
 
 
@@ -52,17 +52,20 @@ class Fusion:
 
     def run(self, records: Iterable[Record]) -> Iterator[Record]:
         for rec in records:
+            when = rec.time.timestamp()
             if rec.kind == HOST_EVENT or is_host_command(rec):
-                self._schedule(rec.time.timestamp() + SKEW, REGISTER, rec)
+                self._schedule(when + SKEW, REGISTER, rec)
             elif rec.kind in NETWORK_KINDS:
                 yield from _guarded(self._network, rec)
             else:
                 yield rec
                 continue
-            self._watermark = max(self._watermark, rec.time.timestamp())
-            yield from self._release(self._watermark)
-            if self._watermark >= self._swept + SWEEP:
-                yield from self._sweep(self._watermark - KEEP)
+            if when > self._watermark:
+                self._watermark = when
+                if self._due and self._due[0][0] <= when:
+                    yield from self._release(when)
+                if when >= self._swept + SWEEP:
+                    yield from self._sweep(when - KEEP)
         yield from self._release(float("inf"))
         yield from self.trails.flush_facts(float("inf"))
         yield from timeline(self.trails.summaries(), self.identity)
