@@ -298,6 +298,7 @@ def summary(rows: List[Dict[str, str]]) -> List[str]:
     fused = [r for r in reproduced if r["smbtrail_fused"] == OBTAINED]
     blind = [r for r in reproduced if r["smbtrail_fused"] == NO_HOST_EVIDENCE]
     shown = [r for r in reproduced if r["smbtrail_fused"] != NO_HOST_EVIDENCE]
+    beyond = [r for r in fused if r["smbtrail_network"] != OBTAINED]
     differ = [f"{r['command']} / {r['encryption_scope']} / {r['transport']}" for r in reproduced
               if r["agrees_with_paper"] == "no"]
     paper = sum(r["paper_network_result"] == OBTAINED for r in applicable)
@@ -306,9 +307,10 @@ def summary(rows: List[Dict[str, str]]) -> List[str]:
             f"- Reproduced here: {len(reproduced)} of {len(applicable)} applicable cells; network-only result "
             f"equals the paper's in {len(agree)} of them ({ours} obtained).",
             f"- With the logged SMB3 keys: {len(keys)} of {len(reproduced)} reproduced cells obtained.",
-            f"- Fused with the host logs of the same run: {len(fused)} of {len(shown)} reproduced cells where the "
-            f"network or a host log shows the command; {len(blind)} not reproducible for fusion (no host log of "
-            f"the lab or the pairs shows the command: {WHY_NO_HOST_EVIDENCE['lab']}).",
+            f"- Fused with the host logs of the same run: {len(fused)} of {len(reproduced)} reproduced cells obtained "
+            f"({len(beyond)} of them beyond the network alone, through host evidence of the command); "
+            f"{len(shown) - len(fused)} mixed; {len(blind)} not reproducible for fusion (no host log of the lab or "
+            f"the pairs shows the command: {WHY_NO_HOST_EVIDENCE['lab']}).",
             f"- Network-only result differs from the paper's in: {', '.join(differ) or 'none'}."]
 
 
