@@ -1,8 +1,11 @@
 """Fusion benchmark (not a test): N host events + N network records through `fuse_records`.
 
 The records are the public OTRF pairs' own (network engine on the captures, host reader on the
-logs), replicated: copy k gets its own addresses (10.<k>.x.y), host names (<name>-<k>) and a time
-shift of k * 10 minutes, so copies neither collide nor join each other. Input order is what the
+logs), replicated at a constant activity density whatever N: each pair is moved (both halves by the
+same amount, so its own clock error stays) to start STAGGER after the previous one, and copy k of
+the whole set is shifted by k * PERIOD (7 pairs, 3 min apart: about 1,150 records per hour). Every
+copy of a pair gets its own addresses (10.x.y.<last octet>), host names (<name>-<n>) and trail ids,
+so copies neither collide nor join each other; accounts stay the same. Input order is what the
 engine gives fusion: network and host records merged by time (`fusion.order.by_time`); with
 `--engine-sort` the copies come one after another as files would and the engine's sort is timed
 too. Each size runs in its own forked process, so its peak RSS is its own. Reports, per size: wall
@@ -33,7 +36,8 @@ from smbtrail.fusion.order import by_time  # noqa: E402
 from smbtrail.records import HOST_EVENT, Record  # noqa: E402
 
 SHARED = os.environ.get("SMBTRAIL_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
-SHIFT = timedelta(minutes=10)
+STAGGER = timedelta(minutes=3)  # between two pairs of one copy
+Copyable = Tuple[Record, int]  # a public record, moved, and the index of its pair
 
 
 def public_records() -> Dict[str, List[Record]]:
@@ -43,11 +47,28 @@ def public_records() -> Dict[str, List[Record]]:
     return {"network": [r for r in network if r.kind != "error"], "host": [r for r in host if r.kind == HOST_EVENT]}
 
 
+def _pair(rec: Record) -> str:
+    return os.path.basename(rec.provenance[0].file.split("!")[0])
+
+
+def staggered(public: Dict[str, List[Record]]) -> Tuple[Dict[str, List[Copyable]], int]:
+    """Each pair moved to start STAGGER after the previous one (at its first network record), oldest first."""
+    names = sorted({_pair(r) for r in public["network"]})
+    start = {name: min(r.time for r in public["network"] if _pair(r) == name) for name in names}
+    origin = min(start.values())
+
+    def moved(rec: Record) -> Copyable:
+        pair = names.index(_pair(rec))
+        return rec.model_copy(update={"time": rec.time - start[names[pair]] + origin + STAGGER * pair}), pair
+
+    return {side: sorted((moved(r) for r in records if _pair(r) in start), key=lambda m: m[0].time)
+            for side, records in public.items()}, len(names)
+
+
 def _address(ip: Optional[str], copy: int) -> Optional[str]:
     if not ip or ip.count(".") != 3:
         return ip
-    last = ip.rsplit(".", 2)
-    return f"10.{copy % 250}.{(copy // 250) % 250}.{last[-1]}" if copy else ip
+    return f"10.{(copy // 256) % 256}.{copy % 256}.{ip.rsplit('.', 1)[-1]}" if copy else ip
 
 
 def _name(name: Optional[str], copy: int) -> Optional[str]:
@@ -57,48 +78,54 @@ def _name(name: Optional[str], copy: int) -> Optional[str]:
     return f"{short}-{copy}{dot}{rest}"
 
 
-def _copy(rec: Record, copy: int) -> Record:
+def _copy(rec: Record, copy: int, shift: timedelta) -> Record:
     return rec.model_copy(update={
-        "time": rec.time + SHIFT * copy, "src_ip": _address(rec.src_ip, copy),
+        "time": rec.time + shift, "src_ip": _address(rec.src_ip, copy),
         "dest_ip": _address(rec.dest_ip, copy), "dest_host": _name(rec.dest_host, copy),
         "src_host": _name(rec.src_host, copy), "args": dict(rec.args),
         "trail_id": f"{rec.trail_id}-{copy}" if rec.trail_id else None})
 
 
-def _copies(records: List[Record], count: int) -> List[int]:
+def _copies(records: List[Copyable], count: int) -> List[int]:
     """How many copies of each record make `count` records (the first ones get one more)."""
     whole, extra = divmod(count, len(records))
     return [whole + (i < extra) for i in range(len(records))]
 
 
-def in_time_order(records: List[Record], count: int) -> Iterator[Record]:
-    """`count` copies, oldest first: copy k of record i is due at t_i + k * SHIFT."""
+def in_time_order(records: List[Copyable], pairs: int, count: int) -> Iterator[Record]:
+    """`count` copies, oldest first: copy k of record i is due at t_i + k * PERIOD."""
     copies = _copies(records, count)
-    due: List[Tuple[float, int, int]] = [(r.time.timestamp(), i, 0) for i, r in enumerate(records) if copies[i]]
+    period = STAGGER * pairs
+    due: List[Tuple[float, int, int]] = [(r.time.timestamp(), i, 0) for i, (r, _) in enumerate(records) if copies[i]]
     heapq.heapify(due)
-    step = SHIFT.total_seconds()
     while due:
         when, i, k = due[0]
-        yield _copy(records[i], k)
+        rec, pair = records[i]
+        yield _copy(rec, k * pairs + pair, period * k)
         if k + 1 < copies[i]:
-            heapq.heapreplace(due, (when + step, i, k + 1))
+            heapq.heapreplace(due, (when + period.total_seconds(), i, k + 1))
         else:
             heapq.heappop(due)
 
 
-def in_file_order(records: List[Record], count: int) -> Iterator[Record]:
+def in_file_order(records: List[Copyable], pairs: int, count: int) -> Iterator[Record]:
     """`count` copies, one copy after another (as several files would come)."""
     copies = _copies(records, count)
     for k in range(max(copies)):
-        yield from (_copy(r, k) for i, r in enumerate(records) if k < copies[i])
+        yield from (_copy(r, k * pairs + pair, STAGGER * pairs * k) for i, (r, pair) in enumerate(records)
+                    if k < copies[i])
 
 
-def sides(public: Dict[str, List[Record]], size: int, engine_sort: bool) -> List[Iterator[Record]]:
+Public = Tuple[Dict[str, List[Copyable]], int]
+
+
+def sides(public: Public, size: int, engine_sort: bool) -> List[Iterator[Record]]:
     order = in_file_order if engine_sort else in_time_order
-    return [order(public["network"], size), order(public["host"], size)]
+    records, pairs = public
+    return [order(records["network"], pairs, size), order(records["host"], pairs, size)]
 
 
-def stream(public: Dict[str, List[Record]], size: int, engine_sort: bool) -> Iterator[Record]:
+def stream(public: Public, size: int, engine_sort: bool) -> Iterator[Record]:
     if engine_sort:
         return by_time(*sides(public, size, engine_sort))
     return heapq.merge(*sides(public, size, engine_sort), key=lambda r: r.time.timestamp())
@@ -108,7 +135,7 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(public: Dict[str, List[Record]], size: int, engine_sort: bool) -> Dict[str, float]:
+def measure(public: Public, size: int, engine_sort: bool) -> Dict[str, float]:
     """Wall and CPU seconds: on a shared machine the CPU time is the steadier figure. With
     `engine_sort`, the fusion figures include the engine's sort."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -123,7 +150,7 @@ def measure(public: Dict[str, List[Record]], size: int, engine_sort: bool) -> Di
             "cpu": time.process_time() - cpu - gen_cpu, "base": base, "peak": peak_mb()}
 
 
-def in_child(public: Dict[str, List[Record]], size: int, engine_sort: bool) -> Dict[str, float]:
+def in_child(public: Public, size: int, engine_sort: bool) -> Dict[str, float]:
     """One size in a forked process: its peak RSS is its own, not the largest run's so far."""
     read, write = os.pipe()
     pid = os.fork()
@@ -144,11 +171,9 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[250000, 500000, 1000000])
     parser.add_argument("--engine-sort", action="store_true", help="copies in file order, sorted by the engine")
     args = parser.parse_args()
-    public = public_records()
-    print(f"public records: {len(public['network'])} network, {len(public['host'])} host; "
-          f"peak RSS after loading {peak_mb():.0f} MB", flush=True)
-    for side in public.values():
-        side.sort(key=lambda r: r.time)
+    public = staggered(public_records())
+    print(f"public records: {len(public[0]['network'])} network, {len(public[0]['host'])} host of {public[1]} "
+          f"pairs; peak RSS after loading {peak_mb():.0f} MB", flush=True)
     first: Dict[str, float] = {}
     for size in args.sizes:
         m = in_child(public, size, args.engine_sort)
