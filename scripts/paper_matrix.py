@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from smbtrail.encryption.whatif import WhatIfError, rewrite_capture  # noqa: E402
 from smbtrail.engine import Options, analyze, host_records, network_records  # noqa: E402
-from smbtrail.records import COMMAND, Record  # noqa: E402
+from smbtrail.fusion.hostcommands import host_command  # noqa: E402
+from smbtrail.records import COMMAND, HOST_EVENT, Record  # noqa: E402
 
 LAB = ROOT / "tests" / "fixtures" / "lab"
 CLEARTEXT_MODES = ("plain", "addc")
@@ -146,6 +147,14 @@ def verdict(records: Sequence[Record], command: str) -> str:
     return INFERRED if found else LOST
 
 
+def host_verdict(records: Sequence[Record], command: str) -> str:
+    """Whether host records alone show the command: a command the host-log engine built, or an event fusion
+    reads as one (a 4688 command line naming it, e.g.)."""
+    names = {command} | set(ALIASES.get(command, ()))
+    shown = (host_command(r) for r in records if r.kind == HOST_EVENT)
+    return OBTAINED if named(records, command) or any(c and c.command in names for c in shown) else LOST
+
+
 def joins(records: Sequence[Record], command: str) -> str:
     """How fusion tied the host evidence of the command to the capture: join reasons and confidence."""
     seen = sorted({f"{'+'.join(r.join) or 'not joined'} ({r.confidence if r.confidence is not None else '-'})"
@@ -167,7 +176,7 @@ def _evaluate(src: Source, workdir: str) -> Dict[str, Dict[str, str]]:
     sensor = verdict(list(network_records(src.cleartext, Options())), command)
     out: Dict[str, Dict[str, str]] = {"": {"clear": clear, "already_encrypted": str(clear == OBTAINED != sensor)}}
     host = list(host_records(src.hostlogs, Options()))  # a lab run over TCP leaves Samba no log entry: none
-    out[""]["host"] = verdict(host, command)
+    out[""]["host"] = host_verdict(host, command)
     if any(r.event_id == DS_OBJECT_DELETED and r.channel == "Samba" for r in host):
         out[""]["host_note"] = DS_DELETE_NOTE
     for scope in REAL_MODE:
@@ -181,7 +190,7 @@ def _evaluate(src: Source, workdir: str) -> Dict[str, Dict[str, str]]:
         res["fused"], res["joins"] = verdict(fused, command), joins(fused, command)
         if res["network"] == OBTAINED:
             res["fused"] = OBTAINED  # host logs add to the network, never take away
-        elif out[""]["host"] == LOST:
+        elif res["fused"] != OBTAINED and out[""]["host"] == LOST:
             res["fused"] = NO_HOST_EVIDENCE  # nothing for fusion to add: the host log shows nothing of it
         real = src.real.get(scope)
         if real:
