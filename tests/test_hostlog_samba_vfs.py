@@ -71,3 +71,18 @@ def test_fusion_joins_the_encrypted_session_by_account_and_time(row):
     assert all(r.src_ip == row["client_ip"] and r.dest_ip == row["server_ip"] and r.src_port for r in joined)
     events = [r for r in out if r.kind == "host_event" and r.command == row["command"]]
     assert events and all((r.join, r.confidence) == (["account_host_time"], 0.5) for r in events)  # the weak join
+
+
+def test_a_cut_entry_costs_that_entry(tmp_path):
+    """A truncated line (log rotated mid-write): one error naming the file and line, every other entry read."""
+    lines = (LAB / FILE_ROWS[0]["vfs_audit_log"]).read_bytes().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if b"|create_file|" in line)
+    lines[cut] = lines[cut][:12] + b"\n"
+    broken = tmp_path / "log.smbd"
+    broken.write_bytes(b"".join(lines))
+    whole = list(read_hostlogs([str(LAB / FILE_ROWS[0]["vfs_audit_log"])], all_events=True))
+    records = list(read_hostlogs([str(broken)], all_events=True))
+    errors = [r for r in records if r.kind == "error"]
+    kept = len(lines[cut].strip())
+    assert [e.message for e in errors] == [f"{broken}: line {cut + 1}: not a full_audit entry ({kept} characters)"]
+    assert len(records) == len(whole)  # the cut entry's place is taken by its error
