@@ -15,7 +15,7 @@ from typing import IO, Iterable, Iterator, List
 
 from ..records import Record
 
-RUN = 50000  # records sorted in memory at a time
+RUN = 20000  # records sorted in memory at a time, per side
 
 
 def by_time(*sides: Iterable[Record]) -> Iterator[Record]:

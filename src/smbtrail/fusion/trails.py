@@ -115,7 +115,10 @@ class Summary:
 
     def add_provenance(self, provenance: List[Provenance]) -> None:
         for prov in provenance:
-            frames, ids = self.provenance.setdefault(prov.file, ([], []))
+            kept = self.provenance.get(prov.file)
+            if kept is None:
+                kept = self.provenance[prov.file] = ([], [])
+            frames, ids = kept
             if (not prov.frames or len(frames) >= SUMMARY_FRAMES) and (
                     not prov.record_ids or len(ids) >= SUMMARY_FRAMES):
                 continue
