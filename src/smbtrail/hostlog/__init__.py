@@ -5,6 +5,7 @@ audit logs -> normalized host records, in the same stream and field names as the
         kind="host_event" records (protocol "windows_event", evidence ["host"]) for the events of
         lookups/windows_events.csv (every event with all_events=True), plus kind="error" records
         naming the file and position of anything unreadable. Streaming: memory does not grow with input.
+        Several files are read on two processes where a core is idle (parallel.py), with the same output.
     recognize_host(records) -> Iterator[Record]
         passes every record through, sets `command` on host records that are a command's own evidence
         (7045 psexec, 4698 atexec, 4720 net user, ...) and adds one kind="command" record per command,

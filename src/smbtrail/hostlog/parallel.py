@@ -3,12 +3,13 @@
 A helper process (a fork: nothing is imported again) reads every file the plan gives it, in order, to
 records, and queues them; the caller reads the other files itself and, at each of the helper's files,
 takes its records from the queue. Records cross as their set fields and are rebuilt with `construct`;
-taking one costs the caller about a quarter of reading it, so the plan gives the caller PARENT_SHARE of
-the bytes (measured best on the benchmark corpus), interleaved in file order. Memory stays bounded: the
-queue holds at most QUEUE batches of BATCH records. If the helper dies, the caller reads the rest
-itself, past the records it already took. One process reads everything where fork is not available, on
-one core, when the caller runs other threads (forking those is unsafe), or when the machine has no idle
-core (load average over cores - 0.5): there the helper would only compete with the caller.
+taking one costs the caller about a third of reading it, so the plan gives the caller PARENT_SHARE of
+the bytes, interleaved in file order (it balances the two processes' CPU time on the benchmark corpus).
+Memory stays bounded: the queue holds at most QUEUE batches of BATCH records. If the helper dies, the
+caller reads the rest itself, past the records it already took. One process reads everything where
+fork is not available, on one core, when the caller runs other threads (forking those is unsafe), or
+when the machine has no idle core (1-minute load average over cores - 1): there the helper would only
+compete with the caller.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _can_fork() -> bool:
 
 
 def _idle_core() -> bool:
-    return os.getloadavg()[0] < _cores() - 0.5
+    return os.getloadavg()[0] < _cores() - 1
 
 
 def _cores() -> int:
