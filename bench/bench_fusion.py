@@ -4,8 +4,10 @@ The records are the public OTRF pairs' own (network engine on the captures, host
 logs), replicated at a constant activity density whatever N: each pair is moved (both halves by the
 same amount, so its own clock error stays) to start STAGGER after the previous one, and copy k of
 the whole set is shifted by k * PERIOD (7 pairs, 3 min apart: about 1,150 records per hour). Every
-copy of a pair gets its own addresses (10.x.y.<last octet>), host names (<name>-<n>) and trail ids,
-so copies neither collide nor join each other; accounts stay the same. Input order is what the
+copy of a pair gets its own logon ids and trail ids, and addresses (10.x.y.<last octet>) and host
+names (<name>-<n>) that the same pair reuses only HOST_COPIES copies (52 h) later, so copies neither
+collide nor join each other and the network has a fixed number of hosts (about 3,000, as a real
+one does); accounts stay the same. Input order is what the
 engine gives fusion: network and host records merged by time (`fusion.order.by_time`); with
 `--engine-sort` the copies come one after another as files would and the engine's sort is timed
 too. Each size runs in its own forked process, so its peak RSS is its own. Reports, per size: wall
@@ -38,6 +40,7 @@ from smbtrail.records import HOST_EVENT, Record  # noqa: E402
 
 SHARED = os.environ.get("SMBTRAIL_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 STAGGER = timedelta(minutes=3)  # between two pairs of one copy
+HOST_COPIES = 150  # copies before addresses and names are reused: 150 * 21 min = 52 h, beyond fusion's window
 Copyable = Tuple[Record, int]  # a public record, moved, and the index of its pair
 
 
@@ -79,11 +82,12 @@ def _name(name: Optional[str], copy: int) -> Optional[str]:
     return f"{short}-{copy}{dot}{rest}"
 
 
-def _copy(rec: Record, copy: int, shift: timedelta) -> Record:
+def _copy(rec: Record, copy: int, hosts: int, shift: timedelta) -> Record:
     return rec.model_copy(update={
-        "time": rec.time + shift, "src_ip": _address(rec.src_ip, copy),
-        "dest_ip": _address(rec.dest_ip, copy), "dest_host": _name(rec.dest_host, copy),
-        "src_host": _name(rec.src_host, copy), "args": dict(rec.args),
+        "time": rec.time + shift, "src_ip": _address(rec.src_ip, hosts),
+        "dest_ip": _address(rec.dest_ip, hosts), "dest_host": _name(rec.dest_host, hosts),
+        "src_host": _name(rec.src_host, hosts), "args": dict(rec.args),
+        "logon_id": f"{rec.logon_id}-{copy}" if rec.logon_id else None,
         "trail_id": f"{rec.trail_id}-{copy}" if rec.trail_id else None})
 
 
@@ -102,7 +106,7 @@ def in_time_order(records: List[Copyable], pairs: int, count: int) -> Iterator[R
     while due:
         when, i, k = due[0]
         rec, pair = records[i]
-        yield _copy(rec, k * pairs + pair, period * k)
+        yield _copy(rec, k * pairs + pair, k % HOST_COPIES * pairs + pair, period * k)
         if k + 1 < copies[i]:
             heapq.heapreplace(due, (when + period.total_seconds(), i, k + 1))
         else:
@@ -113,8 +117,8 @@ def in_file_order(records: List[Copyable], pairs: int, count: int) -> Iterator[R
     """`count` copies, one copy after another (as several files would come)."""
     copies = _copies(records, count)
     for k in range(max(copies)):
-        yield from (_copy(r, k * pairs + pair, STAGGER * pairs * k) for i, (r, pair) in enumerate(records)
-                    if k < copies[i])
+        yield from (_copy(r, k * pairs + pair, k % HOST_COPIES * pairs + pair, STAGGER * pairs * k)
+                    for i, (r, pair) in enumerate(records) if k < copies[i])
 
 
 Public = Tuple[Dict[str, List[Copyable]], int]
