@@ -14,7 +14,8 @@ of activity (about 2 x SKEW) and the hosts seen, not the whole run.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, HOST_EVENT, OPERATION, SESSION, TREE, Record
 from .clocks import Clocks
@@ -32,7 +33,7 @@ HELD = 2 * SKEW + REORDER + 2 * MERGE_WINDOW  # a network command waits for host
 KEEP = 2 * SKEW + 3600.0  # what fell this far behind the newest record is dropped (> HELD + MERGE_WINDOW)
 EVICT = 3600.0  # host-side service indexes older than this behind the reorder point are dropped
 SWEEP = KEEP / 4  # stream time between two evictions: each costs a pass over the window
-REGISTER, JOIN, RELEASE = range(3)  # what is due: register a host event, join it, release a command
+REGISTER, RELEASE = range(2)  # what is due: register a host event, release a network command
 
 
 class Fusion:
@@ -44,7 +45,8 @@ class Fusion:
         self.trails = TrailBook(self.identity)
         self.held: Dict[tuple, Record] = {}  # network command records by connection, command and second
         self.aliases: Dict[str, Tuple[str, float]] = {}  # trail id -> (the trail it joins, when), oldest first
-        self._due: List[Tuple[float, int, int, Any]] = []  # (due, order, what, record or held key)
+        self._due: List[Tuple[float, int, int, Any]] = []  # heap: (due, order, what, record or held key)
+        self._joining: Deque[Tuple[float, int, Record]] = deque()  # registered events: (due, order, event)
         self._order = 0
         self._watermark = float("-inf")
         self._swept = float("-inf")
@@ -62,7 +64,7 @@ class Fusion:
                 continue
             if when > self._watermark:
                 self._watermark = when
-                if self._due and self._due[0][0] <= when:
+                if (self._due and self._due[0][0] <= when) or (self._joining and self._joining[0][0] <= when):
                     yield from self._release(when)
                 if when >= self._swept + SWEEP:
                     yield from self._sweep(when - KEEP)
@@ -75,13 +77,22 @@ class Fusion:
         heapq.heappush(self._due, (due, self._order, what, item))
 
     def _release(self, until: float) -> Iterator[Record]:
-        while self._due and self._due[0][0] <= until:
-            due, _, what, item = heapq.heappop(self._due)
+        """Everything due by `until`, in due order. Events leave registration in due order, so their
+        joins (REORDER later) are due in order too: a queue holds them, not the heap."""
+        due, joining = self._due, self._joining
+        while due or joining:
+            if joining and (not due or (joining[0][0], joining[0][1]) < (due[0][0], due[0][1])):
+                if joining[0][0] > until:
+                    return
+                yield from _guarded(self._host, joining.popleft()[2])
+                continue
+            if due[0][0] > until:
+                return
+            when, _, what, item = heapq.heappop(due)
             if what == REGISTER:
                 yield from _guarded(self._register, item, passed=False)
-                self._schedule(due + REORDER, JOIN, item)
-            elif what == JOIN:
-                yield from _guarded(self._host, item)
+                self._order += 1
+                joining.append((when + REORDER, self._order, item))
             else:
                 yield from _guarded(self.trails.merge_into, self.held.pop(item))
 
@@ -178,16 +189,13 @@ class Fusion:
             rec.src_host = rec.src_host or conn.src_host or self.identity.name_of(conn.client_ip)
 
 
-def _guarded(step: Callable[[Record], Optional[Record]], rec: Record, passed: bool = True) -> Iterator[Record]:
+def _guarded(step: Callable[[Record], Optional[Record]], rec: Record, passed: bool = True) -> Tuple[Record, ...]:
     """One odd record costs its own join, never the run: it goes on unjoined, with an error record."""
     try:
         out = step(rec)
     except Exception as exc:  # noqa: BLE001 - any failure on one record is reported and contained
-        if passed:
-            yield rec
         where = rec.provenance[0].file if rec.provenance else "input"
-        yield Record(time=rec.time, kind=ERROR, partial=True, provenance=list(rec.provenance[:1]),
-                     message=f"{where}: fusion left one {rec.kind} record unjoined ({type(exc).__name__}: {exc})")
-        return
-    if out is not None and passed:
-        yield out
+        error = Record(time=rec.time, kind=ERROR, partial=True, provenance=list(rec.provenance[:1]),
+                       message=f"{where}: fusion left one {rec.kind} record unjoined ({type(exc).__name__}: {exc})")
+        return (rec, error) if passed else (error,)
+    return (out,) if out is not None and passed else ()
