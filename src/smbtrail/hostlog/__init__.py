@@ -5,7 +5,6 @@ audit logs -> normalized host records, in the same stream and field names as the
         kind="host_event" records (protocol "windows_event", evidence ["host"]) for the events of
         lookups/windows_events.csv (every event with all_events=True), plus kind="error" records
         naming the file and position of anything unreadable. Streaming: memory does not grow with input.
-        Several files are read on two processes where a core is idle (parallel.py), with the same output.
     recognize_host(records) -> Iterator[Record]
         passes every record through, sets `command` on host records that are a command's own evidence
         (7045 psexec, 4698 atexec, 4720 net user, ...) and adds one kind="command" record per command,
@@ -17,31 +16,21 @@ audit logs -> normalized host records, in the same stream and field names as the
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Iterator, Sequence, Union
+from typing import Iterator, Sequence
 
 from ..records import Record
 from .catalog import covered_ids, spec_for
 from .commands import recognize_host
 from .errors import error
-from .normalize import event_id, host_fields, normalize_flat
-from .parallel import read_in_order
-from .sources import input_files, read_file
+from .normalize import event_id, normalize_flat
+from .sources import read_paths
 
 __all__ = ["read_hostlogs", "recognize_host", "normalize_flat"]
 
 
 def read_hostlogs(paths: Sequence[str], all_events: bool = False) -> Iterator[Record]:
     wanted = None if all_events else covered_ids()
-
-    def read(path: str) -> Iterator[Union[Dict[str, Any], Record]]:
-        return _fields(read_file(path, wanted), all_events)
-
-    yield from read_in_order(list(input_files(paths)), read)
-
-
-def _fields(items: Iterable[Any], all_events: bool) -> Iterator[Union[Dict[str, Any], Record]]:
-    """The host fields (normalize.host_fields) of the wanted flat events, and the error records."""
-    for item in items:
+    for item in read_paths(list(paths), wanted):
         if isinstance(item, Record):
             yield item
             continue
@@ -50,6 +39,6 @@ def _fields(items: Iterable[Any], all_events: bool) -> Iterator[Union[Dict[str, 
             continue
         source = item.get("@source") or "-"
         try:
-            yield host_fields(item, source, spec)
+            yield normalize_flat(item, source, spec)
         except (ValueError, TypeError, AttributeError) as exc:  # one odd event costs that event, named
             yield error(source, f"record #{item.get('EventRecordID')}: cannot normalize ({exc})", partial=True)

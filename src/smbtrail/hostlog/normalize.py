@@ -37,11 +37,6 @@ def event_id(flat: Dict[str, Any]) -> Optional[int]:
 
 def normalize_flat(flat: Dict[str, Any], source: str, spec: Optional[EventSpec] = None) -> Record:
     """The host record of one flat event, covered or not (uncovered events keep only the generic fields)."""
-    return record_of(host_fields(flat, source, spec))
-
-
-def host_fields(flat: Dict[str, Any], source: str, spec: Optional[EventSpec] = None) -> Dict[str, Any]:
-    """The set fields of `normalize_flat`'s record, its provenance as fields too: what `record_of` takes."""
     code = event_id(flat)
     channel = f.text(flat.get("Channel"))
     spec = spec or spec_for(code, channel)
@@ -58,28 +53,9 @@ def host_fields(flat: Dict[str, Any], source: str, spec: Optional[EventSpec] = N
         dest_host=host, args=args, raw={key: value for key, value in flat.items() if key not in NOT_RAW},
         inferred=bool(flat.get("@inferred")), partial=bool(flat.get("@partial")),
         operation=spec.name if spec else None,
-        provenance=[{"file": source, "record_ids": [] if record_id is None else [record_id]}],
+        provenance=[construct(Provenance, {"file": source, "record_ids": [] if record_id is None else [record_id]})],
     )
-    return values
-
-
-def record_of(fields: Dict[str, Any]) -> Record:
-    """The record of `host_fields` or `fields_of` (values already of the right types: no validation pass)."""
-    if "provenance" in fields:
-        fields["provenance"] = [construct(Provenance, item) for item in fields["provenance"]]
-    return construct(Record, fields)
-
-
-def fields_of(record: Record) -> Dict[str, Any]:
-    """A record's set fields, provenance as its fields: `record_of` rebuilds the same record."""
-    fields = _set_fields(record)
-    if "provenance" in fields:
-        fields["provenance"] = [_set_fields(item) for item in fields["provenance"]]
-    return fields
-
-
-def _set_fields(model: Any) -> Dict[str, Any]:
-    return {name: model.__dict__[name] for name in model.model_fields_set}
+    return construct(Record, values)
 
 
 def _mapped(spec: EventSpec, flat: Dict[str, Any], args: Dict[str, Any]) -> Dict[str, Any]:

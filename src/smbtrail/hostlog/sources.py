@@ -45,6 +45,15 @@ def sniff(head: bytes) -> str:
     return "unknown"
 
 
+def read_paths(paths: Sequence[str], wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
+    """Flat events and error records of every input, in the order given (directories sorted)."""
+    for item in input_files(paths):
+        if isinstance(item, Record):
+            yield item
+        else:
+            yield from read_file(item, wanted)
+
+
 def input_files(paths: Sequence[str]) -> Iterator[Union[str, Record]]:
     """The files to read, in reading order (directories walked, sorted), and an error record for each
     path that does not exist and each directory with files that hold no host log."""
