@@ -110,24 +110,27 @@ class Fusion:
         self.identity.learn(rec)
         conn = self.net.add(rec)
         if rec.trail_id:
-            rec.trail_id = self._canonical(rec.trail_id, conn, rec.time.timestamp())
+            rec.trail_id = self._canonical(rec.trail_id, conn)
         if rec.kind == COMMAND:
             self._hold(rec, conn)
             return None
         self.trails.note_network(rec)
         return rec
 
-    def _canonical(self, trail_id: str, conn: Optional[Conn], when: float) -> str:
+    def _canonical(self, trail_id: str, conn: Optional[Conn]) -> str:
         """A connection seen by two sensors is one trail: the first trail id seen on it wins."""
-        trail_id = self.aliases.get(trail_id, (trail_id, when))[0]
+        alias = self.aliases.get(trail_id)
+        if alias is not None:
+            trail_id = alias[0]
         if conn is not None and conn.trail_id != trail_id and conn.trail_id not in self.aliases:
-            self.aliases.setdefault(trail_id, (conn.trail_id, when))
+            self.aliases.setdefault(trail_id, (conn.trail_id, conn.last))
             return conn.trail_id
         return trail_id
 
     def _hold(self, rec: Record, conn: Optional[Conn]) -> None:
         """A network command waits for the host facts; its duplicate from a second sensor folds in."""
-        key = (conn.key if conn else rec.trail_id, rec.command, rec.operation, int(rec.time.timestamp()))
+        when = rec.time.timestamp()
+        key = (conn.key if conn else rec.trail_id, rec.command, rec.operation, int(when))
         seen = self.held.get(key)
         if seen is not None:
             if {p.file for p in rec.provenance} - {p.file for p in seen.provenance}:
@@ -137,7 +140,7 @@ class Fusion:
                 return
             key = key + (id(rec),)
         self.held[key] = rec
-        self._schedule(rec.time.timestamp() + HELD, RELEASE, key)
+        self._schedule(when + HELD, RELEASE, key)
 
     # -- host side -----------------------------------------------------------------------------------
     def _register(self, rec: Record) -> None:
