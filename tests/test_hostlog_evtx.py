@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from itertools import islice
 from pathlib import Path
 
@@ -57,6 +58,20 @@ def test_all_events_passes_every_record(shared_data):
         assert _counts(records) == _reference_counts(path, False), path.name
         for rec in records:  # records are built without a validation pass: each must survive one
             assert Record.model_validate(rec.model_dump()) == rec
+
+
+def test_event_times_are_their_system_time_in_utc(shared_data):
+    """The reader's time parses (the fast one for the evtx package's usual format, the general one for the
+    rest) against strptime, on every record."""
+    for path in _evtx_files(shared_data):
+        times = {r.record_id: r.time for r in read_hostlogs([str(path)], all_events=True) if r.kind == "host_event"}
+        for rec in evtx.PyEvtxParser(str(path)).records_json():
+            system = json.loads(rec["data"])["Event"]["System"]
+            text = system["TimeCreated"]["#attributes"]["SystemTime"]
+            fraction = int(text[20:-1][:6].ljust(6, "0"))  # some files hold nanoseconds: cut to microseconds
+            expected = datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(microsecond=fraction, tzinfo=timezone.utc)
+            got = times[int(system["EventRecordID"])]
+            assert got == expected and got.utcoffset() == timedelta(0), (path.name, text, got)
 
 
 def _by_record(records, event_id):
