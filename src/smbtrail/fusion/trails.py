@@ -32,6 +32,7 @@ from .joins import Link, host_trail_id
 MERGE_WINDOW = 300.0  # seconds between a host fact and the network command it confirms
 SUMMARY_FRAMES = 12  # frames / record ids per file kept in a trail summary
 RECENT_FACTS = 64  # a new sighting is compared with this many latest facts of its trail (time-ordered)
+CACHE_KB = 16384  # sqlite page cache for the idle trails: holds the id index of a long run
 
 
 @lru_cache(maxsize=1)
@@ -326,6 +327,8 @@ class _Finished:
     def put(self, summary: Summary) -> None:
         if self._db is None:
             self._db = sqlite3.connect("")  # "": a temporary on-disk database, removed on close
+            for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KB}"):
+                self._db.execute("PRAGMA " + pragma)
             self._db.execute("CREATE TABLE trails (id TEXT PRIMARY KEY, first REAL, seq INTEGER, summary BLOB)")
         self._db.execute("INSERT INTO trails VALUES (?, ?, ?, ?)", (
             summary.trail_id, summary.first, summary.seq, pickle.dumps(summary, protocol=pickle.HIGHEST_PROTOCOL)))
@@ -343,7 +346,8 @@ class _Finished:
         if self._db is None:
             return
         try:
-            for (blob,) in self._db.execute("SELECT summary FROM trails ORDER BY first, seq"):
+            self._db.execute("CREATE INDEX by_start ON trails (first, seq)")  # sorts keys, not summaries
+            for (blob,) in self._db.execute("SELECT summary FROM trails INDEXED BY by_start ORDER BY first, seq"):
                 yield pickle.loads(blob)
         finally:
             self._db.close()
