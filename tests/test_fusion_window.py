@@ -32,6 +32,7 @@ def test_input_sorted_through_disk_as_in_memory(shared_data, monkeypatch):
     network, host = _sides(shared_data, EARLY)
     in_memory = [r.uid() for r in order.by_time(network, host)]
     monkeypatch.setattr(order, "RUN", 16)  # runs of 16 records, spilled to temporary files
+    monkeypatch.setattr(order, "MAX_RUNS", 3)  # and merged into one file every third run
     spilled = list(order.by_time(network, host))
     assert [r.uid() for r in spilled] == in_memory and len(spilled) == len(network) + len(host)
     times = [r.time for r in spilled]

@@ -2,8 +2,9 @@
 
 Each side is sorted on its own: in memory when it is small, else in sorted runs of RUN records
 pickled to temporary files and merged, so memory holds one run and one record per run whatever the
-input order (captures and logs of several files, each about in time order, are not in order
-together). Fusion tolerates a little disorder (pipeline.REORDER, SKEW); it needs no more.
+input order (past MAX_RUNS runs, they are first merged into one). Captures and logs of several files,
+each about in time order, are not in order together.
+Fusion tolerates a little disorder (pipeline.REORDER, SKEW); it needs no more.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import IO, Iterable, Iterator, List
 from ..records import Record
 
 RUN = 20000  # records sorted in memory at a time, per side
+MAX_RUNS = 200  # open run files per side; more are first merged into one (open files stay under ulimit -n)
 
 
 def by_time(*sides: Iterable[Record]) -> Iterator[Record]:
@@ -34,8 +36,13 @@ def _sorted(records: Iterable[Record]) -> Iterator[Record]:
         for rec in records:
             chunk.append(rec)
             if len(chunk) == RUN:
-                runs.append(_spill(chunk))
+                runs.append(_spill(sorted(chunk, key=_time)))
                 chunk = []
+            if len(runs) == MAX_RUNS:
+                merged = _spill(heapq.merge(*(_read(run) for run in runs), key=_time))
+                for run in runs:
+                    run.close()
+                runs = [merged]
         chunk.sort(key=_time)
         yield from heapq.merge(*(_read(run) for run in runs), chunk, key=_time)
     finally:
@@ -43,9 +50,9 @@ def _sorted(records: Iterable[Record]) -> Iterator[Record]:
             run.close()
 
 
-def _spill(chunk: List[Record]) -> IO[bytes]:
+def _spill(ordered: Iterable[Record]) -> IO[bytes]:
     run = tempfile.TemporaryFile(prefix="smbtrail-order-")
-    for rec in sorted(chunk, key=_time):
+    for rec in ordered:
         pickle.dump(rec, run, protocol=pickle.HIGHEST_PROTOCOL)
     run.seek(0)
     return run
