@@ -166,6 +166,8 @@ class Joiner:
         if cmd.side == "source" and cmd.target:
             conns = [c for c in conns if self.identity.compatible(c.server_ip, cmd.target, c.names) is not False]
         conns = [c for c in conns if c.key[3] not in PLUMBING_PORTS]
+        if cmd.side == "target" and rec.src_ip:  # the target logged its client's address (no port): keep to it
+            conns = [c for c in conns if c.client_ip == rec.src_ip]
         named = [c for c in conns if user in c.users]
         conns = named if named or not ips else [c for c in conns if not c.users]
         same = [c for c in conns if cmd.command in c.commands]
