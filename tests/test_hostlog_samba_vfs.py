@@ -73,6 +73,20 @@ def test_fusion_joins_the_encrypted_session_by_account_and_time(row):
     assert events and all((r.join, r.confidence) == (["account_host_time"], 0.5) for r in events)  # the weak join
 
 
+def test_a_logged_client_address_that_no_connection_has_is_not_joined(tmp_path):
+    """The log names its client: the weak join keeps to connections from that address, so the same
+    entries said to come from another host stay single-sided."""
+    row = ENCRYPTED[0]
+    text = (LAB / row["vfs_audit_log"]).read_text(encoding="utf-8")
+    assert f"|{row['client_ip']}|" in text
+    moved = tmp_path / "moved.log"
+    moved.write_text(text.replace(f"|{row['client_ip']}|", "|10.99.99.99|"), encoding="utf-8")
+    out = list(analyze([str(LAB / row["capture"])], [str(moved)], Options()))
+    events = [r for r in out if r.kind == "host_event" and r.command == row["command"]]
+    assert events and not [r for r in events if r.join]
+    assert not [r for r in out if r.kind == "command" and {"host", "network"} <= set(r.evidence)]
+
+
 def test_a_cut_entry_costs_that_entry(tmp_path):
     """A truncated line (log rotated mid-write): one error naming the file and line, every other entry read."""
     lines = (LAB / FILE_ROWS[0]["vfs_audit_log"]).read_bytes().splitlines(keepends=True)
