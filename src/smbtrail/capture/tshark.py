@@ -134,6 +134,8 @@ def _drain(pipe, sink: List[str]) -> None:
 
 
 _NOISE = ("Running as user", "This could be dangerous")
+DISSECTOR_BUG = re.compile(r"(?:\*\* \(tshark:\d+\) [\d:.]+ \[[^\]]*\] -- )?Dissector bug, protocol ([^,\s]+), "
+                           r"in packet (\d+): .*?(?=\*\* \(tshark|$)")
 
 
 def _is_real_error(line: str) -> bool:
@@ -153,5 +155,10 @@ def _summarize(text: str) -> str:
     for needle, reason in known:
         if needle in text and reason:
             return reason
+    bugs = DISSECTOR_BUG.findall(text)
+    if bugs and not DISSECTOR_BUG.sub("", text).strip():
+        protocols = ", ".join(sorted({protocol for protocol, _ in bugs}))
+        return (f"tshark reported a dissector bug ({protocols}) in {len(bugs)} packet(s), first in packet "
+                f"{bugs[0][1]}: those packets' fields may be incomplete")
     # tshark messages quote the file name; keep the message short and on one line
     return re.sub(r"\s+", " ", text)[:300]
