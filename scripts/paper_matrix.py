@@ -33,7 +33,7 @@ import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -134,8 +134,12 @@ def otrf_sources(shared: Path, workdir: Path) -> List[Source]:
     return found
 
 
+def names_of(command: str) -> Set[str]:
+    return {command} | set(ALIASES.get(command, ()))
+
+
 def named(records: Sequence[Record], command: str) -> List[Record]:
-    names = {command} | set(ALIASES.get(command, ()))
+    names = names_of(command)
     return [r for r in records if r.kind == COMMAND and (r.command or "").lower() in names]
 
 
@@ -150,9 +154,8 @@ def verdict(records: Sequence[Record], command: str) -> str:
 def host_verdict(records: Sequence[Record], command: str) -> str:
     """Whether host records alone show the command: a command the host-log engine built, or an event fusion
     reads as one (a 4688 command line naming it, e.g.)."""
-    names = {command} | set(ALIASES.get(command, ()))
     shown = (host_command(r) for r in records if r.kind == HOST_EVENT)
-    return OBTAINED if named(records, command) or any(c and c.command in names for c in shown) else LOST
+    return OBTAINED if named(records, command) or any(c and c.command in names_of(command) for c in shown) else LOST
 
 
 def joins(records: Sequence[Record], command: str) -> str:

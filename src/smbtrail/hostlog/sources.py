@@ -10,9 +10,8 @@ import re
 import shutil
 import tempfile
 import zipfile
-from typing import IO, Any, Callable, FrozenSet, Iterator, Optional, Sequence, Union
+from typing import IO, Any, Callable, FrozenSet, Iterator, Optional, Sequence
 
-from ..records import Record
 from .errors import error
 from .evtx_reader import read_evtx
 from .jsonl import read_json_lines
@@ -47,26 +46,16 @@ def sniff(head: bytes) -> str:
 
 def read_paths(paths: Sequence[str], wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
     """Flat events and error records of every input, in the order given (directories sorted)."""
-    for item in input_files(paths):
-        if isinstance(item, Record):
-            yield item
-        else:
-            yield from read_file(item, wanted)
-
-
-def input_files(paths: Sequence[str]) -> Iterator[Union[str, Record]]:
-    """The files to read, in reading order (directories walked, sorted), and an error record for each
-    path that does not exist and each directory with files that hold no host log."""
     for path in paths:
         if os.path.isdir(path):
-            yield from _walk(path)
+            yield from _walk(path, wanted)
         elif not os.path.exists(path):
             yield error(path, "no such file or directory")
         else:
-            yield path
+            yield from read_file(path, wanted)
 
 
-def _walk(root: str) -> Iterator[Union[str, Record]]:
+def _walk(root: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
     skipped = []
     for folder, dirs, files in os.walk(root):
         dirs.sort()
@@ -75,7 +64,7 @@ def _walk(root: str) -> Iterator[Union[str, Record]]:
             if _kind_of(path) in ("unknown", "empty"):
                 skipped.append(name)
                 continue
-            yield path
+            yield from read_file(path, wanted)
     if skipped:
         yield error(root, f"skipped {len(skipped)} file(s) that hold no host log, e.g. {skipped[0]}")
 
