@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta
 from typing import Any, FrozenSet, Iterable, Iterator, Optional, Union
 
 from ..records import Record
 from .errors import error
-from .flatten import from_json_event, from_xml
+from .evtx_python import CHUNK_SIZE, HEADER_SIZE, MAX_ERRORS, read_evtx_python
+from .flatten import from_json_event
 
 try:  # orjson is optional: 4x faster, same result
     from orjson import loads as _loads
@@ -23,11 +23,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 Event = Union[dict, Record]
 CHUNK_NUMBER = re.compile(r"chunk number (\d+)")
 EVENT_ID = re.compile(r'"EventID":(?:\{"#attributes":\{[^}]*\},"#text":)?"?(\d+)')
-MAX_ERRORS = 1000  # per file: a reader stuck on one broken spot stops here
-HEADER_SIZE, CHUNK_SIZE = 0x1000, 0x10000
-FILETIME_EPOCH = datetime(1601, 1, 1)
-HEX = re.compile(r"0x0[0-9a-f]+$")
-GUID = re.compile(r"\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}$")
 
 
 def engine() -> str:
@@ -84,81 +79,6 @@ def read_evtx_rust(path: str, source: str, wanted: Optional[FrozenSet[int]] = No
         yield from_json_event(event)
 
 
-def read_evtx_python(path: str, source: str, wanted: Optional[FrozenSet[int]] = None, handle: Any = None
-                     ) -> Iterator[Event]:
-    """python-evtx: slower. Every 64 KiB chunk slot of the file is tried (the header's chunk count is
-    stale in dirty files), so one bad chunk costs that chunk only."""
-    try:
-        buf = handle.read() if handle is not None else _map(path)
-        if len(buf) < HEADER_SIZE or bytes(buf[:8]) != b"ElfFile\x00":
-            raise ValueError("no ElfFile header")
-    except Exception as exc:  # python-evtx raises many kinds on foreign input
-        yield error(source, f"not a readable .evtx file ({exc})")
-        return
-    errors = 0
-    for number, offset in enumerate(range(HEADER_SIZE, len(buf) - CHUNK_SIZE + 1, CHUNK_SIZE)):
-        for item in _python_chunk(buf, offset, number, source, wanted):
-            errors += isinstance(item, Record)
-            yield item
-        if errors >= MAX_ERRORS:
-            yield error(source, f"stopped after {errors} unreadable records", partial=True)
-            return
-    if (len(buf) - HEADER_SIZE) % CHUNK_SIZE:
-        yield error(source, f"file ends inside chunk {(len(buf) - HEADER_SIZE) // CHUNK_SIZE} (truncated): "
-                            "the records of that chunk are not read", partial=True)
-
-
-def _python_chunk(buf: Any, offset: int, number: int, source: str, wanted: Optional[FrozenSet[int]]
-                  ) -> Iterator[Event]:
-    from Evtx.Evtx import ChunkHeader
-
-    chunk = ChunkHeader(buf, offset)
-    if not chunk.check_magic():
-        if any(buf[offset:offset + 8]):
-            yield error(source, f"chunk {number}: bad chunk magic", partial=True)
-        return
-    try:
-        records = list(chunk.records())
-    except Exception as exc:
-        yield error(source, f"chunk {number}: {exc}", partial=True)
-        return
-    for rec in records:
-        try:
-            flat = _python_flat(rec)
-        except Exception as exc:
-            yield error(source, f"chunk {number} record #{_record_num(rec)}: {exc}", partial=True)
-            continue
-        if wanted is None or _int(flat.get("EventID")) in wanted:
-            yield flat
-
-
-def _python_flat(rec: Any) -> dict:
-    """python-evtx's XML, flattened, with values rendered as the Rust reader renders them."""
-    from Evtx.Nodes import FiletimeTypeNode
-
-    flat = from_xml(rec.xml())
-    for sub in rec.root().substitutions():  # the exact SystemTime: python-evtx's own rounds via float
-        if isinstance(sub, FiletimeTypeNode):
-            ticks = sub.unpack_qword(0)
-            flat["TimeCreated"] = (FILETIME_EPOCH + timedelta(microseconds=ticks // 10)).isoformat() + "Z"
-            break
-    for key, value in flat.items():
-        if isinstance(value, str) and key not in ("TimeCreated",):
-            flat[key] = _rust_style(value)
-    for key in ("EventID", "EventRecordID"):
-        flat[key] = _int(flat.get(key))
-    return flat
-
-
-def _rust_style(value: str) -> str:
-    """Zero-padded hex (0x00000000000003e7) -> 0x3e7; {guid} -> GUID, as the evtx package writes them."""
-    if HEX.match(value):
-        return hex(int(value, 16))
-    if GUID.match(value):
-        return value[1:-1].upper()
-    return value
-
-
 def chunk_problems(path: str, source: str, reported: Iterable[int] = ()) -> Iterator[Record]:
     """What the evtx package skips without a word: chunks with a broken header, a cut-off last chunk."""
     try:
@@ -176,27 +96,3 @@ def chunk_problems(path: str, source: str, reported: Iterable[int] = ()) -> Iter
     if size > HEADER_SIZE and (size - HEADER_SIZE) % CHUNK_SIZE:
         yield error(source, f"file ends inside chunk {(size - HEADER_SIZE) // CHUNK_SIZE} (truncated): "
                             "the records of that chunk are not read", partial=True)
-
-
-def _map(path: str) -> Any:
-    import mmap
-
-    with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        if not fh.tell():
-            return b""
-        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-
-
-def _record_num(rec: Any) -> Any:
-    try:
-        return rec.record_num()
-    except Exception:
-        return "?"
-
-
-def _int(value: Any) -> Optional[int]:
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None

@@ -1,0 +1,245 @@
+"""python-evtx, the pure-Python .evtx reader used when the `evtx` package cannot be imported (the Splunk app).
+
+python-evtx renders each record by walking its template's binary XML again. Here a template is rendered
+once per chunk, with markers in place of its substitutions, and flattened into a recipe; a record then
+only fills its own substitution values in. The result is what rendering and flattening the record's XML
+gives (a test compares both on every sample record). Records with nested binary-XML substitutions take
+python-evtx's full rendering.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
+
+from ..records import Record
+from .errors import error
+from .flatten import from_xml
+
+HEADER_SIZE, CHUNK_SIZE = 0x1000, 0x10000
+MAX_ERRORS = 1000  # per file: a reader stuck on one broken spot stops here
+FILETIME_EPOCH = datetime(1601, 1, 1)
+HEX = re.compile(r"0x0[0-9a-f]+$")
+GUID = re.compile(r"\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}$")
+MARK = re.compile("\ue000(\\d+)\ue001")  # private-use characters: survive python-evtx's escaping and XML
+STRIPPED = frozenset(("EventID", "Channel", "Computer", "EventRecordID"))  # from_xml strips these texts
+ATTRIBUTES = frozenset(("Provider", "TimeCreated", "UserID"))  # XML attribute values: whitespace -> space
+Parts = Tuple[Union[str, int], ...]  # static text and substitution indexes, in order
+Entries = List[Tuple[str, Union[None, Parts, List[Parts]]]]
+Recipe = Tuple[Entries, Tuple[int, ...]]  # the flat template, and the plain substitutions it uses
+NO_RECIPE: Recipe = ([], ())
+
+
+def read_evtx_python(path: str, source: str, wanted: Optional[FrozenSet[int]] = None, handle: Any = None
+                     ) -> Iterator[Union[dict, Record]]:
+    """Every 64 KiB chunk slot of the file is tried (the header's chunk count is stale in dirty files),
+    so one bad chunk costs that chunk only."""
+    try:
+        buf = handle.read() if handle is not None else _map(path)
+        if len(buf) < HEADER_SIZE or bytes(buf[:8]) != b"ElfFile\x00":
+            raise ValueError("no ElfFile header")
+    except Exception as exc:  # python-evtx raises many kinds on foreign input
+        yield error(source, f"not a readable .evtx file ({exc})")
+        return
+    errors = 0
+    for number, offset in enumerate(range(HEADER_SIZE, len(buf) - CHUNK_SIZE + 1, CHUNK_SIZE)):
+        for item in _chunk(buf, offset, number, source, wanted):
+            errors += isinstance(item, Record)
+            yield item
+        if errors >= MAX_ERRORS:
+            yield error(source, f"stopped after {errors} unreadable records", partial=True)
+            return
+    if (len(buf) - HEADER_SIZE) % CHUNK_SIZE:
+        yield error(source, f"file ends inside chunk {(len(buf) - HEADER_SIZE) // CHUNK_SIZE} (truncated): "
+                            "the records of that chunk are not read", partial=True)
+
+
+def _chunk(buf: Any, offset: int, number: int, source: str, wanted: Optional[FrozenSet[int]]
+           ) -> Iterator[Union[dict, Record]]:
+    from Evtx.Evtx import ChunkHeader
+
+    chunk = ChunkHeader(buf, offset)
+    if not chunk.check_magic():
+        if any(buf[offset:offset + 8]):
+            yield error(source, f"chunk {number}: bad chunk magic", partial=True)
+        return
+    try:
+        records = list(chunk.records())
+    except Exception as exc:
+        yield error(source, f"chunk {number}: {exc}", partial=True)
+        return
+    recipes: Dict[Any, Recipe] = {}
+    for rec in records:
+        try:
+            flat = record_flat(rec, recipes)
+        except Exception as exc:
+            yield error(source, f"chunk {number} record #{_record_num(rec)}: {exc}", partial=True)
+            continue
+        if wanted is None or _int(flat.get("EventID")) in wanted:
+            yield flat
+
+
+def record_flat(rec: Any, recipes: Optional[Dict[Any, Recipe]] = None) -> dict:
+    """The flat event of one python-evtx record, with values as the evtx package writes them.
+    `recipes` caches the chunk's templates; without it the record's XML is rendered and parsed."""
+    from Evtx.Nodes import FiletimeTypeNode
+
+    root = rec.root()
+    flat = None
+    if recipes is not None:
+        key, leaves = _shape(root)
+        if key not in recipes:
+            recipes[key] = _recipe(root)
+        if recipes[key][0]:
+            flat = _fill(recipes[key], leaves)
+    if flat is None:
+        flat = from_xml(rec.xml())
+    for sub in root.substitutions():  # the exact SystemTime: python-evtx's own rounds via float
+        if isinstance(sub, FiletimeTypeNode):
+            flat["TimeCreated"] = (FILETIME_EPOCH + timedelta(microseconds=sub.unpack_qword(0) // 10)).isoformat() + "Z"
+            break
+    for key, value in flat.items():
+        if value.__class__ is str and key != "TimeCreated":
+            flat[key] = _rust_style(value)
+    for key in ("EventID", "EventRecordID"):
+        flat[key] = _int(flat.get(key))
+    return flat
+
+
+def _shape(root: Any) -> Tuple[Any, List[Any]]:
+    """(the templates this record is rendered from, nested ones included; its plain substitutions in order)."""
+    from Evtx.Nodes import BXmlTypeNode
+
+    subs = root.substitutions()
+    nested, leaves = [], []
+    for index, sub in enumerate(subs):
+        if isinstance(sub, BXmlTypeNode):
+            key, inner = _shape(sub.root())
+            nested.append((index, key))
+            leaves.extend(inner)
+        else:
+            leaves.append(sub)
+    return (root.template_instance().template_offset(), len(subs), tuple(nested)), leaves
+
+
+class _Marker:
+    """Stands for a substitution when a template is rendered."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def string(self) -> str:
+        return self.text
+
+
+def _recipe(root: Any) -> Recipe:
+    """The flat template: each key's value as static text and plain-substitution numbers (NO_RECIPE when a
+    field's name itself is a substitution)."""
+    flat = from_xml(_skeleton(root, [0]))
+    entries: Entries = []
+    for key, value in flat.items():
+        if MARK.search(key):
+            return NO_RECIPE
+        entries.append((key, value if value is None else
+                        [_parts(v) for v in value] if isinstance(value, list) else _parts(value)))
+    texts = [t for v in flat.values() if v is not None for t in (v if isinstance(v, list) else [v])]
+    return entries, tuple(sorted({int(i) for text in texts for i in MARK.findall(text)}))
+
+
+def _skeleton(root: Any, counter: List[int]) -> str:
+    """The record's XML with markers for its plain substitutions, numbered in `_shape`'s leaf order;
+    nested binary XML is rendered in place, as python-evtx does."""
+    from Evtx.Nodes import BXmlTypeNode
+    from Evtx.Views import escape_value, render_root_node_with_subs
+
+    markers, nested = [], {}
+    for index, sub in enumerate(root.substitutions()):
+        if isinstance(sub, BXmlTypeNode):
+            markers.append(_Marker(f"\ue002{index}\ue003"))
+            nested[escape_value(markers[-1].text)] = _skeleton(sub.root(), counter)
+        else:
+            markers.append(_Marker(f"\ue000{counter[0]}\ue001"))
+            counter[0] += 1
+    xml = render_root_node_with_subs(root, markers)
+    for marker, inner in nested.items():
+        xml = xml.replace(marker, inner)
+    return xml
+
+
+def _parts(text: str) -> Parts:
+    pieces = MARK.split(text)  # static, index, static, index, ..., static
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(pieces) if i % 2 or p)
+
+
+def _fill(recipe: Recipe, leaves: List[Any]) -> dict:
+    entries, used = recipe
+    texts = [""] * len(leaves)
+    for index in used:
+        texts[index] = _text(leaves[index])
+    flat: Dict[str, Any] = {}
+    for key, parts in entries:
+        if parts is None:
+            flat[key] = None
+        elif isinstance(parts, list):
+            flat[key] = [_join(p, texts) for p in parts]
+        else:
+            value = _join(parts, texts)
+            if key in STRIPPED:
+                value = value.strip()
+            elif key in ATTRIBUTES:
+                value = value.replace("\t", " ").replace("\n", " ")
+            flat[key] = value
+    if flat.get("UserID") == "":  # from_xml keeps a UserID only when it has a value
+        del flat["UserID"]
+    return flat
+
+
+def _join(parts: Parts, texts: List[str]) -> str:
+    if len(parts) == 1:
+        part = parts[0]
+        return texts[part] if part.__class__ is int else part  # type: ignore[index,return-value]
+    return "".join(texts[p] if p.__class__ is int else p for p in parts)  # type: ignore[index,misc]
+
+
+def _text(sub: Any) -> str:
+    """A substitution's text as it reads after python-evtx escapes it and an XML parser reads it back."""
+    from Evtx.Views import RESTRICTED_CHARS
+
+    text = sub.string()
+    if RESTRICTED_CHARS.search(text):
+        text = RESTRICTED_CHARS.sub("", text)
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _rust_style(value: str) -> str:
+    """Zero-padded hex (0x00000000000003e7) -> 0x3e7; {guid} -> GUID, as the evtx package writes them."""
+    if HEX.match(value):
+        return hex(int(value, 16))
+    if GUID.match(value):
+        return value[1:-1].upper()
+    return value
+
+
+def _map(path: str) -> Any:
+    import mmap
+
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        if not fh.tell():
+            return b""
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _record_num(rec: Any) -> Any:
+    try:
+        return rec.record_num()
+    except Exception:
+        return "?"
+
+
+def _int(value: Any) -> Optional[int]:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
