@@ -1,10 +1,10 @@
 """python-evtx, the pure-Python .evtx reader used when the `evtx` package cannot be imported (the Splunk app).
 
-python-evtx renders each record by walking its template's binary XML again. Here a template is rendered
-once per chunk, with markers in place of its substitutions, and flattened into a recipe; a record then
-only fills its own substitution values in. The result is what rendering and flattening the record's XML
-gives (a test compares both on every sample record). Records with nested binary-XML substitutions take
-python-evtx's full rendering.
+python-evtx renders each record by walking its template's binary XML again. Here a template (with the
+templates of any nested binary-XML substitutions) is rendered once per chunk, with markers in place of its
+substitutions, and flattened into a recipe; a record then only fills its own substitution values in. The
+result is what rendering and flattening the record's XML gives (a test compares both on the sample
+records). A template whose field names are themselves substitutions takes python-evtx's full rendering.
 """
 
 from __future__ import annotations
