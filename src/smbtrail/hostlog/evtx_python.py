@@ -161,10 +161,21 @@ def _skeleton(root: Any, counter: List[int]) -> str:
         else:
             markers.append(_Marker(f"\ue000{counter[0]}\ue001"))
             counter[0] += 1
-    xml = render_root_node_with_subs(root, markers)
+    xml = render_root_node_with_subs(_ChunkTemplate(root), markers)
     for marker, inner in nested.items():
         xml = xml.replace(marker, inner)
     return xml
+
+
+class _ChunkTemplate:
+    """A root node whose template is the chunk's own parsed one: python-evtx parses that once per chunk to
+    find where each record's substitutions start; RootNode.template() would parse it again."""
+
+    def __init__(self, root: Any):
+        self.root = root
+
+    def template(self) -> Any:
+        return self.root._chunk.templates()[self.root.template_instance().template_offset()]
 
 
 def _parts(text: str) -> Parts:
