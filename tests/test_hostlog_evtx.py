@@ -15,7 +15,7 @@ import pytest
 
 from smbtrail.hostlog import read_hostlogs, recognize_host
 from smbtrail.hostlog.catalog import spec_for
-from smbtrail.hostlog.evtx_python import record_flat
+from smbtrail.hostlog.evtx_python import chunks, record_flat
 from smbtrail.hostlog.evtx_reader import engine, read_evtx_python
 from smbtrail.hostlog.normalize import normalize_flat
 from smbtrail.records import Record
@@ -161,11 +161,7 @@ def test_python_evtx_fallback_gives_identical_records(shared_data):
 
 def _python_evtx_records(path: Path):
     """(chunk number, python-evtx record) of each readable chunk, in file order."""
-    from Evtx.Evtx import ChunkHeader
-
-    buf = path.read_bytes()
-    for number, offset in enumerate(range(0x1000, len(buf) - 0x10000 + 1, 0x10000)):
-        chunk = ChunkHeader(buf, offset)
+    for number, chunk in chunks(path.read_bytes()):
         if chunk.check_magic():
             try:
                 records = list(chunk.records())

@@ -43,8 +43,8 @@ def read_evtx_python(path: str, source: str, wanted: Optional[FrozenSet[int]] = 
         yield error(source, f"not a readable .evtx file ({exc})")
         return
     errors = 0
-    for number, offset in enumerate(range(HEADER_SIZE, len(buf) - CHUNK_SIZE + 1, CHUNK_SIZE)):
-        for item in _chunk(buf, offset, number, source, wanted):
+    for number, chunk in chunks(buf):
+        for item in _chunk(buf, chunk, number, source, wanted):
             errors += isinstance(item, Record)
             yield item
         if errors >= MAX_ERRORS:
@@ -55,13 +55,18 @@ def read_evtx_python(path: str, source: str, wanted: Optional[FrozenSet[int]] = 
                             "the records of that chunk are not read", partial=True)
 
 
-def _chunk(buf: Any, offset: int, number: int, source: str, wanted: Optional[FrozenSet[int]]
-           ) -> Iterator[Union[dict, Record]]:
+def chunks(buf: Any) -> Iterator[Tuple[int, Any]]:
+    """(number, python-evtx ChunkHeader) of every 64 KiB chunk slot after the file header."""
     from Evtx.Evtx import ChunkHeader
 
-    chunk = ChunkHeader(buf, offset)
+    for number, offset in enumerate(range(HEADER_SIZE, len(buf) - CHUNK_SIZE + 1, CHUNK_SIZE)):
+        yield number, ChunkHeader(buf, offset)
+
+
+def _chunk(buf: Any, chunk: Any, number: int, source: str, wanted: Optional[FrozenSet[int]]
+           ) -> Iterator[Union[dict, Record]]:
     if not chunk.check_magic():
-        if any(buf[offset:offset + 8]):
+        if any(buf[chunk.offset():chunk.offset() + 8]):
             yield error(source, f"chunk {number}: bad chunk magic", partial=True)
         return
     try:
