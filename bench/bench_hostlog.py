@@ -116,7 +116,7 @@ def pyevtx_xml_pass(corpus: Path) -> dict:
     return {"records": count, "seconds": time.perf_counter() - start}
 
 
-def fallback_pass(corpus: Path, all_events: bool) -> dict:
+def fallback_pass(corpus: Path) -> dict:
     sys.modules["evtx"] = None  # type: ignore[assignment]  # import evtx now fails: python-evtx is used
     from smbtrail.hostlog import read_hostlogs
 
@@ -131,7 +131,7 @@ def child(which: str, corpus: str, all_events: bool) -> None:
     passes = {"raw": lambda: raw_pass(Path(corpus)), "parse": lambda: parse_pass(Path(corpus), all_events),
               "smbtrail": lambda: smbtrail_pass(Path(corpus), all_events),
               "pyevtx_xml": lambda: pyevtx_xml_pass(Path(corpus)),
-              "fallback": lambda: fallback_pass(Path(corpus), all_events)}
+              "fallback": lambda: fallback_pass(Path(corpus))}
     cpu = time.process_time()
     result = passes[which]()
     result["cpu_seconds"] = time.process_time() - cpu  # all threads of the process

@@ -189,10 +189,12 @@ def _parts(text: str) -> Parts:
 
 
 def _fill(recipe: Recipe, leaves: List[Any]) -> dict:
+    from Evtx.Views import RESTRICTED_CHARS
+
     entries, used = recipe
     texts = [""] * len(leaves)
     for index in used:
-        texts[index] = _text(leaves[index])
+        texts[index] = _text(leaves[index], RESTRICTED_CHARS)
     flat: Dict[str, Any] = {}
     for key, parts in entries:
         if parts is None:
@@ -218,13 +220,12 @@ def _join(parts: Parts, texts: List[str]) -> str:
     return "".join(texts[p] if p.__class__ is int else p for p in parts)  # type: ignore[index,misc]
 
 
-def _text(sub: Any) -> str:
-    """A substitution's text as it reads after python-evtx escapes it and an XML parser reads it back."""
-    from Evtx.Views import RESTRICTED_CHARS
-
+def _text(sub: Any, restricted: Any) -> str:
+    """A substitution's text as it reads after python-evtx escapes it (dropping `restricted` characters)
+    and an XML parser reads it back."""
     text = sub.string()
-    if RESTRICTED_CHARS.search(text):
-        text = RESTRICTED_CHARS.sub("", text)
+    if restricted.search(text):
+        text = restricted.sub("", text)
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
