@@ -1,5 +1,8 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Dict
 
 import pytest
 
@@ -19,3 +22,16 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def built() -> Dict[str, object]:
+    """The Splunk package as package.sh builds it (once a session; build venvs reused from build/), with
+    AppInspect's report and the forwarder / search-head packages Splunk's packaging toolkit cuts."""
+    build = ROOT / "build"
+    done = subprocess.run(["bash", str(ROOT / "package.sh"), "--inspect", "--partition"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "SMBTRAIL_BUILD_DIR": str(build), "PYTHON": sys.executable})
+    assert done.returncode == 0, done.stderr[-4000:]
+    tgz = Path(done.stdout.strip().splitlines()[-1])
+    return {"tgz": tgz, "log": done.stderr, "stage": build / "pkg" / "smbtrail", "build": build}
