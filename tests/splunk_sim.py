@@ -75,7 +75,7 @@ class Macros:
         expanded = MACRO.sub(self._replace, search)
         return expanded if expanded == search else self.expand(expanded, depth + 1)
 
-    def _replace(self, match: "re.Match[str]") -> str:
+    def _replace(self, match: re.Match[str]) -> str:
         name, args_text = match.group(1), match.group(2)
         args = split_args(args_text) if args_text is not None else []
         key = (name, len(args))
@@ -150,7 +150,7 @@ class Term:
 @dataclass
 class Bool:
     op: str  # "and", "or", "not"
-    items: List["Expr"] = field(default_factory=list)
+    items: List[Expr] = field(default_factory=list)
 
 
 @dataclass
@@ -276,7 +276,7 @@ def _like(pattern: str, value: str) -> bool:
     return re.match(regex, value.lower(), re.S) is not None
 
 
-def evaluate(expr: Expr, event: "Event") -> bool:
+def evaluate(expr: Expr, event: Event) -> bool:
     if isinstance(expr, Always):
         return True
     if isinstance(expr, Term):

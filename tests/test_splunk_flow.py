@@ -10,18 +10,27 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from itertools import chain
 import subprocess
 import sys
+from itertools import chain
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import pytest
-
 from smbtrail import engine
 from smbtrail.fusion.order import by_time
-from splunk_sim import (Event, Macros, events_from_stream, frame, getinfo, read_conf, read_frames,
-                        result_rows, search_events, split_pipeline, to_csv)
+from splunk_sim import (
+    Event,
+    Macros,
+    events_from_stream,
+    frame,
+    getinfo,
+    read_conf,
+    read_frames,
+    result_rows,
+    search_events,
+    split_pipeline,
+    to_csv,
+)
 
 FUSION = "smbtrail - fuse trails to summary"
 OTRF_PAIR = "otrf-security-datasets/windows/lateral_movement/{side}/covenant_sc_query_dcerpc_smb_svcctl.zip"

@@ -18,6 +18,7 @@ import heapq
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from ..recognize import TRAIL_GAP, trail_key
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, HOST_EVENT, OPERATION, SESSION, TREE, Record
 from .clocks import Clocks
 from .connections import Conn, NetIndex
@@ -25,7 +26,6 @@ from .hostcommands import host_command, is_host_command, recognized
 from .identity import Identity
 from .joins import Joiner, Link
 from .timeline import timeline
-from ..recognize import TRAIL_GAP, trail_key
 from .trails import MERGE_WINDOW, TrailBook
 
 NETWORK_KINDS = frozenset((SESSION, TREE, FILE, OPERATION, COMMAND, ENCRYPTED_ACTIVITY))
