@@ -44,7 +44,7 @@ LINK_MARGIN = 3600  # seconds of context around the activity when the explorer o
 
 @dataclass(frozen=True)
 class Product:
-    entities: str  # the macro that sets src, dest and user on this product's events
+    entities: str  # the macro that sets src, dest, user and record (the event's own id) on its events
     group_by: Tuple[str, ...]
     domain: str  # ES security domain
 
@@ -104,7 +104,7 @@ def build(backend: SplunkBackend, rule) -> Optional[Tuple[str, str]]:
     query = _one_line(converted[0])
     query = query.partition(" | table ")[0]  # the result is one row per entity, built below
     product = PRODUCTS[product_of(rule)]
-    fields = _detail_fields(rule)
+    fields = _detail_fields(rule, product.group_by)
     return f"{query} | {product.entities} | {per_entity(product.group_by, fields)}", product_of(rule)
 
 
@@ -112,16 +112,16 @@ def _one_line(query: str) -> str:
     return " ".join(line.strip() for line in query.splitlines() if line.strip())
 
 
-def _detail_fields(rule) -> List[str]:
+def _detail_fields(rule, group_by: Tuple[str, ...]) -> List[str]:
     fields = [ENTITY_FIELDS.get(str(f), str(f)) for f in (getattr(rule, "fields", None) or [])]
-    return [f for f in dict.fromkeys(["user"] + fields) if f not in ("src", "dest", "trail_id")]
+    return [f for f in dict.fromkeys(["user"] + fields) if f not in group_by]
 
 
 def per_entity(group_by: Tuple[str, ...], fields: List[str]) -> str:
     values = " ".join(f"values({f}) AS {f}" for f in fields)
     keys = " ".join(group_by)
     return (f"fillnull value=\"-\" {keys} | stats count min(_time) AS first_time max(_time) AS last_time "
-            f"{values} values(uid) AS uid by {keys}")
+            f"{values} values(record) AS record by {keys}")
 
 
 def correlation_query(backend: SplunkBackend, rule) -> str:
@@ -142,7 +142,7 @@ def correlation_query(backend: SplunkBackend, rule) -> str:
             f"| sort 0 -_time | {window.format('after')} "
             f"| eval matched=mvcount(mvdedup(mvappend(before, after))) | where smbtrail_fresh=1 AND matched>={needed} "
             f"| stats count min(_time) AS first_time max(_time) AS last_time values(event_type) AS sigma_rules "
-            f"values(user) AS user values(src) AS src values(uid) AS uid by {keys}")
+            f"values(user) AS user values(src) AS src values(record) AS record by {keys}")
 
 
 def _path(rule) -> str:
@@ -175,13 +175,13 @@ def throttle_keys(rule, product: str) -> str:
     return ",".join(PRODUCTS[product].group_by)
 
 
-def link_eval() -> str:
-    """The Trail explorer on this result's entity, around its time (every value URL-encoded)."""
+def link_eval(product: str) -> str:
+    """The Trail explorer on this result's entity (its trail, for trail rules), around its time; every
+    value URL-encoded."""
+    trail = '."&form.trail=".`smbtrail_urlencode(trail_id)`' if product == "trail" else ""
     return ('eval trail_link="/app/smbtrail/smbtrail_trail?form.entity=".`smbtrail_urlencode(dest)`'
-            '."&form.src=".`smbtrail_urlencode(src)`'
             f'."&form.time.earliest=".tostring(floor(first_time-{LINK_MARGIN}))'
-            f'."&form.time.latest=".tostring(ceiling(last_time+{LINK_MARGIN}))'
-            '.if(isnotnull(trail_id) AND trail_id!="-", "&form.trail=".`smbtrail_urlencode(trail_id)`, "")')
+            f'."&form.time.latest=".tostring(ceiling(last_time+{LINK_MARGIN})){trail}')
 
 
 def stanza(rule, query: str, product: str, filter_macro: str, index: int) -> str:
@@ -189,7 +189,7 @@ def stanza(rule, query: str, product: str, filter_macro: str, index: int) -> str
     correlation = isinstance(rule, SigmaCorrelationRule)
     score = RISK.get(level, 50)
     risk_score = "if(isnum(score), score, " + str(score) + ")" if product == "trail" else str(score)
-    search = (f"{query} | eval risk_score={risk_score} | {link_eval()} | `{filter_macro}`")
+    search = (f"{query} | eval risk_score={risk_score} | {link_eval(product)} | `{filter_macro}`")
     minute = (index * 4) % 15
     description = " ".join(str(rule.description or rule.title).split())
     title = f"smbtrail - {rule.title}"

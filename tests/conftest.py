@@ -35,3 +35,21 @@ def built() -> Dict[str, object]:
     assert done.returncode == 0, done.stderr[-4000:]
     tgz = Path(done.stdout.strip().splitlines()[-1])
     return {"tgz": tgz, "log": done.stderr, "stage": build / "pkg" / "smbtrail", "build": build}
+
+
+@pytest.fixture(scope="session")
+def lab_indexed(built, tmp_path_factory) -> Dict[str, list]:
+    """What the packaged inputs write for the lab recordings shipped in the repo (each mode's captures
+    and its Samba logs), as the events Splunk would index: per lab mode, read once a session."""
+    from splunk_sim import run_input
+
+    lab, out = FIXTURES / "lab", {}
+    for mode in ("plain", "enc-global", "addc"):
+        work = tmp_path_factory.mktemp(f"indexed-{mode}")
+        for name, pattern in (("pcap", "*.pcapng"), ("logs", "*.full_audit.log"), ("logs", "*.audit.jsonl")):
+            (work / name).mkdir(exist_ok=True)
+            for path in sorted((lab / mode).glob(pattern)):
+                (work / name / path.name).write_bytes(path.read_bytes())
+        out[mode] = (run_input(built["stage"], "smbtrail_pcap", str(work / "pcap" / "*"), work)
+                     + run_input(built["stage"], "smbtrail_hostlog", str(work / "logs" / "*"), work))
+    return out

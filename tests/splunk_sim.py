@@ -17,6 +17,8 @@ import csv
 import io
 import json
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,8 +337,9 @@ def json_fields(raw: str) -> Dict[str, List[str]]:
         elif isinstance(value, list):
             for item in value:
                 walk(item, f"{path}{{}}")
-        elif value is not None:
-            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        else:  # JSON null is extracted as the text "null"
+            text = {None: "null", True: "true", False: "false"}.get(value, str(value)) \
+                if value is None or isinstance(value, bool) else str(value)
             out.setdefault(path, []).append(text)
 
     try:
@@ -356,6 +359,21 @@ def events_from_stream(xml_text: bytes) -> List[Event]:
         raw = node.findtext("data") or ""
         found.append(Event(raw, {k: v for k, v in meta.items() if v}, json_fields(raw)))
     return found
+
+
+def run_input(stage: Path, scheme: str, pattern: str, workdir: Path, python: str = sys.executable) -> List[Event]:
+    """One run of a packaged modular input, as splunkd starts it: the input definition on stdin, only
+    the package's own libraries (-S), events read back from its XML stream."""
+    definition = (
+        "<input><server_host>ci</server_host><server_uri>https://127.0.0.1:8089</server_uri>"
+        f"<session_key>none</session_key><checkpoint_dir>{workdir / 'ckpt' / scheme}</checkpoint_dir>"
+        f'<configuration><stanza name="{scheme}://test" app="smbtrail"><param name="path">{pattern}</param>'
+        '<param name="settle_seconds">0</param><param name="index">main</param>'
+        "</stanza></configuration></input>")
+    done = subprocess.run([python, "-S", str(stage / "bin" / f"{scheme}.py")], input=definition.encode(),
+                          capture_output=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return events_from_stream(done.stdout)
 
 
 def search_events(base: str, events: List[Event]) -> Iterator[Event]:
@@ -418,3 +436,179 @@ def result_rows(frames: List[Tuple[Dict[str, Any], str]]) -> List[Dict[str, str]
         if body:
             rows.extend(dict(r) for r in csv.DictReader(io.StringIO(body)))
     return rows
+
+
+# --- what a search reads: the fields, sourcetypes and sources it names ----------------------------
+
+FUNCTION_WORDS = {"AND", "OR", "NOT", "XOR", "LIKE", "IN", "true", "false", "null", "by", "BY", "AS", "as"}
+AGGREGATING = {"stats", "timechart", "chart", "eventstats", "streamstats"}
+IDENT = re.compile(r"'([^']+)'|([A-Za-z_][A-Za-z0-9_{}]*)(\s*\()?")  # in eval, "." concatenates
+
+
+@dataclass
+class Reads:
+    fields: List[Tuple[str, str]] = field(default_factory=list)  # (field, the command that reads it)
+    sourcetypes: List[str] = field(default_factory=list)
+    sources: List[str] = field(default_factory=list)
+
+
+def _strip_strings(text: str) -> str:
+    return re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+
+
+def expression_fields(expr: str) -> List[str]:
+    """Field names an eval/where expression reads (functions, keywords and string literals left out)."""
+    names = []
+    for match in IDENT.finditer(_strip_strings(expr)):
+        quoted, bare, call = match.groups()
+        if quoted:
+            names.append(quoted)
+        elif bare and not call and bare not in FUNCTION_WORDS and not re.fullmatch(r"\d[\w.]*", bare):
+            names.append(bare)
+    return names
+
+
+def _top_level(text: str, sep: str = ",") -> List[str]:
+    parts, depth, quote, current = [], 0, False, ""
+    for char in text:
+        if char == '"':
+            quote = not quote
+        elif not quote and char in "([":
+            depth += 1
+        elif not quote and char in ")]":
+            depth -= 1
+        elif not quote and depth == 0 and char == sep:
+            parts.append(current)
+            current = ""
+            continue
+        current += char
+    parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _aggregation(args: str) -> Tuple[List[str], List[str]]:
+    """(fields read, fields made) of a stats-like command's arguments."""
+    split = re.search(r"\s(?:by|BY)\s", args)
+    body, by = (args[:split.start()], args[split.end():]) if split else (args, "")
+    reads, made = [], []
+    for function, inner, alias in _calls(body):
+        if "=" in function or function in ("time_window", "limit", "span") or (not inner and not alias
+                                                                               and function != "count"):
+            continue
+        content = inner[1:-1] if inner else ""
+        reads.extend(expression_fields(content[5:-1]) if content.startswith("eval(") else
+                     ([content] if content else []))
+        made.append(alias or (f"{function}({content})" if content else function))
+    by_fields = [f for f in re.split(r"[\s,]+", by.strip()) if f and "=" not in f]
+    return reads + by_fields, made + by_fields
+
+
+def _calls(body: str) -> List[Tuple[str, str, str]]:
+    """(name, "(arguments)" or "", alias) of each `name[(...)] [AS alias]` of an aggregation."""
+    found, pos = [], 0
+    while True:
+        match = re.compile(r"\s*([\w=]+)").match(body, pos)
+        if not match:
+            return found
+        name, pos, inner = match.group(1), match.end(), ""
+        if pos < len(body) and body[pos] == "(":
+            depth, end = 0, pos
+            for end in range(pos, len(body)):
+                depth += {"(": 1, ")": -1}.get(body[end], 0)
+                if depth == 0:
+                    break
+            inner, pos = body[pos:end + 1], end + 1
+        alias = re.compile(r"\s+(?:AS|as)\s+(\w+)").match(body, pos)
+        if alias:
+            pos = alias.end()
+        found.append((name, inner, alias.group(1) if alias else ""))
+
+
+def _options_removed(args: str) -> str:
+    return re.sub(r'\b\w+=("(?:[^"\\]|\\.)*"|\S+)', "", args)
+
+
+def search_reads(search: str, known: Optional[set] = None) -> Reads:
+    """What a whole (macro-expanded) search reads, command by command: a field counts as read unless an
+    earlier command of the same search made it."""
+    reads, made = Reads(), set(known or ())
+    for index, part in enumerate(split_pipeline(search)):
+        if not part:
+            continue
+        name, _, args = part.partition(" ")
+        if index == 0 or name == "search":
+            expr_text = args if name == "search" and index else part
+            parser = Parser(expr_text)
+            expr = parser.parse()
+            for sub in parser.subsearches:
+                _merge(reads, search_reads(re.sub(r"^search\s+", "", sub)))
+            _base_reads(expr, reads, made, part)
+            continue
+        _command_reads(name, args, reads, made, part)
+    return reads
+
+
+def _merge(into: Reads, other: Reads) -> None:
+    into.fields += other.fields
+    into.sourcetypes += other.sourcetypes
+    into.sources += other.sources
+
+
+def _base_reads(expr: Expr, reads: Reads, made: set, where: str) -> None:
+    if isinstance(expr, Cmp):
+        if expr.field == "sourcetype":
+            reads.sourcetypes += expr.values
+        elif expr.field == "source":
+            reads.sources += expr.values
+        if expr.field not in made:
+            reads.fields.append((expr.field, where))
+    elif isinstance(expr, Bool):
+        for item in expr.items:
+            _base_reads(item, reads, made, where)
+
+
+def _read(reads: Reads, made: set, names: List[str], where: str) -> None:
+    reads.fields += [(n, where) for n in names if n not in made and n != "*"]
+
+
+def _command_reads(name: str, args: str, reads: Reads, made: set, where: str) -> None:
+    if name == "eval":
+        for assignment in _top_level(args):
+            target, _, expr = assignment.partition("=")
+            _read(reads, made, expression_fields(expr), where)
+            made.add(target.strip())
+    elif name == "where":
+        _read(reads, made, expression_fields(args), where)
+    elif name in AGGREGATING:
+        used, produced = _aggregation(args)
+        _read(reads, made, used, where)
+        if name in ("stats", "timechart", "chart"):
+            made.clear()
+            made.update(["_time"] if name == "timechart" else [])
+        made.update(produced)
+    elif name in ("table", "fields", "dedup", "sort", "mvexpand", "fillnull", "reverse", "head", "bin"):
+        names = [n for n in re.split(r"[\s,]+", _options_removed(args).replace("sortby", " "))
+                 if n and n not in ("-", "+", "0") and not n.isdigit()]
+        names = [n.lstrip("-+") for n in names]
+        if name == "fillnull":
+            made.update(names)
+        else:
+            _read(reads, made, names if not args.strip().startswith("-") or name != "fields" else [], where)
+    elif name == "rename":
+        for old, new in re.findall(r"(\S+)\s+(?:AS|as)\s+(\S+)", args):
+            _read(reads, made, [old.strip("'\"")], where)
+            made.add(new.strip("'\""))
+    elif name == "spath":
+        options = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', args))
+        if "input" in options:
+            _read(reads, made, [options["input"]], where)
+        made.add(options.get("output", options.get("path", "")))
+    elif name == "convert":
+        _read(reads, made, re.findall(r"\w+\((\w+)\)", args), where)
+    elif name == "multisearch":
+        for sub in re.findall(r"\[\s*search (.*?)\s*\](?=\s*\[|\s*$)", args):
+            _merge(reads, search_reads(sub))
+            made.update(re.findall(r"\|\s*eval\s+(\w+)=", sub))
+    elif name == "makeresults":
+        made.add("_time")
+    # return, collect, smbtrailfuse and other commands read what they need themselves: see the tests

@@ -21,12 +21,12 @@ from smbtrail.fusion.order import by_time
 from splunk_sim import (
     Event,
     Macros,
-    events_from_stream,
     frame,
     getinfo,
     read_conf,
     read_frames,
     result_rows,
+    run_input,
     search_events,
     split_pipeline,
     to_csv,
@@ -37,21 +37,6 @@ OTRF_PAIR = "otrf-security-datasets/windows/lateral_movement/{side}/covenant_sc_
 CHUNK = 10000
 COMPARED = ("kind", "time", "trail_id", "command", "operation", "src_ip", "src_port", "dest_ip", "dest_host",
             "user", "evidence", "join", "inferred", "confidence", "encrypted")
-
-
-def run_input(stage: Path, scheme: str, pattern: str, workdir: Path, python: str = sys.executable) -> List[Event]:
-    """One run of a packaged modular input, as splunkd starts it: the input definition on stdin, only
-    the package's own libraries (-S), events read back from its XML stream."""
-    definition = (
-        "<input><server_host>ci</server_host><server_uri>https://127.0.0.1:8089</server_uri>"
-        f"<session_key>none</session_key><checkpoint_dir>{workdir / 'ckpt' / scheme}</checkpoint_dir>"
-        f'<configuration><stanza name="{scheme}://test" app="smbtrail"><param name="path">{pattern}</param>'
-        '<param name="settle_seconds">0</param><param name="index">main</param>'
-        "</stanza></configuration></input>")
-    done = subprocess.run([python, "-S", str(stage / "bin" / f"{scheme}.py")], input=definition.encode(),
-                          capture_output=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return events_from_stream(done.stdout)
 
 
 def fusion_pipeline(stage: Path) -> List[str]:
@@ -120,13 +105,12 @@ def copy(sources: Sequence[Path], into: Path) -> Path:
     return into
 
 
-def test_lab_encrypted_sessions_fused_in_splunk_equal_the_command_line(built, fixtures, tmp_path):
+def test_lab_encrypted_sessions_fused_in_splunk_equal_the_command_line(built, lab_indexed, fixtures, tmp_path):
     lab = fixtures / "lab" / "enc-global"
     captures = sorted(lab.glob("*.pcapng"))
     audits = sorted(lab.glob("*.full_audit.log"))
     stage = built["stage"]
-    indexed = (run_input(stage, "smbtrail_pcap", str(copy(captures, tmp_path / "pcap") / "*.pcapng"), tmp_path)
-               + run_input(stage, "smbtrail_hostlog", str(copy(audits, tmp_path / "logs") / "*.log"), tmp_path))
+    indexed = lab_indexed["enc-global"]
     assert {e.meta["sourcetype"] for e in indexed} >= {"smbtrail:network", "smbtrail:host", "smbtrail:health"}
     fused, read = fuse_in_splunk(stage, indexed, tmp_path)
     assert set(read) == {"smbtrail:network", "smbtrail:host"}  # every record the inputs wrote, no health
