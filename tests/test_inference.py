@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from smbtrail.encryption.fingerprints import calibrate
-from smbtrail.encryption.inference import commands_for, infer
+from smbtrail.encryption.inference import ANY_LABEL, Gate, commands_for, infer
 from smbtrail.encryption.sizes import create_request, structure, tree_connect_request
 from smbtrail.engine import Options, network_records
 from smbtrail.records import COMMAND, ENCRYPTED_ACTIVITY, Record
 
 LAB = Path(__file__).resolve().parent / "fixtures" / "lab" / "enc-global"
+# the size model itself, before the calibration decides which labels are shown by default
+EVERYTHING = {ANY_LABEL: Gate("*", "*", 0.0, confidence=0.5)}
 
 # scenarios where the size model claims to recover the trail of the impacket/Samba lab clients
 CLAIMED = [
@@ -51,7 +53,8 @@ def truth(name: str) -> Counter:
 
 
 def inferred(name: str, prints=None) -> Counter:
-    return Counter((r.command, r.operation) for rec in encrypted(name) for r in commands_for(rec, prints))
+    return Counter((r.command, r.operation) for rec in encrypted(name)
+                   for r in commands_for(rec, prints, calibration=EVERYTHING))
 
 
 @pytest.mark.parametrize("name", CLAIMED)
@@ -79,7 +82,7 @@ def test_psexec_recognized_with_fingerprints_from_other_captures():
     """Held out: calibrated on sc create/start/stop/delete only, scored on the PsExec capture."""
     prints, lined_up, _ = calibrate(encrypted("sc_create_start_stop_delete"), decrypted("sc_create_start_stop_delete"))
     assert lined_up >= 10
-    found = [r for rec in encrypted("psexec_impacket") for r in commands_for(rec, prints)]
+    found = [r for rec in encrypted("psexec_impacket") for r in commands_for(rec, prints, calibration=EVERYTHING)]
     assert [(r.command, r.operation) for r in found] == [("psexec", "run")]
     uploaded = sum(r.args["bytes_written"] for r in decrypted("psexec_impacket")
                    if r.kind == "file" and r.operation == "write")
