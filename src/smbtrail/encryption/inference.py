@@ -34,6 +34,7 @@ from .sizes import Activity, Open, structure
 
 MAX_EVIDENCE = 40  # message sizes quoted per inferred command
 CARRY_SECONDS = 300.0  # how long an upload can support a command in a later burst
+MIN_ANCHOR_FIT = 0.8  # an operation named by one of its two sizes can support a command, not anchor one
 
 
 @dataclass
@@ -44,11 +45,13 @@ class Item:
     share: str = ""
     interface: str = ""
     opnum: int = -1
+    opnums: Tuple[int, ...] = ()  # the operations these sizes fit (several when undecided)
     operation: str = ""
     size: int = 0  # bytes written or read
     request: int = 0  # request PDU size of an RPC operation
     pipe: str = ""
     quality: float = 1.0
+    fit: float = 1.0  # how well the sizes fit the operation (1: measured exactly, 0.8: IDL range, less: one side)
     index: List[int] = field(default_factory=list)
     earlier: bool = False  # from an earlier burst of the same client, server and user
 
@@ -74,7 +77,8 @@ def step(text: str) -> Step:
         wanted = None if opnums in ("", ".*") else {int(n) for n in opnums.split("|")}
         low, high = parse_range(size)
         return lambda i: (i.kind == "rpc" and i.interface.lower() == interface.lower()
-                          and (wanted is None or i.opnum in wanted) and low <= i.request <= high)
+                          and (wanted is None or bool(i.opnums) and set(i.opnums) <= wanted)
+                          and low <= i.request <= high)
     if kind in ("upload", "read"):
         share, _, least = rest.rpartition(":")
         rx, minimum = re.compile(share), int(least or 0)
@@ -127,9 +131,9 @@ def _pipe_items(opened: Open, share: str, prints: Optional[Sequence[Fingerprint]
     if guess is None:
         return []
     return [
-        Item("rpc", share=share, interface=guess.interface, opnum=f.opnum, operation=f.operation, pipe=guess.pipe,
-             request=e.request,
-             quality=fit * (0.5 + guess.score / 2), index=opened.index[:2] + e.index)
+        Item("rpc", share=share, interface=guess.interface, opnum=f.opnum, opnums=f.opnums, operation=f.operation,
+             pipe=guess.pipe, request=e.request, quality=fit * (0.5 + guess.score / 2), fit=fit,
+             index=opened.index[:2] + e.index)
         for e, f, fit in guess.operations
     ]
 
@@ -151,13 +155,14 @@ def _file_items(opened: Open, share: str) -> List[Item]:
 @dataclass
 class Match:
     template: Template
-    members: List[Item]
+    members: List[Item]  # the required items first (anchor, then one per further step), then those absorbed
 
     @property
     def score(self) -> float:
-        """How well the sizes fit the template (not a probability: the calibration turns it into one)."""
-        quality = sum(m.quality for m in self.members) / len(self.members)
-        return round(self.template.confidence * quality, 2)
+        """How well the sizes fit the template's required steps (not a probability: the calibration turns
+        it into one); absorbed items neither raise nor lower it."""
+        required = self.members[:len(self.template.requires)]
+        return round(self.template.confidence * sum(m.quality for m in required) / len(required), 2)
 
     @property
     def label(self) -> Tuple[str, str]:
@@ -229,7 +234,7 @@ def match(found: List[Item], rules: Optional[Sequence[Template]] = None, earlier
     for rule in templates() if rules is None else rules:
         anchor, needs = rule.requires[0], rule.requires[1:]
         for item in found:
-            if id(item) in claimed or not anchor(item):
+            if id(item) in claimed or item.fit < MIN_ANCHOR_FIT or not anchor(item):
                 continue
             support = [next((i for i in pool if need(i) and id(i) not in claimed), None) for need in needs]
             if any(s is None for s in support):
