@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from smbtrail.encryption.fingerprints import FIELDS, Fingerprint, calibrate, load, to_rows  # noqa: E402
-from smbtrail.encryption.inference import GATE_FIELDS, Gate, Gates, gate_for, gate_rows, infer  # noqa: E402
+from smbtrail.encryption.inference import GATE_FIELDS, Gate, Gates, gate_for, gate_rows, infer, templates  # noqa: E402
 from smbtrail.encryption.whatif import rewrite_capture  # noqa: E402
 from smbtrail.engine import Options, network_records  # noqa: E402
 from smbtrail.lookups import lookup_path  # noqa: E402
@@ -305,6 +305,30 @@ def fit(cases: Sequence[Case], sources: FrozenSet[str]) -> Model:
     return Model(fingerprints(cases, sources), fit_gates(out_of_fold(cases, sources), sources), sources)
 
 
+def by_default(gates: Gates, cases: Sequence[Case], outcomes: Sequence[Outcome]) -> Gates:
+    """One row per label. A label is shown by default only if the leave-one-source-out run showed it and it was
+    right at least MIN_PRECISION of those times; it keeps the threshold fitted on every source (its own, or
+    the one of labels without evidence of their own). Any other label: never shown by default."""
+    measured = tally(cases, outcomes)
+    labels = {f"{t.command} {t.action}" for t in templates()} | set(measured)
+    out: Gates = {}
+    for name in sorted(labels):
+        command, _, action = name.rpartition(" ")
+        gate, seen = gate_for(gates, (command, action)), measured.get(name, Tally())
+        proven = seen.shown > 0 and seen.right >= MIN_PRECISION * seen.shown
+        if gate is not None and gate.min_score is not None and proven:
+            out[(command, action)] = Gate(command, action, gate.min_score, gate.right, gate.shown, gate.confidence,
+                                          gate.sources)
+        else:
+            out[(command, action)] = Gate(command, action, None, seen.right, seen.shown, 0.0,
+                                          gate.sources if gate else "")
+    return out
+
+
+def shown_labels(gates: Gates) -> Set[str]:
+    return {f"{c} {a}" for (c, a), g in gates.items() if g.min_score is not None}
+
+
 def leave_one_source_out(cases: Sequence[Case]) -> Tuple[List[Outcome], Dict[str, Model]]:
     everything = frozenset(c.source for c in cases)
     outcomes, models = [], {}
@@ -340,13 +364,15 @@ def _ratio(num: int, den: int) -> str:
     return f"{num / den:.2f} ({num}/{den})" if den else "-"
 
 
-def tally(cases: Sequence[Case], outcomes: Sequence[Outcome]) -> Dict[str, Tally]:
-    """Per label, over `cases`: shown and right (precision), expected and shown (recall)."""
+def tally(cases: Sequence[Case], outcomes: Sequence[Outcome], labels: Optional[Set[str]] = None
+          ) -> Dict[str, Tally]:
+    """Per label, over `cases`: shown and right (precision), expected and shown (recall); `labels`: only these
+    count as shown (those the shipped calibration shows by default)."""
     ids = {id(c) for c in cases}
     out: Dict[str, Tally] = defaultdict(Tally)
     shown: Set[Tuple[int, Key]] = set()
     for o in outcomes:
-        if id(o.case) in ids and o.confidence > 0:
+        if id(o.case) in ids and o.confidence > 0 and (labels is None or o.key[2] in labels):
             shown.add((id(o.case), o.key))
             out[o.key[2]].shown += 1
             out[o.key[2]].right += o.right
@@ -370,21 +396,27 @@ def _select(cases: Sequence[Case], public: Optional[bool] = None, scope: Optiona
     return [c for c in cases if (public is None or (c.source != "lab") == public) and (scope is None or c.scope == scope)]
 
 
-def summary_rows(cases: Sequence[Case], outcomes: Sequence[Outcome]) -> List[str]:
-    rows = ["| cases | scope | precision | recall |", "|---|---|---|---|"]
+def summary_rows(cases: Sequence[Case], outcomes: Sequence[Outcome], labels: Set[str]) -> List[str]:
+    rows = ["| captures | encryption | precision | recall | precision, every label the folds showed | recall, same |",
+            "|---|---|---|---|---|---|"]
     for name, public in (("public", True), ("lab", False), ("all", None)):
         for scope in (*SCOPES, REAL, None):
             chosen = _select(cases, public, scope)
             if not chosen:
                 continue
-            whole = total(tally(chosen, outcomes))
-            rows.append(f"| {name} | {scope or 'all'} | {whole.precision()} | {whole.recall()} |")
+            default, every = total(tally(chosen, outcomes, labels)), total(tally(chosen, outcomes))
+            rows.append(f"| {name} | {SCOPE_NAMES[scope]} | {default.precision()} | {default.recall()} "
+                        f"| {every.precision()} | {every.recall()} |")
     return rows
+
+
+SCOPE_NAMES = {"server": "server-wide (rewritten)", "share": "share-only (rewritten)",
+               REAL: "as recorded (keys published)", None: "all"}
 
 
 def label_rows(cases: Sequence[Case], outcomes: Sequence[Outcome], shipped: Gates) -> List[str]:
     public, everywhere = tally(_select(cases, True), outcomes), tally(cases, outcomes)
-    rows = ["| label | shown by default (threshold, confidence) | public precision | public recall "
+    rows = ["| label | shown by default (score threshold, confidence) | public precision | public recall "
             "| all precision | all recall |", "|---|---|---|---|---|---|"]
     for name in sorted(set(public) | set(everywhere)):
         command, _, action = name.rpartition(" ")
@@ -440,7 +472,7 @@ def report(cases: Sequence[Case], outcomes: Sequence[Outcome], shipped: Gates) -
         "",
         "## Summary",
         "",
-        *summary_rows(cases, outcomes),
+        *summary_rows(cases, outcomes, shown_labels(shipped)),
         "",
         "## Per label",
         "",
@@ -497,6 +529,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     outcomes, _ = leave_one_source_out(cases)
     shipped = fit(cases, frozenset(c.source for c in cases))
+    shipped.gates = by_default(shipped.gates, cases, outcomes)
     text = report(cases, outcomes, shipped.gates)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
