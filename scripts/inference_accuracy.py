@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from smbtrail.encryption.fingerprints import FIELDS, Fingerprint, calibrate, load, to_rows  # noqa: E402
-from smbtrail.encryption.inference import GATE_FIELDS, Gate, Gates, gate_for, gate_rows, infer, templates  # noqa: E402
+from smbtrail.encryption.inference import (  # noqa: E402
+    ANY_LABEL, GATE_FIELDS, Gate, Gates, gate_for, gate_rows, infer, templates)
 from smbtrail.encryption.whatif import rewrite_capture  # noqa: E402
 from smbtrail.engine import Options, network_records  # noqa: E402
 from smbtrail.lookups import lookup_path  # noqa: E402
@@ -68,6 +69,7 @@ PASSWORDS = {"samr-enum-lab/Resources/": "LabAdm1!"}
 
 MIN_PRECISION = 0.9  # a label is shown by default only at a threshold where it was right this often
 MIN_RIGHT = 2  # ... and right at least this many times
+WINDOW = 0.1  # width of the score bands the common threshold is judged on
 PRIOR_WEIGHT = 2.0  # confidence: the label's precision shrunk toward the pooled precision by this many cases
 
 Key = Tuple[str, str, str]  # client, server, "command action"
@@ -258,35 +260,47 @@ def candidates(case: Case, model: Model) -> List[Outcome]:
 
 
 def fit_gates(outcomes: Sequence[Outcome], fitted_on: FrozenSet[str]) -> Gates:
-    """Per label with evidence of its own (MIN_RIGHT right answers or any wrong one), the lowest score at which
-    it was right at least MIN_PRECISION of the time (none: never shown); for every other label the lowest
-    score at which all labels together were. A confidence is that precision, shrunk toward the pooled one."""
+    """First the threshold of all labels together (_floor). Per label, the lowest score from there up at which the label was never wrong,
+    or right at least MIN_PRECISION of the time (and MIN_RIGHT times); none: never shown. A confidence is the
+    label's precision there, shrunk toward the pooled one (a label without outcomes gets the pooled one)."""
     by_label: Dict[str, List[Outcome]] = defaultdict(list)
     for o in outcomes:
         by_label[o.key[2]].append(o)
-    chosen = {name: _threshold(found) for name, found in by_label.items() if _evidence(found)}
-    chosen["* *"] = _threshold(outcomes)
-    shown = [c for c in chosen.values() if c[0] is not None]
-    pooled = sum(c[1] for c in shown) / max(sum(c[2] for c in shown), 1)
+    floor = _floor(outcomes)
     sources = ";".join(sorted(fitted_on))
-    gates: Gates = {}
-    for name, (low, right, count) in chosen.items():
+    above = [o for o in outcomes if floor is not None and o.score >= floor]
+    right, count = sum(o.right for o in above), len(above)
+    if floor is None or not count:
+        return {ANY_LABEL: Gate("*", "*", None, 0, 0, 0.0, sources)}
+    pooled = right / count
+    gates: Gates = {ANY_LABEL: Gate("*", "*", floor, right, count, round(pooled, 2), sources)}
+    for name, found in by_label.items():
         command, _, action = name.rpartition(" ")
+        low, right, count = _threshold(found, floor)
         confidence = (right + PRIOR_WEIGHT * pooled) / (count + PRIOR_WEIGHT) if low is not None else 0.0
         gates[(command, action)] = Gate(command, action, low, right, count, round(confidence, 2), sources)
     return gates
 
 
-def _evidence(found: Sequence[Outcome]) -> bool:
-    return sum(o.right for o in found) >= MIN_RIGHT or any(not o.right for o in found)
+def _floor(outcomes: Sequence[Outcome]) -> Optional[float]:
+    """The lowest score from which up every WINDOW-wide band of scores was right MIN_PRECISION of the time
+    (a band of easy high scores must not vouch for the low ones)."""
+    scores = sorted({o.score for o in outcomes}, reverse=True)
+    floor = None
+    for low in scores:
+        band = [o for o in outcomes if low <= o.score < low + WINDOW]
+        if sum(o.right for o in band) < MIN_PRECISION * len(band):
+            break
+        floor = low
+    return floor
 
 
-def _threshold(found: Sequence[Outcome]) -> Tuple[Optional[float], int, int]:
-    """(threshold, right, shown) at the lowest passing score; (None, right, all) when none passes."""
-    for low in sorted({o.score for o in found}):
+def _threshold(found: Sequence[Outcome], floor: float) -> Tuple[Optional[float], int, int]:
+    """(threshold, right, shown) at the lowest passing score from `floor` up; (None, right, all) if none passes."""
+    for low in sorted({floor} | {o.score for o in found if o.score > floor}):
         above = [o for o in found if o.score >= low]
         right = sum(o.right for o in above)
-        if right >= MIN_RIGHT and right >= MIN_PRECISION * len(above):
+        if right == len(above) or (right >= MIN_RIGHT and right >= MIN_PRECISION * len(above)):
             return low, right, len(above)
     return None, sum(o.right for o in found), len(found)
 
