@@ -176,7 +176,7 @@ class Gate:
     command: str
     action: str
     min_score: Optional[float]  # None: never shown by default
-    right: int = 0
+    right: int = 0  # how often it was right when shown (in the shipped lookup: leave-one-source-out)
     shown: int = 0
     confidence: float = 0.0
     sources: str = ""  # the sources the threshold was fitted on
@@ -325,8 +325,9 @@ def _pipe_note(opened: Open, operations: Sequence[Item]) -> str:
     calls = max(len([e for e in opened.exchanges if e.response]) - 1, 0)
     text = f"RPC on a {opened.name_len}-character pipe, {calls} call{'s' if calls != 1 else ''}"
     if operations:
-        names = list(dict.fromkeys(i.operation for i in operations))
-        text += f", sizes like {operations[0].interface} ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
+        names = list(dict.fromkeys(i.operation.replace("|", " or ") for i in operations))
+        like = "sizes like" if max(i.fit for i in operations) >= MIN_ANCHOR_FIT else "one size per call like"
+        text += f", {like} {operations[0].interface} ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
     elif calls:
         text += ", sizes like no known interface"
     return text
