@@ -70,6 +70,11 @@ def expand(paths: Sequence[str]) -> List[Source]:
     return sources
 
 
+def captures_among(paths: Sequence[str]) -> bool:
+    """Whether any input is (or claims to be) a capture rather than a Zeek log: tshark is needed then."""
+    return any(source.kind != "zeek" for source in expand(paths))
+
+
 @contextmanager
 def readable_files(source: Source) -> Iterator[List[tuple]]:
     """(display name, path tshark can read) pairs; zip members are extracted to a temp dir."""
