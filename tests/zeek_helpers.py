@@ -6,6 +6,8 @@ few others ignored by default), one smb_mapping line per tree connect, smb_files
 deletes and renames (reads and writes are not in smb_files by default; files.log has the transfer
 and its direction), ntlm.log per NTLM authentication, kerberos.log per KDC exchange, conn.log per
 connection. No argument, status or access mask survives: exactly what the reader must cope with.
+A run captured on two hosts (some OTRF zips hold one capture per host) gives two Zeek sensors' logs,
+one directory each.
 """
 
 from __future__ import annotations
@@ -97,7 +99,19 @@ def _rows(rec: Record, base: dict) -> List[Tuple[str, dict]]:
 
 
 def write_logs(records: Iterable[Record], directory: str, fmt: str = "tsv", gz: bool = False) -> List[str]:
-    """One file per log, Zeek's TSV (with its header and escapes) or JSON lines; returns the paths."""
+    """Per capture file (sensor) a directory with one file per log, Zeek's TSV (with its header and
+    escapes) or JSON lines; returns the paths."""
+    by_sensor: Dict[str, List[Record]] = {}
+    for rec in records:
+        if rec.provenance:
+            by_sensor.setdefault(rec.provenance[0].file, []).append(rec)
+    paths = []
+    for number, sensor in enumerate(sorted(by_sensor)):
+        paths += _write_sensor(by_sensor[sensor], os.path.join(directory, f"sensor{number}"), fmt, gz)
+    return paths
+
+
+def _write_sensor(records: List[Record], directory: str, fmt: str, gz: bool) -> List[str]:
     os.makedirs(directory, exist_ok=True)
     paths = []
     for log, rows in zeek_rows(records).items():
