@@ -70,6 +70,7 @@ PASSWORDS = {"samr-enum-lab/Resources/": "LabAdm1!"}
 MIN_PRECISION = 0.9  # a label is shown by default only at a threshold where it was right this often
 MIN_RIGHT = 2  # ... and right at least this many times
 WINDOW = 0.1  # width of the score bands the common threshold is judged on
+MAX_CONFIDENCE = 0.99  # an inference from sizes is never shown as certain
 PRIOR_WEIGHT = 2.0  # confidence: the label's precision shrunk toward the pooled precision by this many cases
 
 Key = Tuple[str, str, str]  # client, server, "command action"
@@ -272,14 +273,18 @@ def fit_gates(outcomes: Sequence[Outcome], fitted_on: FrozenSet[str]) -> Gates:
     right, count = sum(o.right for o in above), len(above)
     if floor is None or not count:
         return {ANY_LABEL: Gate("*", "*", None, 0, 0, 0.0, sources)}
-    pooled = right / count
-    gates: Gates = {ANY_LABEL: Gate("*", "*", floor, right, count, round(pooled, 2), sources)}
+    pooled = (right + 1) / (count + 2)  # Laplace: no error seen yet is not certainty
+    gates: Gates = {ANY_LABEL: Gate("*", "*", floor, right, count, _shown_confidence(pooled), sources)}
     for name, found in by_label.items():
         command, _, action = name.rpartition(" ")
         low, right, count = _threshold(found, floor)
         confidence = (right + PRIOR_WEIGHT * pooled) / (count + PRIOR_WEIGHT) if low is not None else 0.0
-        gates[(command, action)] = Gate(command, action, low, right, count, round(confidence, 2), sources)
+        gates[(command, action)] = Gate(command, action, low, right, count, _shown_confidence(confidence), sources)
     return gates
+
+
+def _shown_confidence(value: float) -> float:
+    return min(round(value, 2), MAX_CONFIDENCE)
 
 
 def _floor(outcomes: Sequence[Outcome]) -> Optional[float]:
