@@ -2,11 +2,12 @@
 
 For each encrypted_activity record: the size model (sizes.py) rebuilds tree connects, file opens and RPC
 exchanges; fingerprints.py names the pipe and its operations by PDU sizes; the command templates of
-lookups/size_templates.csv are matched on the result. A match becomes a command record (marked `inferred: true`, with the message sizes it
-rests on) only when lookups/inference_calibration.csv shows its label by default and its score reaches the
-label's threshold; its confidence is the label's precision measured leave-one-source-out
-(scripts/inference_accuracy.py fits both). Below that, the encrypted_activity record says what the sizes do
-show (`observed`: a pipe by name length, sizes like an interface, bytes written to a share) and names no command.
+lookups/size_templates.csv are matched on the result. A match becomes a command record (marked
+`inferred: true`, with the message sizes it rests on) only when lookups/inference_calibration.csv shows its
+label by default and its score reaches the label's threshold; its confidence is the label's precision
+measured leave-one-source-out (scripts/inference_accuracy.py fits both). Otherwise no command is named: the
+encrypted_activity record's `observed` list says what the sizes do show (a pipe by name length, the interface
+its sizes are like, bytes written to a share).
 
 Template step syntax (space-separated; the first `requires` step is the anchor, one command per anchor):
     rpc:<interface>:<opnums|.*>[:<request PDU size or lo-hi>]

@@ -47,7 +47,8 @@ def summary(rec: Record) -> str:
         flags.append(f"confidence={rec.confidence:.2f}")
     if rec.status and rec.status != "ok":
         flags.append(f"status={rec.status}")
-    return " ".join([printable(what, 300 if rec.kind == ENCRYPTED_ACTIVITY else 120)] + details + ([f"[{','.join(flags)}]"] if flags else []))
+    limit = 300 if rec.kind == ENCRYPTED_ACTIVITY else 120
+    return " ".join([printable(what, limit)] + details + ([f"[{','.join(flags)}]"] if flags else []))
 
 
 def write_table(records: Iterable[Record], out: IO[str], verbose: bool = False) -> int:
