@@ -40,8 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from smbtrail.encryption.fingerprints import FIELDS, Fingerprint, calibrate, load, to_rows  # noqa: E402
-from smbtrail.encryption.inference import (  # noqa: E402
-    ANY_LABEL, GATE_FIELDS, Gate, Gates, gate_for, gate_rows, infer, templates)
+from smbtrail.encryption.inference import ANY_LABEL, GATE_FIELDS, Gate, Gates, gate_for, gate_rows, infer, templates  # noqa: E402
 from smbtrail.encryption.whatif import rewrite_capture  # noqa: E402
 from smbtrail.engine import Options, network_records  # noqa: E402
 from smbtrail.lookups import lookup_path  # noqa: E402
@@ -261,9 +260,10 @@ def candidates(case: Case, model: Model) -> List[Outcome]:
 
 
 def fit_gates(outcomes: Sequence[Outcome], fitted_on: FrozenSet[str]) -> Gates:
-    """First the threshold of all labels together (_floor). Per label, the lowest score from there up at which the label was never wrong,
-    or right at least MIN_PRECISION of the time (and MIN_RIGHT times); none: never shown. A confidence is the
-    label's precision there, shrunk toward the pooled one (a label without outcomes gets the pooled one)."""
+    """First the threshold of all labels together (_floor). Per label, the lowest score from there up at which
+    the label was never wrong, or right at least MIN_PRECISION of the time (and MIN_RIGHT times); none: never
+    shown. A confidence is the label's precision there, shrunk toward the pooled one (a label without outcomes
+    gets the pooled one)."""
     by_label: Dict[str, List[Outcome]] = defaultdict(list)
     for o in outcomes:
         by_label[o.key[2]].append(o)
@@ -366,7 +366,7 @@ class Tally:
     expected: int = 0
     found: int = 0  # expected and shown
 
-    def add(self, other: "Tally") -> None:
+    def add(self, other: Tally) -> None:
         self.right += other.right
         self.shown += other.shown
         self.expected += other.expected
@@ -470,7 +470,8 @@ def case_rows(cases: Sequence[Case], outcomes: Sequence[Outcome]) -> List[str]:
             continue
         shown = [f"{o.key[2]} ({o.confidence:.2f}){'' if o.right else ' WRONG'}" for o in found if o.confidence]
         held = [f"{o.key[2]} ({o.score:.2f}){'' if o.right else ' wrong'}" for o in found if not o.confidence]
-        rows.append(f"| {case.source} | {case.capture} | {case.scope} | {', '.join(sorted(k[2] for k in case.expected)) or '-'} "
+        expected = ", ".join(sorted(k[2] for k in case.expected)) or "-"
+        rows.append(f"| {case.source} | {case.capture} | {case.scope} | {expected} "
                     f"| {', '.join(shown) or '-'} | {', '.join(held) or '-'} |")
     return rows
 
