@@ -8,7 +8,7 @@ from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, HOST_EVENT, OPERATION,
 
 SHOWN_ARGS = ("service_name", "binary_path", "task_name", "task_command", "job_command", "key", "value",
               "data", "file", "files", "account", "names", "share_name", "log_name", "clsid_name", "pipes",
-              "bytes_written", "bytes_read")
+              "bytes_written", "bytes_read", "accounts", "succeeded", "object_well_known", "object_name")
 
 
 def printable(value: object, limit: Optional[int] = None) -> str:
