@@ -197,6 +197,9 @@ def _readable(captures: Sequence[str], stack: ExitStack, report: CoverageReport)
         if source.error:
             report.errors.append(f"{source.path}: {source.error}")
             continue
+        if source.kind == "zeek":
+            report.errors.append(f"{source.path}: a Zeek log: what-if encryption rewrites captures only")
+            continue
         try:
             found += stack.enter_context(readable_files(source))
         except (OSError, ValueError, zipfile.BadZipFile) as exc:

@@ -16,7 +16,7 @@ from ..protocols.smb2 import Smb2Handler
 from ..records import ERROR, FILE, OPERATION, SESSION, TREE, Provenance, Record, from_epoch
 from . import tshark
 from .fields import field_list, to_row
-from .inputs import expand, readable_files
+from .inputs import Source, expand, readable_files
 
 IDLE_FLUSH = 900.0  # seconds of silence after which a connection's open state is flushed
 FLUSH_EVERY = 20000  # frames between idle checks
@@ -228,20 +228,28 @@ def _access(mask: int) -> List[str]:
 
 
 def analyze_captures(paths: Sequence[str], options=None) -> Iterator[Record]:
-    """All network records of all inputs; unreadable inputs become error records, never exceptions."""
+    """All network records of all inputs (captures and Zeek logs, told apart by content); unreadable
+    inputs become error records, never exceptions."""
     from ..encryption.inference import infer
     from ..recognize import recognize
 
-    return recognize(infer(_raw_records(paths, options)))
-
-
-def _raw_records(paths: Sequence[str], options=None) -> Iterator[Record]:
-    run = RunState()
     sources = expand(paths)
+    zeek_logs = [s.path for s in sources if s.kind == "zeek"]
+    captures = [s for s in sources if s.kind != "zeek"]
+    stream: Optional[Iterator[Record]] = _raw_records(captures, options) if captures or not zeek_logs else None
+    if zeek_logs:
+        from ..zeek import network_records
+
+        stream = network_records(stream, zeek_logs)
+    return recognize(infer(stream))
+
+
+def _raw_records(sources: Sequence[Source], options=None) -> Iterator[Record]:
+    run = RunState()
     try:
         binary = tshark.check_tshark()
     except tshark.TsharkMissing as exc:
-        yield _error(paths[0] if paths else "-", str(exc))
+        yield _error(sources[0].path if sources else "-", str(exc))
         return
     names = field_list(_decoder_fields())
     from ..encryption.keys import tshark_secrets

@@ -21,7 +21,7 @@ CAPTURE_EXTENSIONS = (".pcap", ".pcapng", ".cap", ".gz", ".dmp", ".zip", ".erf",
 class Source:
     path: str  # what the user named (a member of a zip is shown as archive.zip!member)
     error: Optional[str] = None
-    kind: Optional[str] = None  # pcap | pcapng | gzip | zip
+    kind: Optional[str] = None  # pcap | pcapng | gzip | zip | zeek (a Zeek log, read by smbtrail.zeek)
 
 
 def sniff(path: str) -> Source:
@@ -32,6 +32,8 @@ def sniff(path: str) -> Source:
         return Source(path, error=exc.strerror or str(exc))
     if not head:
         return Source(path, error="empty file")
+    if head not in PCAP_MAGICS and head not in (PCAPNG_MAGIC, ZIP_MAGIC) and _zeek_log(path):
+        return Source(path, kind="zeek")
     if head in PCAP_MAGICS:
         return Source(path, kind="pcap")
     if head == PCAPNG_MAGIC:
@@ -40,7 +42,13 @@ def sniff(path: str) -> Source:
         return Source(path, kind="gzip")
     if head == ZIP_MAGIC:
         return Source(path, kind="zip")
-    return Source(path, error="not a capture file (no pcap/pcapng/gzip/zip signature)")
+    return Source(path, error="not a capture file (no pcap/pcapng/gzip/zip signature) nor a Zeek log")
+
+
+def _zeek_log(path: str) -> bool:
+    from ..zeek import is_zeek_log
+
+    return is_zeek_log(path)
 
 
 def expand(paths: Sequence[str]) -> List[Source]:
@@ -60,6 +68,11 @@ def expand(paths: Sequence[str]) -> List[Source]:
         else:
             sources.append(Source(path, error="no such file or directory"))
     return sources
+
+
+def captures_among(paths: Sequence[str]) -> bool:
+    """Whether any input is (or claims to be) a capture rather than a Zeek log: tshark is needed then."""
+    return any(source.kind != "zeek" for source in expand(paths))
 
 
 @contextmanager

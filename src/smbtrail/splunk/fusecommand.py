@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Set
 from splunklib.searchcommands import Configuration, EventingCommand, Option, validators
 
 from ..records import COMMAND, ERROR, HOST_EVENT, TRAIL, Record
-from . import events, winevent
+from . import events, winevent, zeekevent
 
 OUTPUT_FIELDS = [
     "_time", "_raw", "uid", "kind", "trail_id", "session_id", "command", "operation", "score", "stage",
@@ -45,13 +45,14 @@ class SmbtrailFuseCommand(EventingCommand):
     def __init__(self) -> None:
         super().__init__()
         self._records: List[Record] = []
+        self._zeek: List[Record] = []  # Zeek add-on events: recognized together before fusion
         self._fresh_rows: List[Record] = []
         self._skipped: Dict[str, int] = {}
 
     def transform(self, records: Iterable[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
         for row in records:
             self._take(row)
-        if len(self._records) > self.max_records:
+        if len(self._records) + len(self._zeek) > self.max_records:
             raise ValueError(f"more than max_records={self.max_records} input rows; narrow the search")
         if not self._finished:
             return
@@ -64,7 +65,8 @@ class SmbtrailFuseCommand(EventingCommand):
     def results(self) -> Iterator[Record]:
         from ..engine import fuse
 
-        fused = fuse(canonical_order(self._records))
+        records = self._records + list(zeekevent.network_records(self._zeek))
+        fused = fuse(canonical_order(records))
         if self.emit == "all":
             return fused
         given = {id(r) for r in self._records if r.kind == ERROR}  # inputs pass through as the same objects
@@ -77,16 +79,16 @@ class SmbtrailFuseCommand(EventingCommand):
 
     def _take(self, row: Dict[str, Any]) -> None:
         try:
-            record = input_record(row)
+            zeek = zeekevent.is_zeek_event(row)
+            taken = zeekevent.row_records(row) if zeek else [input_record(row)]
         except ValueError as exc:
             reason = str(exc).split(":", 1)[0]
             self._skipped[reason] = self._skipped.get(reason, 0) + 1
             return
-        if record is None:
-            return
-        self._records.append(record)
+        taken = [r for r in taken if r is not None]
+        (self._zeek if zeek else self._records).extend(taken)
         if self.fresh and str(row.get(self.fresh) or "").strip().lower() in TRUE:
-            self._fresh_rows.append(record)
+            self._fresh_rows.extend(taken)
 
 
 def fresh_trails(fresh: List[Record]) -> Set[str]:
