@@ -201,7 +201,7 @@ def test_windows_events_alone_give_host_only_trails(shared_data, tmp_path):
     """The search over Windows events only (no smbtrail:network rows): the command writes the same host-only
     trails as the CLI with --hostlog alone."""
     require_engine("fuse")
-    code, frames = drive(tmp_path, [xml_rows(shared_data / EVTX_ATSVC)])
+    code, frames = drive(tmp_path, [xml_rows(shared_data / EVTX_ATSVC)], args=["emit=all"])  # with its members
     assert code == 0, frames[-1][0] if frames else "no reply"
     rows = result_rows(frames)
     trails = [json.loads(r["_raw"]) for r in rows if r["kind"] == "trail"]
