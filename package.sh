@@ -35,6 +35,7 @@ stage_files() {
     cp -R "$ROOT/app/metadata" "$ROOT/app/README" "$STAGE/"
     cp "$ROOT/app/README.md" "$ROOT/app/app.manifest" "$STAGE/"
     [ -d "$ROOT/app/static" ] && cp -R "$ROOT/app/static" "$STAGE/static"
+    cp -R "$ROOT/app/appserver" "$STAGE/appserver"  # the setup page's scripts
     cp "$ROOT"/bin/*.py "$STAGE/bin/"
     if compgen -G "$ROOT/lookups/*.csv" >/dev/null; then cp "$ROOT"/lookups/*.csv "$STAGE/lookups/"; fi
     PYTHONPATH="$ROOT/src" "$PY" -m smbtrail.splunk.appbuild "$STAGE" "$VERSION"

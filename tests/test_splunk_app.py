@@ -27,7 +27,8 @@ def conf(name: str) -> configparser.RawConfigParser:
 
 
 def test_dashboards_are_valid_simple_xml():
-    assert {p.stem for p in VIEWS} == {"smbtrail_trail", "smbtrail_graph", "smbtrail_encryption", "smbtrail_health"}
+    assert {p.stem for p in VIEWS} == {"smbtrail_trail", "smbtrail_graph", "smbtrail_encryption", "smbtrail_health",
+                                       "smbtrail_setup"}
     for view in VIEWS:
         root = ET.parse(view).getroot()
         assert root.tag in ("form", "dashboard") and root.get("version") == "1.1"

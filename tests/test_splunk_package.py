@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, List
 
@@ -208,3 +209,55 @@ def test_packaged_inputs_stream_on_splunk_pythons(built, shared_data, tmp_path, 
                               capture_output=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         assert f"<sourcetype>{sourcetype}</sourcetype>".encode() in done.stdout, done.stderr[-2000:]
+
+
+def _extract_app(archive: Path, into: Path) -> Path:
+    """The app folder of a package (slim's deployment packages wrap the app's archive in one more)."""
+    with tarfile.open(archive) as outer:
+        outer.extractall(into)
+    for inner in sorted(into.rglob("*.tar.gz")):
+        with tarfile.open(inner) as nested:
+            nested.extractall(inner.parent)
+    (app,) = [p.parent.parent for p in into.rglob("default/app.conf")]
+    return app
+
+
+def test_forwarder_package_cut_by_splunk_runs_the_capture_input(built, fixtures, tmp_path):
+    """What the README tells admins to put on a forwarder: the package Splunk's packaging toolkit cuts for
+    `_forwarders`. It has no lookups/ and no searches; the capture input still runs from it."""
+    (archive,) = (built["build"] / "partitions").glob("*_forwarders.tar.gz")
+    app = _extract_app(archive, tmp_path / "forwarder")
+    assert not (app / "lookups").exists() and not (app / "default" / "savedsearches.conf").exists()
+    assert (app / "bin" / "lib" / "smbtrail" / "packaged_lookups" / "rpc_operations.csv").is_file()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    shutil.copyfile(fixtures / "lab" / "plain" / "sc_create_start_stop_delete.pcapng", spool / "sc.pcapng")
+    from splunk_sim import run_input
+
+    indexed = run_input(app, "smbtrail_pcap", str(spool / "*.pcapng"), tmp_path)
+    (health,) = [json.loads(e.raw) for e in indexed if e.meta["sourcetype"] == "smbtrail:health"]
+    assert health["status"] == "ok" and health["records"] > 0
+    commands = [json.loads(e.raw) for e in indexed if '"kind": "command"' in e.raw]
+    assert {(c["command"], c["operation"]) for c in commands} >= {("sc", "create"), ("sc", "delete")}
+    (heads,) = (built["build"] / "partitions").glob("*_search_heads.tar.gz")
+    head = _extract_app(heads, tmp_path / "search_head")
+    assert (head / "default" / "savedsearches.conf").is_file() and (head / "lookups").is_dir()
+
+
+def test_workflow_actions_pivot_any_event_to_its_trail_around_its_time(built):
+    actions = conf(built["stage"] / "default" / "workflow_actions.conf")
+    entity = actions["smbtrail_pivot_entity"]
+    fields = {f.strip() for f in entity["fields"].split(",")}
+    assert {"src_ip", "dest_ip", "src_host", "dest_host", "user", "logon_id"} <= fields  # the app's records
+    assert {"IpAddress", "Computer", "TargetUserName", "TargetLogonId"} <= fields  # Windows add-on, XML
+    assert {"Source_Network_Address", "ComputerName", "Account_Name", "Logon_ID"} <= fields  # classic
+    assert {"src", "dest", "user"} <= fields  # CIM
+    assert entity["type"] == "link" and entity["link.uri"].startswith("/app/smbtrail/smbtrail_trail?")
+    assert "form.entity=$@field_value$" in entity["link.uri"] and "form.at=$_time$" in entity["link.uri"]
+    trail = actions["smbtrail_pivot_trail"]
+    assert trail["fields"] == "trail_id" and "form.trail=$trail_id$" in trail["link.uri"]
+    view = ET.parse(built["stage"] / "default" / "data" / "ui" / "views" / "smbtrail_trail.xml").getroot()
+    tokens = {i.get("token") for i in view.iter("input")}
+    assert {"entity", "trail", "at", "time"} <= tokens
+    around = [s.findtext("query") for s in view.iter("search") if "$at|s$" in (s.findtext("query") or "")]
+    assert around and "at - 7200" in around[0]  # the explorer opens two hours either side of the event

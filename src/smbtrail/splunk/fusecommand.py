@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Set
 from splunklib.searchcommands import Configuration, EventingCommand, Option, validators
 
 from ..records import COMMAND, ERROR, HOST_EVENT, TRAIL, Record
-from . import events, winevent, zeekevent
+from . import events, logs, winevent, zeekevent
 
 OUTPUT_FIELDS = [
     "_time", "_raw", "uid", "kind", "trail_id", "session_id", "command", "operation", "score", "stage",
@@ -56,11 +56,18 @@ class SmbtrailFuseCommand(EventingCommand):
             raise ValueError(f"more than max_records={self.max_records} input rows; narrow the search")
         if not self._finished:
             return
+        log = logs.logger("smbtrailfuse")
         for reason, count in sorted(self._skipped.items()):
             self.write_warning("smbtrailfuse: {} rows ignored: {}", count, reason)
-        fused_at = round(time.time(), 3)
+            log.warning("%d rows ignored: %s", count, logs.printable(reason))
+        started = time.time()
+        fused_at, written = round(started, 3), 0
         for record in self.results():
+            written += 1
             yield output_row(record, fused_at)
+        log.info("fused %d rows (%d fresh, %d Zeek) into %d rows written (emit=%s) in %.1f s",
+                 len(self._records) + len(self._zeek), len(self._fresh_rows), len(self._zeek), written,
+                 self.emit, time.time() - started)
 
     def results(self) -> Iterator[Record]:
         from ..engine import fuse

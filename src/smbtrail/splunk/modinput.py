@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 from splunklib.modularinput import Argument, Event, EventWriter, Scheme, Script
 
 from ..records import ERROR, Record, iso, stable_id
-from . import events, secrets
+from . import events, logs, secrets
 from .checkpoint import Checkpoints
 from .watch import FileIdentity, expand, identify, partial_name, settled
 
@@ -76,6 +76,7 @@ class SmbtrailInput(Script):
 
     # --- streaming ------------------------------------------------------------------------------
     def stream_events(self, inputs, ew: EventWriter) -> None:
+        ew = logs.LoggedWriter(ew, self.scheme_name)  # also into the app's own log
         checkpoint_dir = inputs.metadata["checkpoint_dir"]
         for stanza, params in inputs.inputs.items():
             problems = self.problems(params)
