@@ -23,8 +23,7 @@ from test_splunk_flow import fuse_in_splunk
 
 # Splunk's own fields, and those of its logs the health searches read (sourcetypes scheduler, splunkd)
 SPLUNK_FIELDS = {"_time", "_raw", "_indextime", "index", "sourcetype", "source", "host", "eventtype", "tag",
-                 "splunk_server", "linecount", "savedsearch_name", "status", "reason", "log_level",
-                 "event_message", "component", "job.resultCount"}
+                 "splunk_server", "linecount", "savedsearch_name", "status", "reason", "job.resultCount"}
 SPLUNK_SOURCETYPES = {"scheduler", "splunkd"}
 # The Windows add-on's System fields (XML names, and the classic rendering's own names)
 WINDOWS_SYSTEM = {"EventCode", "EventID", "EventRecordID", "Computer", "Channel", "RecordNumber", "ComputerName",
@@ -74,6 +73,8 @@ def props_fields(stage: Path) -> Set[str]:
         for key, value in settings.items():
             if key.startswith("EVAL-"):
                 made.add(key[5:])
+            elif key.startswith("EXTRACT-"):
+                made.update(re.findall(r"\(\?<(\w+)>", value))
             elif key.startswith("FIELDALIAS-"):
                 made.update(re.findall(r"\bAS\s+(\w+)", value, flags=re.I))
             elif key.startswith("LOOKUP-"):
@@ -91,7 +92,8 @@ def package(built, lab_indexed, tmp_path_factory) -> Dict[str, object]:
     return {
         "stage": stage, "macros": Macros(read_conf(stage / "default" / "macros.conf")),
         "fields": fields | props_fields(stage) | argument_fields() | windows_fields() | SPLUNK_FIELDS | ZEEK_FIELDS,
-        "sourcetypes": {e.meta["sourcetype"] for e in indexed} | SPLUNK_SOURCETYPES,
+        "sourcetypes": ({e.meta["sourcetype"] for e in indexed} | SPLUNK_SOURCETYPES
+                        | {n for n in read_conf(stage / "default" / "props.conf") if n.startswith("smbtrail:")}),
     }
 
 

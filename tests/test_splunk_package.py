@@ -115,6 +115,7 @@ def test_appinspect_has_no_failure(built):
         "check_for_possible_threading",  # tshark runs as a subprocess
         "check_for_optional_operating_system_services",  # python-evtx mmaps .evtx files
         "check_hostnames_and_ips",  # example addresses in lookups/*.csv shipped as data
+        "check_for_splunk_js",  # the setup page uses splunkjs: AppInspect's note says it only counts it
     }
 
 
@@ -234,11 +235,14 @@ def test_forwarder_package_cut_by_splunk_runs_the_capture_input(built, fixtures,
     shutil.copyfile(fixtures / "lab" / "plain" / "sc_create_start_stop_delete.pcapng", spool / "sc.pcapng")
     from splunk_sim import run_input
 
-    indexed = run_input(app, "smbtrail_pcap", str(spool / "*.pcapng"), tmp_path)
+    indexed = run_input(app, "smbtrail_pcap", str(spool / "*.pcapng"), tmp_path / "forwarder-run")
+    full = run_input(built["stage"], "smbtrail_pcap", str(spool / "*.pcapng"), tmp_path / "full-run")
     (health,) = [json.loads(e.raw) for e in indexed if e.meta["sourcetype"] == "smbtrail:health"]
-    assert health["status"] == "ok" and health["records"] > 0
+    assert health["status"] != "error" and health["records"] > 0
     commands = [json.loads(e.raw) for e in indexed if '"kind": "command"' in e.raw]
     assert {(c["command"], c["operation"]) for c in commands} >= {("sc", "create"), ("sc", "delete")}
+    records = [e.raw for e in indexed if e.meta["sourcetype"] != "smbtrail:health"]
+    assert records == [e.raw for e in full if e.meta["sourcetype"] != "smbtrail:health"]  # as the full app
     (heads,) = (built["build"] / "partitions").glob("*_search_heads.tar.gz")
     head = _extract_app(heads, tmp_path / "search_head")
     assert (head / "default" / "savedsearches.conf").is_file() and (head / "lookups").is_dir()
