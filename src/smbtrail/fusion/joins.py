@@ -118,8 +118,6 @@ class Joiner:
                 self.logons[(host, rec.logon_id)] = link
                 self.logged[(host, rec.logon_id)] = when
                 self.logon_hosts.setdefault(rec.logon_id, set()).add(host)
-        if rec.event_id in LOGON_EVENTS:
-            self.failures.succeeded(rec, host)
         if rec.event_id == EXPLICIT_CREDENTIALS:
             link = host_link(self.hosts.explicit(rec, host, when), "explicit_credentials")
             if link is not None:
@@ -135,6 +133,7 @@ class Joiner:
         logons logged before `logons` (their sessions' later events then join by socket or not at all)."""
         bucket = int(when // BUCKET)
         self.hosts.forget_before(when)
+        self.failures.forget_before(when)
         for index in (self.host_services, self.svcctl_opens):
             for key in [k for k in index if k[1] < bucket]:
                 del index[key]
@@ -168,12 +167,12 @@ class Joiner:
         """The host trail of an event no captured connection explains (asked after every network join)."""
         if id(rec) in self._explicit:
             return self._explicit.pop(id(rec))
-        host = self.host_of(rec)
+        host, when = self.host_of(rec), _seconds(rec)
+        if failed(rec):  # Samba's KDC logs no server address: the burst's target may stay unknown
+            burst = self.failures.burst(rec, host or "", when)
+            return host_link(burst.opened if burst else None, "failed_logon")
         if not host:
             return None
-        when = _seconds(rec)
-        if failed(rec):
-            return host_link(self.failures.add(rec, host, when), "failed_logon")
         found = self.hosts.joined(rec, host, when)
         if found is not None:
             return host_link(*found)
