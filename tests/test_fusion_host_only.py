@@ -133,7 +133,7 @@ def test_failed_logons_are_a_trail_per_source_with_every_account_and_status(shar
         got: Counter = Counter()
         for cmd in commands:
             assert cmd.trail_id in {t.trail_id for t in _trails(records)}
-            for attempt in cmd.args["attempts"]:
+            for attempt in cmd.args["host_attempts"]:
                 got[(cmd.src_ip, attempt["account"], attempt["status"])] += attempt["count"]
         expected = Counter({(s, a, status(hex(c))): n for (s, a, c), n in _expected_failures(path).items()})
         assert got == expected and expected, name
