@@ -25,7 +25,7 @@ PAPER_COMMANDS = {
     "psinfo", "pskill", "pslist", "psloggedon", "psloglist", "pspasswd", "psservice", "psshutdown", "pssuspend",
     "read file", "write file", "delete file",
 }
-EXTRA_COMMANDS = {"at", "psexec", "smbexec", "net time", "logon"}
+EXTRA_COMMANDS = {"at", "psexec", "smbexec", "net time", "logon", "dcsync", "lsa secret"}
 KEY_LINE = re.compile(r"^[0-9a-f]{16} [0-9a-f]{32} ([0-9a-f]{32}|[0-9a-f]{64}) ([0-9a-f]{32}|[0-9a-f]{64})$")
 # smbd answers a few frames after LOGOFF that no key opens any more (impacket sends its last requests late)
 POST_LOGOFF_RESIDUE = 4

