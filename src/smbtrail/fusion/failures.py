@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from ..recognize.failures import action
-from ..records import Record
-from .hostside import HostTrails, Opened, account, host_trail_id, iso_seconds
+from ..records import Record, account_key
+from .hostside import HostTrails, Opened, host_trail_id, iso_seconds
 from .identity import host_key
 
 GAP = 1800.0  # seconds between two failures of one burst (sprays go slowly to stay under lockout)
@@ -75,7 +75,7 @@ class Failures:
     def burst(self, rec: Record, host: str, when: float, trail_id: Optional[str] = None) -> Optional[Burst]:
         """The burst a failed logon belongs to (opened when the source's last one ended); None for a local one."""
         source = self._source(rec, host)
-        if source is None or not account(rec.user):
+        if source is None or not account_key(rec.user):
             return None
         burst = self.bursts.get((source, host))
         if burst is None or when > burst.opened.last + GAP:
@@ -88,13 +88,13 @@ class Failures:
         return burst
 
     def attempt(self, burst: Burst, rec: Record) -> None:
-        burst.attempts[(account(rec.user) or "?", _reason(rec))] += 1
+        burst.attempts[(account_key(rec.user) or "?", _reason(rec))] += 1
 
     def succeeded(self, rec: Record, host: str) -> None:
         """A logon after failures: noted when its account was one of those tried from the same source."""
         source = self.hosts.node(rec.src_ip, host_key(rec.args.get("workstation")))
         burst = self.bursts.get((source or "", host))
-        user = account(rec.user)
+        user = account_key(rec.user)
         if burst is not None and user and user not in burst.succeeded and any(a == user for a, _ in burst.attempts):
             burst.succeeded.append(user)
             if burst.fact is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Dict, Iterable, List, Optional
 
-from ..records import COMMAND, SESSION, Provenance, Record
+from ..records import COMMAND, SESSION, Provenance, Record, account_key
 
 SPRAY_ACCOUNTS = 3
 BRUTE_ATTEMPTS = 5
@@ -24,12 +24,6 @@ MAX_FRAMES = 16  # frames kept per capture file in the command's provenance
 def is_failed_logon(rec: Record) -> bool:
     return rec.kind == SESSION and rec.operation in ("session_setup", "as_req", "tgs_req") and (
         rec.status not in (None, "ok") and rec.user is not None)
-
-
-def account(name: Optional[str]) -> Optional[str]:
-    if not name:
-        return None
-    return name.split("\\")[-1].split("@")[0].strip().lower() or None
 
 
 def action(attempts: Counter) -> str:
@@ -59,7 +53,7 @@ def logon_command(records: List[Record]) -> Optional[Record]:
         return None
     attempts: Counter = Counter()
     for rec in failed:
-        attempts[(account(rec.user) or "?", str(rec.args.get("status_name") or rec.status))] += 1
+        attempts[(account_key(rec.user) or "?", str(rec.args.get("status_name") or rec.status))] += 1
     args = attempt_args(attempts)
     name = action(attempts)
     args["action"] = name
