@@ -15,6 +15,7 @@ from .signatures import Signature, index_records, same_session, satisfied, signa
 
 TRAIL_GAP = 300.0
 MAX_BUFFER = 20000
+SWEEP = 10.0  # seconds of capture time between two looks for trails gone quiet
 SUBJECT_KEYS = ("service_name", "task_name", "key", "account", "file", "job_command", "clsid_name", "secret")
 
 
@@ -38,6 +39,7 @@ def trail_key(rec: Record) -> Tuple:
 def recognize(records: Iterable[Record]) -> Iterator[Record]:
     """Pass every record through, with trail_id and command set; add one command record per match."""
     open_trails: Dict[Tuple, _Trail] = {}
+    swept = float("-inf")
     for rec in records:
         if rec.kind in (ERROR, HOST_EVENT) or rec.src_ip is None:
             yield rec
@@ -57,8 +59,10 @@ def recognize(records: Iterable[Record]) -> Iterator[Record]:
         if len(trail.records) >= MAX_BUFFER:
             yield from _match(trail.records)
             trail.records = []
-        for stale in [k for k, t in open_trails.items() if not t.covers(now)]:
-            yield from _close(open_trails.pop(stale))
+        if abs(now - swept) >= SWEEP:  # a pass over every open trail: not at every record
+            swept = now
+            for stale in [k for k, t in open_trails.items() if not t.covers(now)]:
+                yield from _close(open_trails.pop(stale))
     for trail in open_trails.values():
         yield from _close(trail)
 
