@@ -321,6 +321,8 @@ class TrailBook:
             return
         s = self._summary(rec.trail_id, rec.time.timestamp())
         shown = {k: v for k, v in rec.args.items() if k in SHOWN and v not in (None, "", [])}
+        if rec.inferred and rec.confidence:
+            shown["inferred"] = f"from encrypted message sizes, confidence {rec.confidence:.2f}"
         s.commands.append((rec.time.timestamp(), f"{rec.command} {rec.operation or ''}".strip(), shown,
                            list(rec.evidence)))
         s.evidence.update(rec.evidence)
