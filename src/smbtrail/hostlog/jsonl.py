@@ -22,7 +22,9 @@ FLAT_META = frozenset((
     "ThreadID", "ProviderGuid", "Keywords", "Opcode", "OpcodeValue", "Task", "Category", "Version", "host",
     "port", "tags", "ActivityID", "RelatedActivityID", "Level", "UserID", "AccountType", "EventCode",
 ))
-LOCAL_SKEW = timedelta(minutes=15)  # UTC offsets are whole quarter hours
+LOCAL_SKEW = timedelta(minutes=15)
+# what an event of unexpected shape raises while it is flattened: that event is reported, the rest is read
+BAD_EVENT = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError, OverflowError)  # UTC offsets are whole quarter hours
 
 
 def read_json_lines(lines: Iterable[bytes], source: str) -> Iterator[Any]:
@@ -35,9 +37,12 @@ def read_json_lines(lines: Iterable[bytes], source: str) -> Iterator[Any]:
         except ValueError as exc:
             yield error(source, f"line {number}: not JSON ({exc})", partial=True)
             continue
+        except RecursionError:
+            yield error(source, f"line {number}: JSON nested too deep to read", partial=True)
+            continue
         try:
             yield flat_event(doc)
-        except (ValueError, TypeError, AttributeError) as exc:
+        except BAD_EVENT as exc:
             yield error(source, f"line {number}: not a Windows event or Samba audit record ({exc})", partial=True)
 
 

@@ -20,7 +20,6 @@ SYSTEM = ("EventID", "Channel", "Provider", "Computer", "EventRecordID", "TimeCr
 NOTES = ("@timestamp", "@time_note", "@inferred", "@partial", "@source")
 NOT_RAW = frozenset(SYSTEM + NOTES)
 EMPTY = f.EMPTY
-EPOCH = f.parse_time("1601-01-01T00:00:00Z")
 CLEANERS = {"logon_id": f.logon_id, "src_ip": f.address, "src_port": f.port, "dest_ip": f.address,
             "dest_port": f.port, "access": f.access_names}
 
@@ -114,8 +113,11 @@ def _times(flat: Dict[str, Any]) -> Tuple[Any, Any, Dict[str, Any]]:
     if "@time_note" in flat:
         notes["time_note"] = flat["@time_note"]
     if own is None:
-        own = collector or EPOCH
-        notes["time_note"] = "event has no own time; collector time used" if collector else "event has no time"
+        if collector is None:  # never a made-up time: the reader reports the event, naming it
+            shown = str(flat.get("TimeCreated"))[:40]
+            raise ValueError(f"no readable time (TimeCreated {shown!r})")
+        own = collector
+        notes["time_note"] = "event has no own time; collector time used"
     return own, collector, notes
 
 
