@@ -9,7 +9,9 @@ records). A template whose field names are themselves substitutions takes python
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import zlib
 from datetime import datetime, timedelta
 from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
@@ -20,6 +22,7 @@ from .flatten import from_xml
 
 HEADER_SIZE, CHUNK_SIZE = 0x1000, 0x10000
 MAX_ERRORS = 1000  # per file: a reader stuck on one broken spot stops here
+CHUNK_SECONDS = 10.0  # an intact chunk takes about 0.2 s; corrupt data can make python-evtx loop far longer
 FILETIME_EPOCH = datetime(1601, 1, 1)
 HEX = re.compile(r"0x0[0-9a-f]+$")
 GUID = re.compile(r"\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}$")
@@ -30,6 +33,7 @@ Parts = Tuple[Union[str, int], ...]  # static text and substitution indexes, in 
 Entries = List[Tuple[str, Union[None, Parts, List[Parts]]]]
 Recipe = Tuple[Entries, Tuple[int, ...]]  # the flat template, and the plain substitutions it uses
 NO_RECIPE: Recipe = ([], ())
+logging.getLogger("Evtx").setLevel(logging.ERROR)  # its per-token warnings would flood stderr; errors are records
 
 
 def read_evtx_python(path: str, source: str, wanted: Optional[FrozenSet[int]] = None, handle: Any = None
@@ -85,13 +89,22 @@ def _chunk(buf: Any, chunk: Any, number: int, source: str, wanted: Optional[Froz
         if any(buf[chunk.offset():chunk.offset() + 8]):
             yield error(source, f"chunk {number}: bad chunk magic", partial=True)
         return
-    try:
-        records = list(chunk.records())
-    except Exception as exc:
-        yield error(source, f"chunk {number}: {exc}", partial=True)
-        return
     recipes: Dict[Any, Recipe] = {}
-    for rec in records:
+    started, read = time.monotonic(), 0
+    records = iter(chunk.records())
+    while True:
+        try:
+            rec = next(records)
+        except StopIteration:
+            return
+        except Exception as exc:
+            yield error(source, f"chunk {number}: {exc}", partial=True)
+            return
+        if time.monotonic() - started > CHUNK_SECONDS:
+            yield error(source, f"chunk {number}: abandoned after {CHUNK_SECONDS:g} s and {read} records (corrupt "
+                                "data makes it too slow to read)", partial=True)
+            return
+        read += 1
         try:
             flat = record_flat(rec, recipes)
         except Exception as exc:

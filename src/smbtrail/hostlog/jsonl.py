@@ -22,9 +22,9 @@ FLAT_META = frozenset((
     "ThreadID", "ProviderGuid", "Keywords", "Opcode", "OpcodeValue", "Task", "Category", "Version", "host",
     "port", "tags", "ActivityID", "RelatedActivityID", "Level", "UserID", "AccountType", "EventCode",
 ))
-LOCAL_SKEW = timedelta(minutes=15)
+LOCAL_SKEW = timedelta(minutes=15)  # UTC offsets are whole quarter hours
 # what an event of unexpected shape raises while it is flattened: that event is reported, the rest is read
-BAD_EVENT = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError, OverflowError)  # UTC offsets are whole quarter hours
+BAD_EVENT = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError, OverflowError)
 
 
 def read_json_lines(lines: Iterable[bytes], source: str) -> Iterator[Any]:
