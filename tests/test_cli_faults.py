@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import signal
 import stat
 import struct
@@ -127,10 +128,12 @@ def test_password_env_is_checked_and_not_inherited_by_tshark(tmp_path):
     """An unset --password-env was ignored in silence; a set one stayed in tshark's environment."""
     done = run("analyze", GOOD, "--password-env", "SMBTRAIL_NO_SUCH_VAR")
     assert done.returncode == 2
-    assert done.stderr.decode().strip() == "smbtrail: error: --password-env SMBTRAIL_NO_SUCH_VAR: no such environment variable"
+    assert done.stderr.decode().strip() == ("smbtrail: error: --password-env SMBTRAIL_NO_SUCH_VAR: no such environment "
+                                            "variable")
     seen = tmp_path / "tshark.env"
     wrapper = tmp_path / "tshark"
-    wrapper.write_text(f"#!/bin/sh\nenv >> {seen}\nexec {subprocess.check_output(['which', 'tshark']).decode().strip()} \"$@\"\n")
+    real = shutil.which("tshark")
+    wrapper.write_text(f"#!/bin/sh\nenv >> {seen}\nexec {real} \"$@\"\n")
     wrapper.chmod(0o755)
     done = run("analyze", GOOD, "--password-env", "SMBTRAIL_T_PW",
                env={"SMBTRAIL_T_PW": "Env-Secret-1", "SMBTRAIL_TSHARK": str(wrapper)})
