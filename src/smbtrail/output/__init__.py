@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-SURROGATE = re.compile("[\ud800-\udfff]")
+UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\ud800-\udfff]")  # DEL and C1 controls (json escapes C0), lone surrogates
 
 
 def surrogate_text(ch: str) -> str:
@@ -29,7 +29,13 @@ def printable(value: object, limit: Optional[int] = None) -> str:
 
 
 def json_text(line: str) -> str:
-    """A JSON text (dumped with ensure_ascii=False) made valid UTF-8: lone surrogates become `\\\\xNN`."""
-    if SURROGATE.search(line) is None:
+    """A JSON text (dumped with ensure_ascii=False) made valid UTF-8 and inert on a terminal: lone surrogates
+    become the text `\\xNN`, DEL and C1 controls JSON escapes."""
+    if UNSAFE_IN_JSON.search(line) is None:
         return line
-    return SURROGATE.sub(lambda m: "\\" + surrogate_text(m.group()), line)
+    return UNSAFE_IN_JSON.sub(_json_escape, line)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    return "\\" + surrogate_text(ch) if "\ud800" <= ch <= "\udfff" else f"\\u{ord(ch):04x}"
