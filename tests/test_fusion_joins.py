@@ -33,12 +33,13 @@ def test_single_sided_records_stay_in_the_output(shared_data):
     assert all(r.kind == "command" and r.evidence == ["host"] for r in given if id(r) not in ids)
     linked = [r for r in out if r.kind == "host_event" and r.trail_id]
     assert linked and all(r.trail_id.startswith("host-") for r in linked), "no host event joined a capture"
-    mirrored = [r for r in linked if r.event_id == 7045]  # 7045 joins its 4697 by name and time: one service
-    assert mirrored and mirrored[0].join == ["service_name_time"]
+    mirrored = [r for r in linked if r.event_id == 7045]  # 7045 joins its 4697 by name and time: one service,
+    assert mirrored and mirrored[0].join == ["service_name_time", "host_logon"]  # on the trail of its logon
     trails = [r for r in out if r.kind == "trail"]
     assert {tuple(t.evidence) for t in trails} == {("network",), ("host",)}
     service = [r for r in out if r.kind == "command" and r.command == "sc"]
-    assert len(service) == 1 and service[0].evidence == ["host"] and service[0].join == ["service_name_time"]
+    assert len(service) == 1 and service[0].evidence == ["host"]
+    assert service[0].join == ["service_name_time", "host_logon", "logon_id"]  # 7045 by name, 4697 by its logon
     assert service[0].args["service_name"] == "Cyb3rWard0g" and service[0].trail_id.startswith("host-")
     assert service[0].args["host_events"] == [4697, 7045]
     written = [r for r in out if r.kind == "command" and r.command == "write file"]

@@ -27,7 +27,10 @@ PAIRS = ["covenant_copy_smb_CreateRequest", "covenant_sc_query_dcerpc_smb_svcctl
          "covenant_sharpsc_create_dcerpc_smb_svcctl", "empire_psexec_dcerpc_tcp_svcctl", "schtask_create",
          "empire_getsession_dcerpc_smb_srvsvc_NetSessEnum",
          "empire_shell_rpc_samr_smb_group_domain_admins_standard_user"]
-JOINS = {"ip_port", "logon_id", "pipe_account_time", "service_name_time", "account_host_time"}
+JOINS = {"ip_port", "logon_id", "pipe_account_time", "service_name_time", "account_host_time",
+         # host trails: activity of hosts the capture did not see (fusion/hostside.py, failures.py)
+         "host_logon", "account_source_time", "explicit_credentials", "explicit_process", "command_line",
+         "failed_logon"}
 KEY_ARGS = ("service_name", "binary_path", "task_name", "task_command", "file")
 ROUTINE = ("net use map",)  # the share mapping itself: no host event names it
 # Commands no Windows event names: NetSessEnum leaves only the 5145 access to \PIPE\srvsvc.

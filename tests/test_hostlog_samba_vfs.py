@@ -83,7 +83,8 @@ def test_a_logged_client_address_that_no_connection_has_is_not_joined(tmp_path):
     moved.write_text(text.replace(f"|{row['client_ip']}|", "|10.99.99.99|"), encoding="utf-8")
     out = list(analyze([str(LAB / row["capture"])], [str(moved)], Options()))
     events = [r for r in out if r.kind == "host_event" and r.command == row["command"]]
-    assert events and not [r for r in events if r.join]
+    assert events and all(r.trail_id.startswith("host-") for r in events)  # a host trail of their own
+    assert not [r for r in events if set(r.join) - {"host_logon", "account_source_time"}]
     assert not [r for r in out if r.kind == "command" and {"host", "network"} <= set(r.evidence)]
 
 

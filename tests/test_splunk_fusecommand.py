@@ -249,3 +249,19 @@ def test_rows_that_are_not_input_are_counted_not_fatal():
     with pytest.raises(ValueError):
         fusecommand.input_record({"sourcetype": "XmlWinEventLog", "_raw": "<Event><System>&bogus;</System>"})
     assert fusecommand.input_record({"sourcetype": events.HEALTH, "_raw": "{}"}) is None
+
+
+def test_windows_events_alone_give_host_only_trails(shared_data, tmp_path):
+    """The search over Windows events only (no smbtrail:network rows): the command writes the same host-only
+    trails as the CLI with --hostlog alone."""
+    require_engine("fuse")
+    code, frames = drive(tmp_path, [xml_rows(shared_data / EVTX_ATSVC)])
+    assert code == 0, frames[-1][0] if frames else "no reply"
+    rows = result_rows(frames)
+    trails = [json.loads(r["_raw"]) for r in rows if r["kind"] == "trail"]
+    atexec = [t for t in trails if t.get("src_ip") == "10.0.2.17" and t.get("user") == "administrator"]
+    assert len(atexec) == 1 and atexec[0]["trail_id"].startswith("host-")
+    assert atexec[0]["args"]["commands"][0]["command"] == "atexec run"
+    assert atexec[0]["args"]["stage"] == "execution" and atexec[0]["evidence"] == ["host"]
+    members = [r for r in rows if r["kind"] == "host_event" and r["trail_id"] == atexec[0]["trail_id"]]
+    assert {r["event_id"] for r in members} >= {"4624", "5145", "4698"}

@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"smbtrail {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     an = sub.add_parser("analyze", help="captures and/or host logs -> trail records")
-    an.add_argument("inputs", nargs="*", help="capture files or directories (pcap, pcapng, gzip, zip)")
+    an.add_argument("inputs", nargs="*",
+                    help="captures (pcap, pcapng, gzip, zip), Zeek logs (TSV or JSON, gzip) or directories of them")
     an.add_argument("--hostlog", action="append", default=[], metavar="FILE_OR_DIR",
                     help="Windows event logs: .evtx, JSON lines, XML, Samba audit JSON, zip (repeatable)")
     an.add_argument("--format", choices=("jsonl", "table", "html"), default="table")
@@ -98,9 +99,10 @@ def run_analyze(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     except UsageError as exc:
         err.write(f"smbtrail: error: {printable(exc)}\n")
         return EXIT_USAGE
+    from .capture.inputs import captures_among
     from .capture.tshark import TsharkMissing, check_tshark
 
-    if args.inputs:
+    if captures_among(args.inputs):  # Zeek logs alone need no tshark
         try:
             check_tshark()
         except TsharkMissing as exc:

@@ -196,6 +196,9 @@ def _readable(captures: Sequence[str], stack: ExitStack, report: CoverageReport)
         if source.error:
             report.errors.append(f"{source.path}: {source.error}")
             continue
+        if source.kind == "zeek":
+            report.errors.append(f"{source.path}: a Zeek log: what-if encryption rewrites captures only")
+            continue
         for display, path, problem in stack.enter_context(readable_files(source)):
             if problem or path is None:
                 report.errors.append(f"{display}: {problem}")

@@ -43,7 +43,7 @@ def analyze(captures: Sequence[str], hostlogs: Sequence[str] = (), options: Opti
             ) -> Iterator[Record]:
     options = options or Options()
     stream: Iterable[Record] = network_records(captures, options) if captures else iter(())
-    if options.fuse and hostlogs and captures:
+    if options.fuse and hostlogs:  # with captures or alone: host events make trails of their own
         from .fusion.order import by_time
 
         return fuse(by_time(stream, host_records(hostlogs, options)))  # fusion takes them in time order

@@ -17,7 +17,7 @@ from ..protocols.smb2 import Smb2Handler
 from ..records import ERROR, FILE, OPERATION, SESSION, TREE, Provenance, Record, from_epoch
 from . import tshark
 from .fields import field_list, to_row
-from .inputs import Member, expand, members
+from .inputs import Member, Source, expand, members
 
 IDLE_FLUSH = 900.0  # seconds of silence after which a connection's open state is flushed
 FLUSH_EVERY = 20000  # frames between idle checks
@@ -229,28 +229,36 @@ def _access(mask: int) -> List[str]:
 
 
 def analyze_captures(paths: Sequence[str], options=None) -> Iterator[Record]:
-    """All network records of all inputs; unreadable inputs become error records, never exceptions."""
+    """All network records of all inputs (captures and Zeek logs, told apart by content); unreadable
+    inputs become error records, never exceptions."""
     from ..encryption.inference import infer
     from ..recognize import recognize
 
-    return recognize(infer(_raw_records(paths, options)))
-
-
-def _raw_records(paths: Sequence[str], options=None) -> Iterator[Record]:
-    run = RunState()
     sources = expand(paths)
+    zeek_logs = [s.path for s in sources if s.kind == "zeek"]
+    captures = [s for s in sources if s.kind != "zeek"]
+    stream: Optional[Iterator[Record]] = _raw_records(captures, options) if captures or not zeek_logs else None
+    if zeek_logs:
+        from ..zeek import network_records
+
+        stream = network_records(stream, zeek_logs)
+    return recognize(infer(stream))
+
+
+def _raw_records(sources: Sequence[Source], options=None) -> Iterator[Record]:
+    run = RunState()
     try:
         binary = tshark.check_tshark()
     except tshark.TsharkMissing as exc:
-        yield _error(paths[0] if paths else "-", str(exc))
+        yield _error(sources[0].path if sources else "-", str(exc))
         return
     names = field_list(_decoder_fields())
     from ..encryption.keys import tshark_secrets
 
     with tshark_secrets(options) as secret_args:
         for message in secret_args["errors"]:
-            path, _, reason = message.partition(": ")
-            yield _error(path, reason)
+            path, _, why = message.partition(": ")
+            yield _error(path, why)
         for source in sources:
             if source.error:
                 yield _error(source.path, source.error)

@@ -32,7 +32,7 @@ MAX_FIRST_BLOCK = 1 << 20  # a pcapng section header block larger than this is n
 class Source:
     path: str  # what the user named (a member of a zip is shown as archive.zip!member)
     error: Optional[str] = None
-    kind: Optional[str] = None  # pcap | pcapng | gzip | zip
+    kind: Optional[str] = None  # pcap | pcapng | gzip | zip | zeek (a Zeek log, read by smbtrail.zeek)
     size: int = 0
 
 
@@ -88,10 +88,18 @@ def sniff(path: str) -> Source:
     if not head:
         return Source(path, error="empty file")
     kind = kind_of(head)
+    if kind not in ("pcap", "pcapng", "zip") and _zeek_log(path):  # gzip'd Zeek logs too
+        return Source(path, kind="zeek", size=size)
     if kind is None:
-        return Source(path, error="not a capture file (no pcap/pcapng/gzip/zip signature)")
+        return Source(path, error="not a capture file (no pcap/pcapng/gzip/zip signature) nor a Zeek log")
     problem = header_problem(kind, head, size) if kind in ("pcap", "pcapng") else None
     return Source(path, error=problem, kind=kind, size=size)
+
+
+def _zeek_log(path: str) -> bool:
+    from ..zeek import is_zeek_log
+
+    return is_zeek_log(path)
 
 
 def expand(paths: Sequence[str]) -> List[Source]:
@@ -114,6 +122,11 @@ def expand(paths: Sequence[str]) -> List[Source]:
         else:
             sources.append(Source(path, error="no such file or directory"))
     return sources
+
+
+def captures_among(paths: Sequence[str]) -> bool:
+    """Whether any input is (or claims to be) a capture rather than a Zeek log: tshark is needed then."""
+    return any(source.kind != "zeek" for source in expand(paths))
 
 
 def members(source: Source) -> Iterator[Member]:

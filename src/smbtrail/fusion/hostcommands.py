@@ -24,7 +24,8 @@ FILE_NAME = "command_lines.csv"
 PROCESS_CREATED = 4688
 # arguments that name the object a command acts on: two sightings of one command agree on them
 KEY_ARGS = ("service_name", "binary_path", "task_name", "file", "account", "group", "member", "key", "job_command")
-CARRIED = KEY_ARGS + ("task_command", "task_run_as", "start_type", "share", "command_line")
+CARRIED = KEY_ARGS + ("task_command", "task_run_as", "start_type", "share", "command_line", "object_name",
+                      "object_well_known")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class HostCommand:
     args: Dict[str, Any]
     target: Optional[str]  # the remote host a source-side command line names
     side: str  # "target" (the event is on the host acted upon) or "source"
+    required: bool = False  # a command only when the event joins a trail (its rule needs a client)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def host_command(rec: Record) -> Optional[HostCommand]:
     args = {k: rec.args[k] for k in CARRIED if rec.args.get(k) not in (None, "", [])}
     if rec.path and rec.event_id == 5145:
         args["file"], args["share"] = rec.path, rec.share
-    return HostCommand(rule.command, rule.action, args, None, "target")
+    return HostCommand(rule.command, rule.action, args, None, "target", rule.required)
 
 
 def recognized(rec: Record) -> HostCommand:

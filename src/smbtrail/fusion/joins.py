@@ -7,10 +7,13 @@
    (Samba's sessionId is a GUID).
 3 `pipe_account_time`: an RPC logon over a named pipe logs IpAddress `-`; account + target + time
    to a pipe open in the capture.
-4 `service_name_time`: 7045 has no logon id; its service name / image path + time to a 4697, a
+4 `service_name_time`: 7045 and 7040 have no logon id; the service name / image path + time to a 4697, a
    captured svcctl call or a 5145 `svcctl` access on the same host.
 5 `account_host_time`: the last resort: the same account on the same host (target or, for a 4688
    command line, source) within a time window; lower confidence.
+An event none of these ties to a captured connection joins a host trail (hostside.py: `host_logon`,
+`logon_id`, `ip_port`, `account_source_time`, `explicit_credentials`, `explicit_process`, `command_line`)
+or, a failed logon, the trail of its source's burst of failures (failures.py: `failed_logon`).
 Every join records its reason and confidence; when more than one trail fits, the link is marked
 ambiguous with its candidates and nothing is guessed.
 """
@@ -23,10 +26,14 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 from ..records import Record, stable_id
 from .clocks import Clocks
 from .connections import BUCKET, Conn, NetIndex, add_user
+from .failures import Failures, failed
 from .hostcommands import HostCommand
+from .hostside import HostTrails, Opened, account, host_trail_id
 from .identity import Identity, event_host
 
 LOGON_EVENTS = (4624,)
+EXPLICIT_CREDENTIALS = 4648
+SERVICE_EVENTS = (7045, 7040)  # System log: no logon id, joined by service name and time
 SOCKET_EVENTS = (4624, 5140, 5145)
 SOCKET_SLACK = 60.0  # a logged logon lies within its connection's lifetime +- this, once clocks are corrected
 PIPE_WINDOW = (-20.0, 5.0)  # pipe open relative to the RPC logon
@@ -36,7 +43,8 @@ PLUMBING_PORTS = (135,)  # endpoint mapper: never carries a command
 ROUTINE_USERS = frozenset(("system", "local service", "network service", "anonymous logon", "-"))
 
 CONFIDENCE = {"ip_port": 1.0, "logon_id": 1.0, "pipe_account_time": 0.75, "service_name_time": 0.7,
-              "account_host_time": 0.5}
+              "account_host_time": 0.5, "host_logon": 1.0, "explicit_process": 1.0, "explicit_credentials": 0.9,
+              "account_source_time": 0.8, "command_line": 0.8, "failed_logon": 1.0}
 
 
 @dataclass
@@ -48,6 +56,7 @@ class Link:
     user: Optional[str] = None
     candidates: List[str] = field(default_factory=list)  # set when ambiguous
     conflicts: Dict[str, List[str]] = field(default_factory=dict)
+    ends: Optional[Opened] = None  # a host trail's source and target (a captured one has `conn`)
 
     @property
     def ambiguous(self) -> bool:
@@ -57,12 +66,13 @@ class Link:
         """The same trail reached through one more join (reasons read strongest-last: direct first)."""
         return Link(self.trail_id, [reason] + [r for r in self.reasons if r != reason],
                     min(self.confidence, CONFIDENCE[reason]), self.conn, self.user, list(self.candidates),
-                    dict(self.conflicts))
+                    dict(self.conflicts), self.ends)
 
 
-def host_trail_id(host: Optional[str], key: object) -> str:
-    """The trail of host evidence no capture saw: one per logon session (or host, account and hour)."""
-    return "host-" + stable_id(host, key)
+def host_link(trail: Optional[Opened], reason: str) -> Optional[Link]:
+    if trail is None:
+        return None
+    return Link(trail.trail_id, [reason], CONFIDENCE[reason], user=account(trail.user), ends=trail)
 
 
 def _seconds(rec: Record) -> float:
@@ -86,6 +96,9 @@ class Joiner:
         self.logon_hosts: Dict[str, Set[str]] = {}  # logon id -> hosts that hold it
         self.host_services: Dict[Tuple[str, int], List[Tuple[float, Optional[str], Optional[str], str]]] = {}
         self.svcctl_opens: Dict[Tuple[str, int], List[Tuple[float, str]]] = {}
+        self.hosts = HostTrails(identity)
+        self.failures = Failures(self.hosts)
+        self._explicit: Dict[int, Link] = {}  # 4648 events registered, by id, until they are linked
 
     # -- on arrival: logons and the host-side indexes the later joins read --------------------------------
     def register(self, rec: Record) -> None:
@@ -97,10 +110,20 @@ class Joiner:
             link = self._socket(rec, host, when)
             if link is None and rec.event_id in LOGON_EVENTS and not rec.src_ip and _network_logon(rec):
                 link = self._pipe(rec, host, when)
+            if link is None:
+                link = host_link(self.hosts.remote_logon(rec, host, when), "host_logon")
+            if link is None and rec.event_id in LOGON_EVENTS and not rec.src_ip and _network_logon(rec):
+                link = host_link(self.hosts.pipe_logon(rec, host, when), "pipe_account_time")
             if link is not None:
                 self.logons[(host, rec.logon_id)] = link
                 self.logged[(host, rec.logon_id)] = when
                 self.logon_hosts.setdefault(rec.logon_id, set()).add(host)
+        if rec.event_id in LOGON_EVENTS:
+            self.failures.succeeded(rec, host)
+        if rec.event_id == EXPLICIT_CREDENTIALS:
+            link = host_link(self.hosts.explicit(rec, host, when), "explicit_credentials")
+            if link is not None:
+                self._explicit[id(rec)] = link
         if rec.event_id == 4697 and rec.logon_id:
             entry = (when, _lower(rec.args.get("service_name")), _lower(rec.args.get("binary_path")), rec.logon_id)
             self.host_services.setdefault((host, int(when // BUCKET)), []).append(entry)
@@ -111,6 +134,7 @@ class Joiner:
         """Evict host-side index entries older than `when` (the reorder window has passed them) and
         logons logged before `logons` (their sessions' later events then join by socket or not at all)."""
         bucket = int(when // BUCKET)
+        self.hosts.forget_before(when)
         for index in (self.host_services, self.svcctl_opens):
             for key in [k for k in index if k[1] < bucket]:
                 del index[key]
@@ -136,9 +160,32 @@ class Joiner:
             link = self._socket(rec, host, _seconds(rec))
             if link is not None or rec.event_id in SOCKET_EVENTS:
                 return link
-        if host and rec.event_id == 7045:
+        if host and rec.event_id in SERVICE_EVENTS:
             return self._service(rec, host, _seconds(rec))
         return None
+
+    def host_only(self, rec: Record, cmd: Optional[HostCommand]) -> Optional[Link]:
+        """The host trail of an event no captured connection explains (asked after every network join)."""
+        if id(rec) in self._explicit:
+            return self._explicit.pop(id(rec))
+        host = self.host_of(rec)
+        if not host:
+            return None
+        when = _seconds(rec)
+        if failed(rec):
+            return host_link(self.failures.add(rec, host, when), "failed_logon")
+        found = self.hosts.joined(rec, host, when)
+        if found is not None:
+            return host_link(*found)
+        if rec.event_id in SOCKET_EVENTS and not rec.logon_id and not rec.src_port:  # Samba's file audit
+            link = self.by_account(rec, "target")
+            if link is not None:
+                return link
+        if cmd is not None and cmd.side == "source":
+            if not cmd.target:
+                return host_link(self.hosts.outgoing(rec, host, when), "account_source_time")
+            return host_link(self.hosts.source_command(rec, host, cmd.target, when), "command_line")
+        return host_link(self.hosts.remote_logon(rec, host, when), "host_logon")
 
     def host_of(self, rec: Record) -> Optional[str]:
         """The event's host; for one that names none, the one host that holds its logon id."""
@@ -148,31 +195,31 @@ class Joiner:
         hosts = self.logon_hosts.get(rec.logon_id, ())
         return next(iter(hosts)) if len(hosts) == 1 else None
 
-    def by_account(self, rec: Record, cmd: HostCommand) -> Optional[Link]:
-        """Join 5, asked only for events that show a command."""
+    def by_account(self, rec: Record, side: str, cmd: Optional[HostCommand] = None) -> Optional[Link]:
+        """Join 5: for events that show a command, and for file audit records that name no session."""
         host, user = event_host(rec), _user(rec.user)
         if not host or not user or user in ROUTINE_USERS or user.endswith("$"):
             return None
         when = self.clocks.to_capture_time(host, _seconds(rec))
-        before, after = ACCOUNT_WINDOW[cmd.side]
+        before, after = ACCOUNT_WINDOW[side]
         start, end = when + before, when + after
         ips = self.identity.addresses_of(host)
-        if cmd.side == "target":
+        if side == "target":
             conns = [c for ip in ips for c in self.net.to_server(ip, start, end)]
         elif ips:
             conns = [c for ip in ips for c in self.net.from_client(ip, start, end)]
         else:  # the source host's address is not known yet: any client of that account, learned if unique
             conns = list(self.net.active(start, end))
-        if cmd.side == "source" and cmd.target:
+        if side == "source" and cmd is not None and cmd.target:
             conns = [c for c in conns if self.identity.compatible(c.server_ip, cmd.target, c.names) is not False]
         conns = [c for c in conns if c.key[3] not in PLUMBING_PORTS]
-        if cmd.side == "target" and rec.src_ip:  # the target logged its client's address (no port): keep to it
+        if side == "target" and rec.src_ip:  # the target logged its client's address (no port): keep to it
             conns = [c for c in conns if c.client_ip == rec.src_ip]
         named = [c for c in conns if user in c.users]
         conns = named if named or not ips else [c for c in conns if not c.users]
-        same = [c for c in conns if cmd.command in c.commands]
+        same = [c for c in conns if cmd is not None and cmd.command in c.commands]
         link = self._choose(same or conns, "account_host_time", user)
-        if link is not None and link.conn is not None and cmd.side == "source" and not ips:
+        if link is not None and link.conn is not None and side == "source" and not ips:
             self.identity.bind(link.conn.client_ip, rec.dest_host)
         return link
 
@@ -219,7 +266,8 @@ class Joiner:
         return self._choose([p.conn for p in opens], "pipe_account_time", user)
 
     def _service(self, rec: Record, host: str, when: float) -> Optional[Link]:
-        name, path = _lower(rec.args.get("service_name")), _lower(rec.args.get("binary_path"))
+        name = _lower(rec.args.get("service_key") or rec.args.get("service_name"))  # 7040 names the key too
+        path = _lower(rec.args.get("binary_path"))
         same = _matcher(name, path)
         logged = [(self.logons.get((host, logon)), logon) for t, n, p, logon in self._near(self.host_services, host, when)
                   if same(n, p)]

@@ -83,6 +83,7 @@ class Fusion:
                     yield from self._sweep(when - KEEP)
         yield from self._release(float("inf"))
         yield from self.trails.flush_facts(float("inf"))
+        yield from self._failures(float("inf"))
         yield from timeline(self.trails.summaries(), self.identity)
 
     def _schedule(self, due: float, what: int, item: Any) -> None:
@@ -113,10 +114,17 @@ class Fusion:
         """Drop what no record can reach any more: older than `horizon` (capture time)."""
         self._swept = self._watermark
         yield from self.trails.flush_facts(horizon)
+        yield from self._failures(horizon)
         self.trails.finish_before(horizon)
         self.net.forget_before(horizon)
         while self.aliases and next(iter(self.aliases.values()))[1] < horizon:
             del self.aliases[next(iter(self.aliases))]
+
+    def _failures(self, horizon: float) -> Iterator[Record]:
+        """The `logon` command of each burst of failed logons that ended (host-only: hostside.py)."""
+        for rec in self.joiner.failures.flush(horizon):
+            self.trails.note_command(rec)
+            yield rec
 
     # -- network side --------------------------------------------------------------------------------
     def _network(self, rec: Record) -> Optional[Record]:
@@ -173,10 +181,14 @@ class Fusion:
         vehicle = is_host_command(rec)  # the host engine's own command record: it travels with its fact
         cmd = recognized(rec) if vehicle else host_command(rec)
         if (link is None or link.ambiguous) and cmd is not None:
-            link = self.joiner.by_account(rec, cmd) or link
+            link = self.joiner.by_account(rec, cmd.side, cmd) or link
+        if link is None:
+            link = self.joiner.host_only(rec, cmd)
         if vehicle:
             self.trails.add_fact(rec, cmd, link, at, vehicle=True)
             return None
+        if cmd is not None and cmd.required and link is None:
+            cmd = None  # no client, no command (7040: a service changing its own start type)
         if cmd is not None:
             rec.args["side"] = cmd.side
         self._annotate(rec, link, host, at)

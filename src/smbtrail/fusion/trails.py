@@ -186,7 +186,10 @@ class TrailBook:
             s.evidence.add("network")
             s.src_ip = s.src_ip or link.conn.client_ip
             s.dest_ip = s.dest_ip or link.conn.server_ip
-        if link.conn is None or rec.args.get("side") != "source":
+        if link.ends is not None:  # a host trail names its own ends
+            s.src_ip, s.src_host = s.src_ip or link.ends.src_ip, s.src_host or link.ends.src_host
+            s.dest_host = s.dest_host if s.dest_host and "." in s.dest_host else (link.ends.dest_host or s.dest_host)
+        elif link.conn is None or rec.args.get("side") != "source":
             s.dest_host = s.dest_host if s.dest_host and "." in s.dest_host else (rec.dest_host or s.dest_host)
         if link.user:
             s.users[link.user] += 1
@@ -242,7 +245,7 @@ class TrailBook:
             rec.provenance = list(rec.provenance) + fact.provenance
             if not rec.user and fact.link and fact.link.user:
                 rec.user, rec.domain = fact.link.user, rec.domain or fact.rec.domain
-        self._note_command(rec)
+        self.note_command(rec)
         return rec
 
     def flush_facts(self, before: float) -> Iterator[Record]:
@@ -255,7 +258,7 @@ class TrailBook:
             for fact in facts:
                 if fact.time < before and not fact.used:
                     rec = self._fact_record(fact)
-                    self._note_command(rec)
+                    self.note_command(rec)
                     yield _carried(rec, fact.vehicles)
 
     def _fact_record(self, fact: Fact) -> Record:
@@ -270,12 +273,14 @@ class TrailBook:
         if link and link.ambiguous:
             args["join_candidates"] = link.candidates
         source_side = _side(host) == "source"
+        ends = link.ends if link is not None and not link.ambiguous else None
         rec = Record(
             time=from_epoch(fact.time), kind=COMMAND, command=fact.command, operation=fact.action, args=args,
-            src_ip=conn.client_ip if conn else (None if source_side else host.src_ip),
+            src_ip=conn.client_ip if conn else (None if source_side else host.src_ip or (ends and ends.src_ip)),
             src_port=conn.key[1] if conn else None, dest_ip=conn.server_ip if conn else None,
             dest_port=conn.key[3] if conn else None,
-            src_host=(conn.src_host if conn else None) or (host.dest_host if source_side else None),
+            src_host=(conn.src_host if conn else None) or (host.dest_host if source_side else None) or (
+                ends.src_host if ends and ends.src_host != ends.src_ip else None),
             dest_host=(conn.dest_host if conn and source_side else None) or (
                 fact.target if source_side else host.dest_host),
             user=host.user or (link.user if link else None), domain=host.domain,
@@ -291,7 +296,7 @@ class TrailBook:
             rec.dest_host = self.identity.name_of(rec.dest_ip)
         return rec
 
-    def _note_command(self, rec: Record) -> None:
+    def note_command(self, rec: Record) -> None:
         if not rec.trail_id:
             return
         s = self._summary(rec.trail_id, rec.time.timestamp())
@@ -355,7 +360,8 @@ class _Finished:
 
 
 SHOWN = ("service_name", "binary_path", "task_name", "task_command", "job_command", "file", "share", "key",
-         "account", "group", "member", "command_line", "conflicts")
+         "account", "group", "member", "command_line", "conflicts", "object_name", "object_well_known", "accounts",
+         "succeeded", "failures", "attempts")
 
 
 def _carried(rec: Record, vehicles: List[Record]) -> Record:

@@ -3,7 +3,8 @@
 A rule names the event ids that are a command's own evidence (its anchor: 7045, 4698, 4720, 5145...),
 conditions on the anchor (`field~regex`, joined by ` && `; field is a record field, `args.<name>` or
 `access`) and optionally the named pipe a remote client must have opened on the same host first
-(`svcctl`, `atsvc`): 5145 on IPC$ within WINDOW seconds, the same logon session preferred. The client
+(`svcctl`, `atsvc`): 5145 on IPC$ within WINDOW seconds, the same logon session preferred; `svcctl!`: only
+with that pipe access (7040: services change start type on their own all the time). The client
 (src_ip, src_port, user) comes from that pipe access, else from the 4624 of the anchor's logon id, else
 from a logon on the same client socket (Samba). Anchors whose pipe is not seen yet wait (the System log
 may be read after the Security log) and are emitted without a client at the end of the stream.
@@ -38,6 +39,7 @@ class Rule:
     context: str
     confidence: float
     description: str
+    required: bool = False  # no command without the context's pipe access
 
     def matches(self, rec: Record) -> bool:
         return rec.event_id in self.event_ids and all(
@@ -58,7 +60,8 @@ def rules() -> List[Rule]:
         rows = list(csv.DictReader(handle))
     parsed = [Rule(r["command"], r["action"], int(r["priority"]),
                    tuple(int(i) for i in r["event_ids"].split("|")), _conditions(r["match"] or ""),
-                   (r["context"] or "").strip().lower(), float(r["confidence"]), r["description"]) for r in rows]
+                   (r["context"] or "").strip().lower().rstrip("!"), float(r["confidence"]), r["description"],
+                   (r["context"] or "").strip().endswith("!")) for r in rows]
     return sorted(parsed, key=lambda rule: -rule.priority)
 
 
@@ -113,7 +116,8 @@ def recognize_host(records: Iterable[Record]) -> Iterator[Record]:
         if found is not None:
             yield from _anchor(state, rec, found)
     for anchor, rule in state.waiting:
-        yield from _emit(state, anchor, rule, None)
+        if not rule.required:
+            yield from _emit(state, anchor, rule, None)
 
 
 def _learn(state: _State, rec: Record) -> None:
@@ -134,7 +138,9 @@ def _anchor(state: _State, rec: Record, rule: Rule) -> Iterator[Record]:
     if pipe is None:
         state.waiting.append((rec, rule))
         if len(state.waiting) > MAX_TRACKED:  # memory bound: the oldest waits no longer
-            yield from _emit(state, *state.waiting.pop(0), None)
+            anchor, oldest = state.waiting.pop(0)
+            if not oldest.required:
+                yield from _emit(state, anchor, oldest, None)
     else:
         yield from _emit(state, rec, rule, pipe)
 

@@ -109,6 +109,11 @@ def hex_text(value: Any) -> Any:
         return value
 
 
+def decimal_hex(value: str) -> str:
+    """588 -> 0x24c (a number some readers write in decimal); anything else unchanged."""
+    return hex(int(value)) if value.isdigit() else value
+
+
 @lru_cache(maxsize=1024)  # a log names few hosts, on every record
 def short_host(name: Optional[str]) -> Optional[str]:
     """WIN-77LTAPHIQ1R.example.corp -> win-77ltaphiq1r (addresses stay whole)."""

@@ -9,8 +9,9 @@ The Splunk adapter builds the same dict from indexed events and calls `normalize
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
+from .. import windows_names
 from ..pydantic_api import construct
 from ..records import HOST_EVENT, Provenance, Record
 from . import fields as f
@@ -21,7 +22,12 @@ NOTES = ("@timestamp", "@time_note", "@inferred", "@partial", "@source")
 NOT_RAW = frozenset(SYSTEM + NOTES)
 EMPTY = f.EMPTY
 CLEANERS = {"logon_id": f.logon_id, "src_ip": f.address, "src_port": f.port, "dest_ip": f.address,
-            "dest_port": f.port, "access": f.access_names}
+            "dest_port": f.port}
+NAMED = ("object_type", "failure_reason", "operation_type", "token_elevation", "impersonation_level")  # %%N, %{guid}
+LISTED = ("properties",)  # several %%N / {guid} in one value
+KERBEROS_EVENTS = frozenset((4768, 4769, 4771))
+WELL_KNOWN = {"object_name": "object_well_known", "account_sid": "account_well_known",  # S-1-5-21-...-512: Domain Admins
+              "group_sid": "group_well_known", "member_sid": "member_well_known"}
 
 
 def event_id(flat: Dict[str, Any]) -> Optional[int]:
@@ -64,7 +70,10 @@ def _mapped(spec: EventSpec, flat: Dict[str, Any], args: Dict[str, Any]) -> Dict
         if value is None:
             continue
         if target == "access":
-            args["access_mask"] = f.hex_text(value)
+            values["access"] = _access(value, flat)
+            if "%%" not in value:
+                args["access_mask"] = f.hex_text(value)
+            continue
         cleaner = CLEANERS.get(target)
         if cleaner is None:
             values[target] = value
@@ -82,14 +91,55 @@ def _mapped(spec: EventSpec, flat: Dict[str, Any], args: Dict[str, Any]) -> Dict
             value = f.logon_id(value)
             if value:
                 args[key] = value
+        elif key.endswith("process_id"):  # size_t: hex from the evtx package and Windows, decimal from python-evtx
+            args[key] = f.hex_text(value) if value[:2] in ("0x", "0X") else f.decimal_hex(value)
         elif value[:2] in ("0x", "0X"):
             args[key] = f.hex_text(value)
         else:
             args[key] = value.replace("\r\n", "\n") if "\r" in value else value
+    _name_codes(spec.event_id, args)
     if "share" in values:  # "\\\\*\\ADMIN$" as logged; the network side names the share alone
         args["unc"] = values["share"]
         values["share"] = values["share"].rsplit("\\", 1)[-1]
     return values
+
+
+def _access(value: str, flat: Dict[str, Any]) -> List[str]:
+    """An AccessList by Windows' names; a bare mask by the rights of the object type it was asked on (file
+    and pipe rights, named as the network side names them, when the event names no type)."""
+    if "%%" in value:
+        return windows_names.names(value)
+    object_type = f.text(flat.get("ObjectType"))
+    if not object_type or object_type == "File":
+        return f.access_names(value)
+    try:
+        mask = int(value, 16) if value.lower().startswith("0x") else int(value)
+    except ValueError:
+        return []
+    return windows_names.access_from_mask("DS" if f.text(flat.get("ObjectServer")) == "DS" else object_type, mask)
+
+
+def _name_codes(event_id: int, args: Dict[str, Any]) -> None:
+    """Windows' names beside (status, logon type) or instead of (%%N, %{guid}) the raw codes; `raw` keeps them."""
+    for key in NAMED:
+        if isinstance(args.get(key), str):
+            args[key] = windows_names.substitute(args[key])
+    for key in LISTED:
+        if isinstance(args.get(key), str):
+            args[key] = windows_names.names(args[key])
+    family = windows_names.KERBEROS if event_id in KERBEROS_EVENTS else windows_names.NTSTATUS
+    for key in ("status", "sub_status"):
+        name = windows_names.status(args[key], family) if args.get(key) is not None else None
+        if name:
+            args[key + "_name"] = name
+    for key, named in WELL_KNOWN.items():
+        well_known = windows_names.sid(args[key]) if isinstance(args.get(key), str) else None
+        if well_known:
+            args[named] = well_known
+    if args.get("logon_type") is not None:
+        name = windows_names.logon_type(args["logon_type"])
+        if name:
+            args["logon_type_name"] = name
 
 
 def _first(flat: Dict[str, Any], names: Tuple[str, ...]) -> Optional[str]:

@@ -9,7 +9,7 @@ from . import printable
 
 SHOWN_ARGS = ("service_name", "binary_path", "task_name", "task_command", "job_command", "key", "value",
               "data", "file", "files", "account", "names", "share_name", "log_name", "clsid_name", "pipes",
-              "bytes_written", "bytes_read")
+              "bytes_written", "bytes_read", "accounts", "succeeded", "object_well_known", "object_name")
 
 
 def summary(rec: Record) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterable, Iterator, List
 from splunklib.searchcommands import Configuration, EventingCommand, Option, validators
 
 from ..records import Record
-from . import events, winevent
+from . import events, winevent, zeekevent
 
 OUTPUT_FIELDS = [
     "_time", "_raw", "sourcetype", "uid", "kind", "trail_id", "session_id", "command", "operation",
@@ -32,12 +32,13 @@ class SmbtrailFuseCommand(EventingCommand):
     def __init__(self) -> None:
         super().__init__()
         self._records: List[Record] = []
+        self._zeek: List[Record] = []  # Zeek add-on events: recognized together before fusion
         self._skipped: Dict[str, int] = {}
 
     def transform(self, records: Iterable[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
         for row in records:
             self._take(row)
-        if len(self._records) > self.max_records:
+        if len(self._records) + len(self._zeek) > self.max_records:
             raise ValueError(f"more than max_records={self.max_records} input rows; narrow the search")
         if not self._finished:
             return
@@ -45,11 +46,15 @@ class SmbtrailFuseCommand(EventingCommand):
             self.write_warning("smbtrailfuse: {} rows ignored: {}", count, reason)
         from ..engine import fuse
 
-        for record in fuse(canonical_order(self._records)):
+        records = self._records + list(zeekevent.network_records(self._zeek))
+        for record in fuse(canonical_order(records)):
             yield output_row(record)
 
     def _take(self, row: Dict[str, Any]) -> None:
         try:
+            if zeekevent.is_zeek_event(row):
+                self._zeek.extend(zeekevent.row_records(row))
+                return
             record = input_record(row)
         except ValueError as exc:
             reason = str(exc).split(":", 1)[0]
