@@ -291,3 +291,17 @@ def test_zlib_bomb_ratio_is_measured_on_compressed_bytes_read():
 
     assert len(gunzip(io.BytesIO(small)).read()) == EXPANSION_FLOOR // 2
     assert zlib.compress(b"\0" * 1000)  # deflate reaches ~1,000x on zeros: the bound sits well below
+
+
+def test_share_name_with_a_newline_survives_tshark_escaping():
+    """tshark's `-T fields` writes the newline of a share named `<svg>\\n` as `\\n`; the share was recorded as
+    `n` (the text after the last backslash). Recorded from impacket's SMB server and client
+    (tests/fixtures/hostile/make_hostile_share.py)."""
+    capture = Path(__file__).parent / "fixtures" / "hostile" / "hostile_share.pcapng"
+    code, records, errors = smbtrail("analyze", "--format", "jsonl", capture)
+    assert code == 0 and not errors
+    shares = {(r["kind"], r.get("share")) for r in records if r.get("share")}
+    assert shares == {("tree", "<svg>\n"), ("file", "<svg>\n"), ("command", "<svg>\n")}
+    html = subprocess.run([sys.executable, "-m", "smbtrail.cli", "analyze", "--format", "html", capture],
+                          capture_output=True, timeout=60).stdout.decode()
+    assert "<svg>" not in html and "&lt;svg&gt;" not in html.replace("&lt;svg&gt;\\n", "")

@@ -154,7 +154,7 @@ class Analyzer:
     def tree_connected(self, frame: Frame, conn: Conn, sesid: str, tree: Optional[str], row) -> None:
         self.hosts.learn_unc(conn.server_ip, tree)
         rec = self.base_fields(conn, frame.time, TREE, [frame.number], sesid=sesid)
-        share = tree.rsplit("\\", 1)[-1] if tree else None
+        share = tshark.share_of(tree) if tree else None
         args: Dict[str, Any] = {"unc": tree}
         if row.get("smb2.share_flags.encrypt_data", "") in ("1", "True"):
             args["share_encrypted"] = True
@@ -169,7 +169,7 @@ class Analyzer:
         if not opened.name and not opened.is_pipe:
             return
         rec = self.base_fields(conn, opened.time, FILE, opened.frames, sesid=opened.session)
-        share = opened.share.rsplit("\\", 1)[-1] if opened.share else None
+        share = tshark.share_of(opened.share) if opened.share else None
         status = "ok" if opened.status in (None, "0x00000000") else opened.status
         rec.update(protocol=_smb_protocol(conn.negotiate.get("dialect")), transport="smb", share=share,
                    path=opened.name, operation=opened.operation(), args=opened.args(), status=status,

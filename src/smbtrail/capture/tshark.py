@@ -45,6 +45,18 @@ class TsharkRun:
         return _summarize(text) or f"tshark exited with status {self.returncode}"
 
 
+FIELD_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
+
+
+def share_of(unc: str) -> str:
+    """The share of a UNC path as `-T fields` prints it (`\\\\server\\share`): everything after the server.
+    tshark writes a newline, CR, tab, backspace or form feed in a value as a backslash and a letter, and
+    leaves backslashes as they are; a share name holds no backslash, so inside it those are turned back."""
+    parts = unc.split("\\", 3)
+    share = parts[3] if len(parts) == 4 and not parts[0] and not parts[1] else unc.rsplit("\\", 1)[-1]
+    return re.sub(r"\\([nrtbf])", lambda m: FIELD_ESCAPES[m.group(1)], share)
+
+
 def find_tshark() -> str:
     """Locate tshark: $SMBTRAIL_TSHARK, PATH, then pyshark's search of the usual install places."""
     candidates = [os.environ.get("SMBTRAIL_TSHARK"), shutil.which("tshark")]
