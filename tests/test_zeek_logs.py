@@ -68,7 +68,12 @@ def _lifecycles(real: Path, calls: set) -> Dict[str, Dict[str, str]]:
 
 
 def test_one_command_per_remote_service_and_task_lifecycle(real, real_records):
-    accounts = {r["uid"]: r for r in zeek_rows(real / "ntlm.log.gz") if r.get("username")}
+    accounts = {r["uid"]: (r["username"], r.get("domainname")) for r in zeek_rows(real / "ntlm.log.gz")
+                if r.get("username")}
+    for row in zeek_rows(real / "kerberos.log.gz"):  # a client name logged on the connection itself
+        name, _, realm = row.get("client", "").rpartition("/")
+        if name and row.get("success") != "F" and row.get("id.resp_p") != "88":
+            accounts[row["uid"]] = (name, realm)
     commands = [r for r in real_records if r.kind == COMMAND]
     for calls, uuid in ((SERVICE_LIFECYCLE, SVCCTL), (TASK_LIFECYCLE, TSCH)):
         expected = _lifecycles(real, calls)
@@ -80,9 +85,8 @@ def test_one_command_per_remote_service_and_task_lifecycle(real, real_records):
             assert (command.src_ip, command.src_port) == (row["id.orig_h"], int(row["id.orig_p"]))
             assert command.dest_ip == row["id.resp_h"]
             logged = accounts.get(_uid(command))
-            assert command.user == (logged["username"] if logged else None)
+            assert (command.user, command.domain) == (logged or (None, None))
             if logged:
-                assert command.domain == logged.get("domainname")
                 assert command.dest_host, "the server's name from the NTLM exchange"
             assert "zeek" in command.evidence and "arguments" in command.args["absent"]
     kinds = {c.command + " " + c.args["action"] for c in commands if c.rpc_uuid in (SVCCTL, TSCH)}

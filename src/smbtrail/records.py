@@ -133,6 +133,13 @@ def iso(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def account_key(name: Optional[str]) -> Optional[str]:
+    """An account as both sides name it: DOMAIN\\User, user@REALM and User are all `user`."""
+    if not name:
+        return None
+    return name.split("\\")[-1].split("@")[0].strip().lower() or None
+
+
 def stable_id(*parts: Any) -> str:
     return hashlib.sha1(json.dumps(parts, default=str).encode("utf-8")).hexdigest()[:16]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-from .. import interfaces
+from .. import interfaces, windows_names
 from ..encryption.observe import EncryptedActivity
 from ..input_files import is_environment_fault, reason
 from ..protocols.auth import TicketIndex
@@ -56,6 +56,9 @@ class Analyzer:
             ticket = self.tickets.observe(frame)
             if ticket:
                 self._ticket(frame, ticket)
+            refused = self.tickets.refused(frame)
+            if refused:
+                self._kdc_refused(frame, refused)
         if "dns.resp.name" in row or "nbns.name" in row:
             self.hosts.learn_dns(row)
         if frame.stream < 0:
@@ -85,6 +88,38 @@ class Analyzer:
             args={"service": sname}, status="ok", evidence=["network"],
             provenance=[Provenance(file=self.file, frames=[frame.number])]))
 
+    def _kdc_refused(self, frame: Frame, refused: tuple) -> None:
+        """A KRB-ERROR: the account whose AS or TGS request the KDC refused, and why (a failed logon)."""
+        kind, cname, realm, sname, code = refused
+        name = windows_names.status(code, windows_names.KERBEROS)
+        self.out.append(Record(
+            time=from_epoch(frame.time), kind=SESSION, protocol="kerberos", operation=f"{kind}_req",
+            src_ip=frame.dst, src_port=frame.dport, dest_ip=frame.src, dest_port=frame.sport, user=cname,
+            domain=realm, src_host=self.hosts.name(frame.dst), dest_host=self.hosts.name(frame.src),
+            args={"service": sname.lower(), "error_code": hex(code), "status_name": name or f"KRB error {code}"},
+            status=name or hex(code), evidence=["network"], provenance=[Provenance(file=self.file, frames=[frame.number])]))
+
+    def session_failed(self, frame: Frame, conn: Conn, status: str) -> None:
+        """A SESSION_SETUP the server refused: the account, domain and workstation that tried, and the status
+        (a spray shows as many of these, from one client)."""
+        pending, conn.pending_auth = conn.pending_auth, {}
+        ident = pending.get("identity")
+        if ident is not None and ident.method == "kerberos" and not ident.user:
+            ident = self.tickets.lookup(conn.client_ip, frame.time, ident.service) or ident
+        frames = [f for f in (pending.get("frame"), frame.number) if f]
+        rec = self.base_fields(conn, pending.get("time", frame.time), SESSION, frames, ident=ident)
+        args = {k: v for k, v in conn.negotiate.items() if k not in ("server_names", "last_status")}
+        args.update(auth=ident.method if ident else None, nt_status=status,
+                    status_name=windows_names.status(status) or status)
+        if ident is not None and ident.workstation:
+            args["workstation"] = ident.workstation
+        dialect = conn.negotiate.get("dialect")
+        rec.update(protocol="smb1" if dialect == "1" else _smb_protocol(dialect), transport="smb",
+                   operation="session_setup", args={k: v for k, v in args.items() if v is not None},
+                   status=args["status_name"])
+        conn.failed_logons += 1
+        self.out.append(Record(**rec))
+
     def flush(self, conns: Sequence[Conn]) -> None:
         """End of a connection's life (idle or end of file): emit what is still open."""
         for conn in list(conns):
@@ -96,7 +131,7 @@ class Analyzer:
                 self.file_closed(conn, opened, partial=True)
             conn.opens.clear()
             self.encrypted.flush(conn)
-            if conn.negotiate and not conn.sessions:
+            if conn.negotiate and not conn.sessions and not conn.failed_logons:
                 self._no_session(conn)
             self.table.drop(conn)
 

@@ -27,6 +27,11 @@ class Fingerprint:
     response: Tuple[int, int]
     source: str
     count: int = 1
+    alternatives: Tuple[int, ...] = ()  # undecided (opnum -1): the opnums these sizes fit
+
+    @property
+    def opnums(self) -> Tuple[int, ...]:
+        return self.alternatives or ((self.opnum,) if self.opnum >= 0 else ())
 
     def matches(self, exchange: Exchange) -> bool:
         return _within(exchange.request, self.request) and _within(exchange.response, self.response)
@@ -96,6 +101,8 @@ class PipeGuess:
 
 
 MIN_SCORE = 0.3  # below this, the pipe is left unnamed rather than guessed
+GENERIC = (28, 48)  # a bare status, a handle and status: answers of many operations, little evidence of one
+FAULT = 32  # a DCE/RPC fault PDU (status and padding): the call failed (e.g. an opnum the server lacks)
 
 
 def identify(opened: Open, prints: Optional[Sequence[Fingerprint]] = None) -> Optional[PipeGuess]:
@@ -112,14 +119,16 @@ def identify(opened: Open, prints: Optional[Sequence[Fingerprint]] = None) -> Op
     hits = {n: [_best(e, [p for p in candidates if (p.pipe, p.interface) == n]) for e in calls] for n in names}
     best: Optional[PipeGuess] = None
     for name in names:
-        found, votes = [], 0.0
+        found, votes, counted = [], 0.0, 0
         for pos, hit in enumerate(hits[name]):
             if hit is None:
+                counted += calls[pos].response != FAULT  # a fault answers any call: no evidence either way
                 continue
+            counted += 1
             rivals = sum(1 for other in names if hits[other][pos] is not None and hits[other][pos][1] >= hit[1])
             votes += hit[1] / rivals
             found.append((calls[pos], hit[0], hit[1]))
-        guess = PipeGuess(name[0], name[1], found, votes / len(calls))
+        guess = PipeGuess(name[0], name[1], found, votes / max(counted, 1))
         if best is None or guess.score > best.score:
             best = guess
     return best if best is not None and best.operations and best.score >= MIN_SCORE else None
@@ -133,7 +142,8 @@ def _best(exchange: Exchange, rows: Sequence[Fingerprint]) -> Optional[Tuple[Fin
     if exact:
         return _one_of(exact), 1.0
     if fitting:
-        return min(fitting, key=lambda r: (r.request[1] - r.request[0]) + (r.response[1] - r.response[0])), 0.8
+        generic = all(r.response[0] == r.response[1] and r.response[0] in GENERIC for r in fitting)
+        return _one_of(fitting), 0.5 if generic else 0.8
     same_answer = [r for r in rows if _within(exchange.response, r.response) and r.response[0] == r.response[1]]
     if len({r.opnum for r in same_answer}) == 1:
         return max(same_answer, key=lambda r: r.count), 0.5
@@ -144,14 +154,15 @@ def _best(exchange: Exchange, rows: Sequence[Fingerprint]) -> Optional[Tuple[Fin
 
 
 def _one_of(rows: Sequence[Fingerprint]) -> Fingerprint:
-    """The operation these sizes name; if several operations of the interface have exactly these sizes
-    (samr OpenUser/OpenGroup/OpenAlias), an undecided one (opnum -1) that no template can anchor on."""
+    """The operation these sizes name; if several operations of the interface fit them (samr
+    OpenUser/OpenGroup/OpenAlias), an undecided one (opnum -1) that a template accepts only if it accepts
+    every alternative (CreateServiceW or CreateServiceA: either is a service created)."""
     ops = sorted({(r.opnum, r.operation) for r in rows})
     top = max(rows, key=lambda r: r.count)
     if len(ops) == 1:
         return top
     return Fingerprint(top.pipe, top.interface, -1, "|".join(op for _, op in ops), top.request, top.response,
-                       top.source, sum(r.count for r in rows))
+                       top.source, sum(r.count for r in rows), tuple(n for n, _ in ops))
 
 
 def calibrate(activity: Sequence, truth: Sequence) -> Tuple[List[Fingerprint], int, int]:

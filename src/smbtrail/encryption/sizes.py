@@ -191,6 +191,8 @@ def structure(sizes: Sequence[int], host_lengths: Sequence[int] = ()) -> Activit
     _name_shares(trees, host_lengths)
     for opened in opens:
         _exchanges(opened)
+        if opened.exchanges and opened.tree is not None and not opened.tree.share:
+            opened.tree.share = "IPC$"  # an RPC bind answered: a named pipe, and pipes live on IPC$
     return Activity(pairs, trees, opens)
 
 
@@ -236,12 +238,15 @@ SHARE_GUESSES = {4: "IPC$", 6: "ADMIN$", 2: "C$"}
 
 
 def _name_shares(trees: List[Tree], host_lengths: Sequence[int]) -> None:
-    """UNC = \\\\host\\share: with the length of the name the client typed, the share length follows."""
+    """UNC = \\\\host\\share: with the length of the name the client typed, the share length follows. A client
+    may type the address for one share and the name for another: each tree takes the share that one of the
+    server's name lengths gives it (the one most trees fit first, else the only one that fits)."""
     host = _host_length(trees, host_lengths)
-    if host is None:
-        return
     for tree in trees:
-        tree.share = SHARE_GUESSES.get(tree.unc_len - 3 - host, "")
+        tree.share = SHARE_GUESSES.get(tree.unc_len - 3 - host, "") if host is not None else ""
+        fits = {SHARE_GUESSES[tree.unc_len - 3 - h] for h in host_lengths if tree.unc_len - 3 - h in SHARE_GUESSES}
+        if not tree.share and len(fits) == 1:
+            tree.share = fits.pop()
 
 
 def _host_length(trees: List[Tree], host_lengths: Sequence[int]) -> Optional[int]:

@@ -67,6 +67,8 @@ def _mapped(spec: EventSpec, flat: Dict[str, Any], args: Dict[str, Any]) -> Dict
     values: Dict[str, Any] = {}
     for target, names in spec.fields.items():
         value = _first(flat, names)
+        if target == "logon_id" and len(names) > 1 and f.logon_id(value) is None:
+            value = _first(flat, names[1:])  # 4688's TargetLogonId 0x0: the creator's session is the one
         if value is None:
             continue
         if target == "access":

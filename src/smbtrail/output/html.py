@@ -20,7 +20,7 @@ TRAIL = "trail"
 MAX_ERRORS = 200
 MAX_TRAILS_SHOWN = 2000
 MAX_COMMANDS_PER_TRAIL = 60
-SHOWN_ARGS = ("service_name", "binary_path", "task_name", "task_command", "job_command", "file", "share", "key",
+SHOWN_ARGS = ("inferred", "service_name", "binary_path", "task_name", "task_command", "job_command", "file", "share", "key",
               "account", "group", "member", "command_line", "accounts", "succeeded", "object_well_known",
               "object_name")
 

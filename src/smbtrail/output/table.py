@@ -23,6 +23,8 @@ def summary(rec: Record) -> str:
         a = rec.args
         what = (f"encrypted: {a.get('messages_to_server', 0)}+{a.get('messages_to_client', 0)} msgs, "
                 f"{a.get('bytes_to_server', 0)}/{a.get('bytes_to_client', 0)} B")
+        if a.get("observed"):
+            what += " | " + "; ".join(str(n) for n in a["observed"])
     elif rec.kind == TRAIL:
         cmds = ", ".join(c.get("command", "?") for c in rec.args.get("commands", [])) or "no command"
         what = (f"TRAIL {cmds} | stage={rec.args.get('stage', '-')} score={rec.args.get('score', '-')} "
@@ -35,9 +37,12 @@ def summary(rec: Record) -> str:
     details = [f"{k}={printable(rec.args[k], 120)}" for k in SHOWN_ARGS if rec.args.get(k) not in (None, "", [])]
     flags = [f for f, on in (("sealed", rec.sealed), ("encrypted", rec.encrypted), ("decrypted", rec.decrypted),
                              ("inferred", rec.inferred), ("partial", rec.partial)) if on]
+    if rec.inferred and rec.confidence:
+        flags.append(f"confidence={rec.confidence:.2f}")
     if rec.status and rec.status != "ok":
         flags.append(f"status={rec.status}")
-    return " ".join([printable(what, 120)] + details + ([f"[{','.join(flags)}]"] if flags else []))
+    limit = 300 if rec.kind == ENCRYPTED_ACTIVITY else 120
+    return " ".join([printable(what, limit)] + details + ([f"[{','.join(flags)}]"] if flags else []))
 
 
 def write_table(records: Iterable[Record], out: IO[str], verbose: bool = False) -> int:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..records import COMMAND, ERROR, HOST_EVENT, Provenance, Record, stable_id
+from .failures import FAILED, is_failed_logon, logon_command
 from .signatures import Signature, index_records, same_session, satisfied, signatures
 
 TRAIL_GAP = 300.0
 MAX_BUFFER = 20000
-SUBJECT_KEYS = ("service_name", "task_name", "key", "account", "file", "job_command", "clsid_name")
+SWEEP = 10.0  # seconds of capture time between two looks for trails gone quiet
+SUBJECT_KEYS = ("service_name", "task_name", "key", "account", "file", "job_command", "clsid_name", "secret")
 
 
 class _Trail:
@@ -30,12 +32,14 @@ class _Trail:
 
 
 def trail_key(rec: Record) -> Tuple:
-    return (rec.src_ip, rec.dest_ip, (rec.user or "").lower())
+    """Client, target, account; a failed logon goes to its client's trail of failures, whatever the account."""
+    return (rec.src_ip, rec.dest_ip, FAILED if is_failed_logon(rec) else (rec.user or "").lower())
 
 
 def recognize(records: Iterable[Record]) -> Iterator[Record]:
     """Pass every record through, with trail_id and command set; add one command record per match."""
     open_trails: Dict[Tuple, _Trail] = {}
+    swept = float("-inf")
     for rec in records:
         if rec.kind in (ERROR, HOST_EVENT) or rec.src_ip is None:
             yield rec
@@ -55,14 +59,19 @@ def recognize(records: Iterable[Record]) -> Iterator[Record]:
         if len(trail.records) >= MAX_BUFFER:
             yield from _match(trail.records)
             trail.records = []
-        for stale in [k for k, t in open_trails.items() if not t.covers(now)]:
-            yield from _close(open_trails.pop(stale))
+        if abs(now - swept) >= SWEEP:  # a pass over every open trail: not at every record
+            swept = now
+            for stale in [k for k, t in open_trails.items() if not t.covers(now)]:
+                yield from _close(open_trails.pop(stale))
     for trail in open_trails.values():
         yield from _close(trail)
 
 
 def _close(trail: _Trail) -> Iterator[Record]:
+    logon = logon_command(trail.records)
     yield from _match(trail.records)
+    if logon is not None:
+        yield logon
 
 
 def _match(records: List[Record]) -> Iterator[Record]:

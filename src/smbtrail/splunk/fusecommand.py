@@ -46,7 +46,7 @@ class SmbtrailFuseCommand(EventingCommand):
             self.write_warning("smbtrailfuse: {} rows ignored: {}", count, reason)
         from ..engine import fuse
 
-        records = self._records + list(zeekevent.network_records(self._zeek))
+        records = self._records + list(zeekevent.network_records(self._zeek, self._records))
         for record in fuse(canonical_order(records)):
             yield output_row(record)
 

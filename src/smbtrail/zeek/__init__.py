@@ -1,6 +1,7 @@
 """Zeek logs as a network source: the records a capture gives, from the logs a SOC's sensors already write.
 
 logs.py         Zeek log files (TSV or JSON lines, plain or gzip, any rotation name) -> rows -> records
+order.py        their records in time order: a short reorder buffer per file, files merged
 rows.py         one row of dce_rpc / smb_mapping / smb_files / files / ntlm / kerberos / conn -> records
 names.py        Zeek's interface and operation names <-> UUID and opnum (lookups/zeek_dce_rpc.csv)
 connections.py  per connection (uid): the account, host names, a file's share, conn rows thinned
@@ -15,17 +16,17 @@ from __future__ import annotations
 from typing import Iterable, Iterator, Optional, Sequence
 
 from ..records import Record
-from .logs import is_zeek_log, read_logs
+from .logs import is_zeek_log
 
 __all__ = ["is_zeek_log", "zeek_records", "merged_with_captures"]
 
 
 def zeek_records(paths: Sequence[str]) -> Iterator[Record]:
-    """The network records of these Zeek logs, in time order (sorted through disk when large)."""
-    from ..fusion.order import by_time
+    """The network records of these Zeek logs, in time order (each file nearly is: see order.py)."""
     from .connections import complete
+    from .order import in_time_order
 
-    return complete(by_time(read_logs(paths)))
+    return complete(in_time_order(paths))
 
 
 def merged_with_captures(captured: Iterable[Record], zeek: Iterable[Record]) -> Iterator[Record]:

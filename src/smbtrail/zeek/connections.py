@@ -1,7 +1,7 @@
 """What one Zeek row cannot say, told per connection (Zeek's `uid`), over the rows in time order.
 
-- The account: ntlm.log's AUTHENTICATE on the same connection, else a Kerberos ticket the KDC gave
-  the client for this server (kerberos.log `client` + `service`), as a capture links them.
+- The account: ntlm.log's or kerberos.log's line for the same connection, else a Kerberos ticket the
+  KDC gave the client for this server (kerberos.log `client` + `service`), as a capture links them.
 - Host names: the server's NTLM names, the client's workstation, a tree's `\\\\NAME\\share`.
 - The share of a file open Zeek logged without its tree (SMB1, or a tree connected before the sensor
   started): the connection's last tree; opens on IPC$ are pipe opens.
@@ -25,6 +25,7 @@ IDLE = 12 * 3600.0  # a connection silent this long is forgotten
 MAX_CONNECTIONS = 200_000
 HOLD = 60.0  # a conn.log row waits this long for another log to name its connection
 TICKETS = 64
+KDC_PORT = 88
 TICKET_HORIZON = 10 * 3600.0  # a service ticket lives 10 hours by default
 FILES_PER_CONNECTION = 64
 Key = Tuple[Optional[str], Optional[int], Optional[str], Optional[int]]
@@ -96,6 +97,8 @@ class Connections:
             self._direction(rec, conn)
         if rec.kind == SESSION and rec.protocol == "kerberos":
             self._ticket(rec)
+            if rec.dest_port != KDC_PORT and rec.user and rec.status == "ok":
+                conn.user, conn.domain = rec.user, rec.domain  # Kerberos inside this connection's own logon
         elif rec.kind == SESSION and rec.args.get("auth") == "ntlm":
             self._ntlm(rec, conn)
         elif rec.kind == TREE:

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import zlib
-from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
 
 from ..records import ERROR, Provenance, Record, from_epoch
 from .rows import RowError, row_records
@@ -69,12 +69,6 @@ def is_zeek_log(path: str) -> bool:
     return sniff(head) is not None
 
 
-def read_logs(paths: Sequence[str]) -> Iterator[Record]:
-    """Raw records (and error records) of every Zeek log named, file by file."""
-    for path in paths:
-        yield from read_log(path)
-
-
 def read_log(path: str) -> Iterator[Record]:
     reader = _Reader(path)
     try:
@@ -121,12 +115,20 @@ class _Reader:
                 self._directive(line)
                 continue
             try:
-                row = self._json(line) if line.lstrip().startswith("{") else self._tsv(line)
-                log = self._log_of(row)
-                if log is None or log not in USED:
+                if line.lstrip().startswith("{"):
+                    row = self._json(line)
+                    log = self._log_of(row)
+                    if log == "conn" and str(row.get("id.resp_p")) not in SMB_OR_RPC and not _smb_service(row):
+                        continue
+                else:
+                    if self.fields and self.log not in USED:
+                        continue  # a log smbtrail does not read (dns, http, ...): not worth parsing
+                    values = line.split(self.separator)
+                    if self.log == "conn" and not self._smb_conn(values):
+                        continue  # most of conn.log: dropped before it is parsed
+                    row, log = self._tsv(values), self.log
+                if log not in USED:
                     continue
-                if log == "conn" and str(row.get("id.resp_p")) not in SMB_OR_RPC and not _smb_service(row):
-                    continue  # most of conn.log: not ours, and cheap to drop here
                 found = row_records(log, row, self.path, self.line)
             except (RowError, ValueError, TypeError) as exc:
                 self._bad(str(exc))
@@ -157,6 +159,7 @@ class _Reader:
         key, *values = line[1:].split(self.separator)
         if key == "fields":
             self.fields = values
+            self.log = self.log or log_of_fields(dict.fromkeys(values)) or log_of_name(self.path)
         elif key == "types":
             self.types = values
         elif key == "path" and values:
@@ -168,10 +171,13 @@ class _Reader:
         elif key == "empty_field" and values:
             self.empty = values[0]
 
-    def _tsv(self, line: str) -> Dict[str, Any]:
+    def _smb_conn(self, values: List[str]) -> bool:
+        row = dict(zip(self.fields, values))
+        return row.get("id.resp_p") in SMB_OR_RPC or _smb_service(row)
+
+    def _tsv(self, values: List[str]) -> Dict[str, Any]:
         if not self.fields:
             raise RowError("a data line before any #fields header")
-        values = line.split(self.separator)
         if len(values) != len(self.fields):
             raise RowError(f"{len(values)} values for {len(self.fields)} fields")
         row: Dict[str, Any] = {}
