@@ -8,6 +8,10 @@ from pathlib import Path
 ENV = "SMBTRAIL_LOOKUPS"
 
 
+class LookupMissing(FileNotFoundError):
+    environment_fault = True  # an installation without lookups/: no input is to blame
+
+
 def lookups_dir() -> Path:
     """$SMBTRAIL_LOOKUPS, else the nearest ancestor's lookups/ (checkout: <root>/src/smbtrail/;
     Splunk app: <app>/bin/lib/smbtrail/)."""
@@ -17,8 +21,11 @@ def lookups_dir() -> Path:
         candidate = parent / "lookups"
         if (candidate / "rpc_operations.csv").is_file():
             return candidate
-    raise FileNotFoundError(f"lookups/rpc_operations.csv not found; set {ENV}")
+    raise LookupMissing(f"lookups/rpc_operations.csv not found; set {ENV}")
 
 
 def lookup_path(name: str) -> Path:
-    return lookups_dir() / name
+    path = lookups_dir() / name
+    if not path.is_file():
+        raise LookupMissing(f"lookup {path} not found (an incomplete installation)")
+    return path

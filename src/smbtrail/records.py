@@ -111,10 +111,20 @@ class Record(BaseModel):
         key = json.dumps(
             [self.kind, iso(self.time), self.src_ip, self.src_port, self.dest_ip, self.opnum, self.operation,
              self.path, self.event_id, self.record_id, self.dest_host, prov,
-             self.trail_id if self.kind in (TRAIL, COMMAND) else None],
+             self.trail_id if self.kind in (TRAIL, COMMAND) else None, self._distinct()],
             default=str,
         )
         return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
+
+    def _distinct(self) -> Any:
+        """What tells apart records that share the fields above: the error messages of one file, and the
+        commands recognised or inferred from one burst of messages."""
+        if self.kind == ERROR:
+            return self.message
+        if self.kind == COMMAND:
+            a = self.args
+            return [self.command, a.get("action"), a.get("template"), a.get("evidence_sizes")]
+        return None
 
 
 def iso(value: datetime) -> str:

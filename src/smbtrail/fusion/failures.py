@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from ..recognize.failures import action
 from ..records import Record, account_key
 from .hostside import HostTrails, Opened, host_trail_id, iso_seconds
 from .identity import host_key
+
+if TYPE_CHECKING:
+    from .trails import Fact
 
 GAP = 1800.0  # seconds between two failures of one burst (sprays go slowly to stay under lockout)
 FAILED_EVENTS = frozenset((4625, 4771))
@@ -44,7 +47,7 @@ class Burst:
     target: str
     attempts: Counter = field(default_factory=Counter)  # (account, how it failed) -> failures
     succeeded: List[str] = field(default_factory=list)
-    fact: Optional[object] = None  # the trail's `logon` fact (trails.Fact), updated with each failure
+    fact: Optional[Fact] = None  # the trail's `logon` fact, updated with each failure
 
     @property
     def action(self) -> str:
@@ -98,7 +101,7 @@ class Failures:
         if burst is not None and user and user not in burst.succeeded and any(a == user for a, _ in burst.attempts):
             burst.succeeded.append(user)
             if burst.fact is not None:
-                burst.fact.args["succeeded"] = list(burst.succeeded)  # type: ignore[attr-defined]
+                burst.fact.args["succeeded"] = list(burst.succeeded)
 
     def forget_before(self, when: float) -> None:
         for key in [k for k, b in self.bursts.items() if b.opened.last + GAP < when]:

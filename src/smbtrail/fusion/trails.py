@@ -231,7 +231,7 @@ class TrailBook:
     def logon_fact(self, burst: Burst, rec: Record, link: Link) -> None:
         """The `logon` fact of a burst of failed logons, created with its first failure and updated with each."""
         fact = burst.fact
-        if not isinstance(fact, Fact):
+        if fact is None:
             fact = Fact(burst.opened.first, link.trail_id or burst.opened.trail_id, "logon", burst.action,
                         burst.args(), Seen.of(rec), link, reasons=list(link.reasons))
             self.facts.setdefault(fact.trail_id, []).append(fact)
