@@ -586,6 +586,12 @@ def readme_section(cases: Sequence[Case], outcomes: Sequence[Outcome], shipped: 
         f"Never shown by default (the leave-one-source-out run did not show them right 90% of the time, or not at "
         f"all): {', '.join(hidden) or 'none'}. Their sizes still reach the analyst as the encrypted_activity "
         "record's `observed` list (a pipe by name length, the interface its sizes are like, bytes per share).",
+        "",
+        "What the folds do not cover: the hand-written knowledge (IDL size ranges in",
+        "`lookups/rpc_size_fingerprints.csv` rows marked `ndr`, template steps, the size model's rules) is the same",
+        "in every fold and was revised while these numbers were looked at, so for it the numbers are not",
+        "held-out; the data set's own held-back cases are the test of that. Where a label is scored on one or",
+        "two captures (most lab-only labels) its precision says little; the per-label counts are given for that.",
         END,
     ]
 

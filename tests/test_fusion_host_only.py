@@ -133,7 +133,7 @@ def test_failed_logons_are_a_trail_per_source_with_every_account_and_status(shar
         got: Counter = Counter()
         for cmd in commands:
             assert cmd.trail_id in {t.trail_id for t in _trails(records)}
-            for attempt in cmd.args["attempts"]:
+            for attempt in cmd.args["host_attempts"]:
                 got[(cmd.src_ip, attempt["account"], attempt["status"])] += attempt["count"]
         expected = Counter({(s, a, status(hex(c))): n for (s, a, c), n in _expected_failures(path).items()})
         assert got == expected and expected, name
@@ -169,3 +169,31 @@ def test_cli_table_and_html_show_host_only_trails(shared_data, tmp_path):
 def test_no_fuse_keeps_the_flat_event_list(shared_data):
     records = list(analyze([], [str(shared_data / ATSVC)], Options(fuse=False)))
     assert not _trails(records) and not [r for r in records if r.trail_id and r.kind == "host_event"]
+
+
+def test_the_process_that_used_explicit_credentials_joins_their_trail(shared_data):
+    """sc.exe \\\\MORDORDC on WORKSTATION5 (a real 4688) and a 4648 of that process toward MORDORDC. No public
+    log holds a 4648 to another host (all are to localhost), so a real 4648 (services.exe's) is re-addressed
+    to the sc.exe process: its host, logon session, process id, target server and account."""
+    from smbtrail.fusion import fuse_records
+    from smbtrail.hostlog import read_hostlogs
+    from smbtrail.hostlog.evtx_reader import read_evtx_python
+    from smbtrail.hostlog.normalize import normalize_flat
+
+    host = [r for r in read_hostlogs([str(shared_data / SC_QUERY)]) if r.kind == "host_event"]
+    sc = [r for r in host if r.event_id == 4688 and r.args["process"].endswith("sc.exe")][0]
+    path = str(shared_data / FAILURES[0])
+    flat = next(f for f in read_evtx_python(path, path) if isinstance(f, dict) and f.get("EventID") == 4648)
+    flat.update(Computer=sc.dest_host, SubjectLogonId=sc.logon_id, ProcessId=sc.args["process_id"],
+                ProcessName=sc.args["process"], TargetServerName="MORDORDC.theshire.local", TargetUserName="da_admin",
+                TargetDomainName="THESHIRE", TimeCreated=sc.time.isoformat())
+    explicit = normalize_flat(flat, path)
+    records = list(fuse_records(sorted(host + [explicit], key=lambda r: r.time)))
+    joined = [r for r in records if r.kind == "host_event" and r.trail_id and (
+        r.event_id == 4648 or (r.event_id == 4688 and r.args["process_id"] == sc.args["process_id"]))]
+    assert {r.event_id for r in joined} == {4648, 4688} and len({r.trail_id for r in joined}) == 1
+    assert [r.join for r in joined if r.event_id == 4688][0] == ["explicit_process"]
+    trail = [t for t in records if t.kind == "trail" and t.trail_id == joined[0].trail_id][0]
+    assert trail.user == "da_admin" and trail.dest_host == "MORDORDC.theshire.local"
+    assert trail.src_host.lower().startswith("workstation5")
+    assert [c["command"] for c in trail.args["commands"]] == ["sc query"]

@@ -244,3 +244,23 @@ def test_windows_psexec_across_sessions_from_sizes_alone(shared_data, tmp_path):
     uploaded = [r.args["bytes_written"] for r in truth if r.kind == "file" and r.operation == "write"
                 and r.share == "ADMIN$"]
     assert found[0].args["bytes_written"] in uploaded
+
+
+def test_encrypted_upload_completed_by_a_service_creation_read_in_clear(tmp_path):
+    """Share-level encryption hides PsExec's upload to ADMIN$ but leaves IPC$ readable: the service creation
+    the sensor reads a moment later turns the encrypted upload into psexec run (in the lab's own words, the
+    same command the clear capture shows)."""
+    path = LAB.parent / "plain" / "psexec_impacket.pcapng"
+    if not path.is_file():
+        pytest.skip("lab fixture psexec_impacket.pcapng not present")
+    clear = [r for r in network_records([str(path)], Options()) if r.kind == COMMAND]
+    assert ("psexec", "run") in {(r.command, r.operation) for r in clear}
+    records = _rewritten(path, tmp_path, "share")
+    assert ("psexec", "run") not in {(r.command, r.operation) for r in records if r.kind == COMMAND}
+    found = [r for r in infer(records, _held_out("lab"), calibration=EVERYTHING) if r.inferred]
+    psexec = [r for r in found if (r.command, r.operation) == ("psexec", "run")]
+    assert len(psexec) == 1 and psexec[0].share == "ADMIN$"
+    assert "svcctl.RCreateServiceW" in psexec[0].args["operations"]
+    uploaded = sum(r.args.get("bytes_written", 0) for r in network_records([str(path)], Options())
+                   if r.kind == "file" and r.operation == "write" and r.share == "ADMIN$")
+    assert psexec[0].args["bytes_written"] == uploaded

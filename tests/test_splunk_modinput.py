@@ -14,6 +14,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
+from urllib.parse import parse_qs, quote, urlparse
 from xml.sax.saxutils import escape
 
 import pytest
@@ -286,20 +287,17 @@ def test_kill_mid_file_then_restart_loses_nothing_and_resends_nothing(shared_dat
 
 # --- secrets --------------------------------------------------------------------------------------
 
-def test_secrets_become_options_and_never_show(tmp_path):
+def test_secrets_become_options_and_never_show(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     creds = [("password:lab", "LabAdm1!"), ("nthash:admin", "31d6cfe0d16ae931b73c59d7e0c089c0"),
              ("sessionkey:3d00009400480000", "28f2847263c83dc00621f742dd3f2e7b")]
-    options = secrets.to_options(creds, workdir=str(tmp_path))
-    try:
-        assert [p.get_secret_value() for p in options.passwords] == ["LabAdm1!"]
-        assert len(options.nt_hashes) == 1
-        assert (os.stat(options.keys_file).st_mode & 0o777) == 0o600
-        assert Path(options.keys_file).read_text().split() == ["3d00009400480000,28f2847263c83dc00621f742dd3f2e7b"]
-        shown = repr(options) + str(options) + options.model_dump_json()
-        assert "LabAdm1!" not in shown and "31d6cfe0" not in shown
-    finally:
-        secrets.discard(options)
-    assert not os.path.exists(options.keys_file)
+    options = secrets.to_options(creds)
+    assert [p.get_secret_value() for p in options.passwords] == ["LabAdm1!"]
+    assert len(options.nt_hashes) == 1
+    assert [k.get_secret_value() for k in options.session_keys] == ["3d00009400480000,28f2847263c83dc00621f742dd3f2e7b"]
+    assert options.keys_file is None and list(tmp_path.iterdir()) == []  # held in memory, never in a file
+    shown = repr(options) + str(options) + options.model_dump_json()
+    assert "LabAdm1!" not in shown and "31d6cfe0" not in shown and "28f2847263" not in shown
 
 
 def test_malformed_secret_is_named_not_shown():
@@ -310,32 +308,50 @@ def test_malformed_secret_is_named_not_shown():
         secrets.to_options([("apikey:x", "secret")])
 
 
-class _Credential:
-    def __init__(self, realm, username, password):
-        self.content = {"realm": realm, "username": username, "clear_password": password}
+def _passwords_feed(creds) -> bytes:
+    """splunkd's Atom answer for storage/passwords: one entry per (realm, username, clear password)."""
+    entries = []
+    for realm, user, password in creds:
+        name = f"{realm}:{user.replace(':', chr(92) + ':')}:"
+        path = "/servicesNS/nobody/smbtrail/storage/passwords/" + quote(name, safe="")
+        entries.append(
+            f"<entry><title>{escape(name)}</title><id>https://127.0.0.1:8089{path}</id><updated>2026-01-01T00:00:00Z"
+            f"</updated><link href='{path}' rel='alternate'/><content type='text/xml'><s:dict>"
+            f"<s:key name='realm'>{escape(realm)}</s:key><s:key name='username'>{escape(user)}</s:key>"
+            f"<s:key name='clear_password'>{escape(password)}</s:key></s:dict></content></entry>")
+    return ("<?xml version='1.0' encoding='UTF-8'?><feed xmlns='http://www.w3.org/2005/Atom' "
+            "xmlns:s='http://dev.splunk.com/ns/rest' xmlns:opensearch='http://a9.com/-/spec/opensearch/1.1/'>"
+            "<title>passwords</title><id>https://127.0.0.1:8089/servicesNS/nobody/smbtrail/storage/passwords</id>"
+            f"<updated>2026-01-01T00:00:00Z</updated><opensearch:totalResults>{len(entries)}</opensearch:totalResults>"
+            + "".join(entries) + "</feed>").encode()
 
 
-class _Passwords:
-    """The two attributes of splunklib's storage_passwords collection that `fetch` reads."""
+def _splunkd(creds, requests):
+    """A splunklib Service whose HTTP requests are answered here, as splunkd would (realm filter included)."""
+    from io import BytesIO
 
-    def __init__(self, creds):
-        self._creds = creds
+    from splunklib import client
 
-    def list(self, count=-1):
-        return self._creds
+    def handler(url, message, **kwargs):
+        requests.append(url)
+        query = parse_qs(urlparse(url).query)
+        wanted = [q.split("=", 1)[1] for q in query.get("search", []) if q.startswith("realm=")]
+        shown = [c for c in creds if not wanted or wanted[0] in c[0]]  # splunkd's search matches substrings
+        return {"status": 200, "reason": "OK", "headers": [], "body": BytesIO(_passwords_feed(shown))}
+
+    return client.Service(handler=handler, token="Splunk no-session", host="127.0.0.1", port=8089)
 
 
-class _Service:
-    def __init__(self, creds):
-        self.storage_passwords = _Passwords(creds)
-
-
-def test_fetch_takes_only_named_credentials_of_our_realm():
-    service = _Service([_Credential("smbtrail", "password:lab", "LabAdm1!"),
-                        _Credential("other_app", "password:lab", "not ours"),
-                        _Credential("smbtrail", "nthash:svc", "31d6cfe0d16ae931b73c59d7e0c089c0")])
+def test_fetch_reads_only_this_apps_realm_in_one_scoped_request():
+    creds = [("smbtrail", "password:lab", "LabAdm1!"), ("other_app", "password:lab", "not ours"),
+             ("smbtrail_old", "password:lab", "stale"), ("smbtrail", "nthash:svc", "31d6cfe0d16ae931b73c59d7e0c089c0")]
+    requests: List[str] = []
+    service = _splunkd(creds, requests)
     assert secrets.fetch(service, ["password:lab"]) == [("password:lab", "LabAdm1!")]
     assert len(secrets.fetch(service, ["*"])) == 2
+    path = urlparse(requests[0])
+    assert path.path == "/servicesNS/nobody/smbtrail/storage/passwords"  # this app's namespace, not /services
+    assert parse_qs(path.query)["search"] == ["realm=smbtrail"] and parse_qs(path.query)["count"] == ["-1"]
     with pytest.raises(secrets.SecretError) as caught:
         secrets.fetch(service, ["password:lab", "sessionkey:3d00009400480000"])
     assert "sessionkey:3d00009400480000" in str(caught.value) and "LabAdm1!" not in str(caught.value)
@@ -345,12 +361,8 @@ def test_session_key_from_the_store_decrypts_smb3(shared_data, tmp_path):
     """The key file written from storage/passwords is one the engine reads (README: SMB3 key material)."""
     require_engine("network")
     capture = str(shared_data / SMB3)
-    options = secrets.to_options([("sessionkey:3d00009400480000", "28f2847263c83dc00621f742dd3f2e7b")],
-                                 workdir=str(tmp_path))
-    try:
-        with_key = list(engine.network_records([capture], options))
-    finally:
-        secrets.discard(options)
+    options = secrets.to_options([("sessionkey:3d00009400480000", "28f2847263c83dc00621f742dd3f2e7b")])
+    with_key = list(engine.network_records([capture], options))
     without = list(engine.network_records([capture]))
     assert any(r.decrypted for r in with_key) and not any(r.decrypted for r in without)
     assert not any(r.kind == "error" for r in with_key)

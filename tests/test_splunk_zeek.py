@@ -97,3 +97,25 @@ def test_fuse_command_takes_addon_events_with_windows_events(shared_data, tmp_pa
     from smbtrail.engine import fuse
 
     assert [r["uid"] for r in rows] == [r.uid() for r in fuse(direct)], "the command's answer is the engine's"
+
+
+def test_addon_events_beside_the_capture_records_of_the_same_traffic(shared_data, tmp_path):
+    """A SOC that indexes both smbtrail:network (a capture input) and Zeek: one record per call, one trail."""
+    network = glob.glob(str(shared_data / "otrf-security-datasets" / "windows" / "*" / "network" / f"{PAIR}.zip"))
+    records = list(network_records(network))
+    zeek = [x for log, rows in zeek_rows(records).items() for x in addon_rows(log, rows)]
+    captured = [fusecommand.input_record(r) for r in network_rows_of(records)]
+    both = list(zeekevent.network_records([x for r in zeek for x in zeekevent.row_records(r)], captured))
+    assert not [r for r in both if r.kind in ("operation", "tree", "file")], "Zeek's lines the capture has"
+    assert any("zeek" in r.evidence for r in captured if r.kind == "operation")
+    code, frames = drive(tmp_path, [network_rows_of(records) + zeek])
+    assert code == 0
+    creates = [r for r in result_rows(frames) if r["kind"] == "command" and r["command"] == "sc"]
+    assert len(creates) == 1 and "zeek" in json.loads(creates[0]["_raw"])["evidence"]
+
+
+def network_rows_of(records) -> List[Dict[str, Any]]:
+    from smbtrail.splunk import events
+
+    return [{"_raw": events.event_json(r), "_time": f"{r.time.timestamp():.6f}", "sourcetype": events.NETWORK,
+             "source": "sensor.pcap"} for r in records]

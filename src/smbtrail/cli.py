@@ -1,7 +1,8 @@
 """smbtrail command line: the same engine as the Splunk app, for a responder with files.
 
 Exit codes: 0 every input read; 1 some inputs unreadable or partial (the rest was analysed);
-2 usage error or no input could be read; 3 tshark missing or too old.
+2 usage error or no input could be read; 3 tshark missing or too old; 4 the output could not be written
+(a closed pipe, as `| head` makes, ends the run quietly).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import IO, Iterator, List, Optional
 
 from . import __version__
 from .engine import Options, analyze
+from .output import printable
 from .pydantic_api import SecretStr
 from .records import ERROR, Record
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_TSHARK = 0, 1, 2, 3
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_TSHARK, EXIT_OUTPUT = 0, 1, 2, 3, 4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,12 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class UsageError(Exception):
+    pass
+
+
 def _options(args: argparse.Namespace) -> Options:
     passwords: List[str] = list(args.password)
-    passwords += [os.environ[v] for v in args.password_env if v in os.environ]
+    for name in args.password_env:
+        if name not in os.environ:
+            raise UsageError(f"--password-env {name}: no such environment variable")
+        passwords.append(os.environ.pop(name))  # gone from the environment tshark inherits
     if args.password_file:
-        with open(args.password_file, encoding="utf-8") as handle:
-            passwords += [line.rstrip("\n") for line in handle if line.strip()]
+        try:
+            with open(args.password_file, encoding="utf-8") as handle:
+                passwords += [line.rstrip("\n") for line in handle if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{args.password_file}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
     return Options(all_events=args.all_events, keys_file=args.keys, passwords=[SecretStr(p) for p in passwords],
                    nt_hashes=[SecretStr(h) for h in args.nt_hash], keytab=args.keytab, fuse=not args.no_fuse)
 
@@ -71,7 +83,7 @@ class _ErrorTap:
         for rec in self.records:
             if rec.kind == ERROR:
                 self.errors += 1
-                self.err.write(f"smbtrail: {'partial' if rec.partial else 'error'}: {rec.message}\n")
+                self.err.write(f"smbtrail: {'partial' if rec.partial else 'error'}: {printable(rec.message)}\n")
                 self.good += rec.partial
             else:
                 self.good += 1
@@ -84,8 +96,8 @@ def run_analyze(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         return EXIT_USAGE
     try:
         options = _options(args)
-    except OSError as exc:
-        err.write(f"smbtrail: error: {args.password_file}: {exc.strerror}\n")
+    except UsageError as exc:
+        err.write(f"smbtrail: error: {printable(exc)}\n")
         return EXIT_USAGE
     from .capture.inputs import captures_among
     from .capture.tshark import TsharkMissing, check_tshark
@@ -96,14 +108,21 @@ def run_analyze(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         except TsharkMissing as exc:
             err.write(f"smbtrail: error: {exc}\n")
             return EXIT_TSHARK
-    tap = _ErrorTap(analyze(args.inputs, args.hostlog, options), err)
-    _write(args.format, tap, out)
+    records = analyze(args.inputs, args.hostlog, options)
+    tap = _ErrorTap(records, err)
+    try:
+        _write(args.format, tap, out, args.verbose)
+        out.flush()
+    finally:
+        close = getattr(records, "close", None)
+        if close:
+            close()  # stops tshark and removes temporary files now, also when the output failed
     if tap.errors and not tap.good:
         return EXIT_USAGE
     return EXIT_PARTIAL if tap.errors else EXIT_OK
 
 
-def _write(fmt: str, records, out: IO[str]) -> None:
+def _write(fmt: str, records, out: IO[str], verbose: bool = False) -> None:
     if fmt == "jsonl":
         from .output.jsonl import write_jsonl
 
@@ -115,7 +134,7 @@ def _write(fmt: str, records, out: IO[str]) -> None:
     else:
         from .output.table import write_table
 
-        write_table(records, out)
+        write_table(records, out, verbose=verbose)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -124,12 +143,36 @@ def main(argv: Optional[List[str]] = None) -> int:
         from . import coverage
 
         return coverage.run(args)
-    if args.command == "analyze":
+    if args.command != "analyze":
+        return EXIT_USAGE
+    from .encryption.keys import terminate_on_signals
+
+    terminate_on_signals()  # SIGTERM/SIGHUP unwind like Ctrl-C: temporary secrets and files are removed
+    try:
         if args.output:
             with open(args.output, "w", encoding="utf-8") as out:
                 return run_analyze(args, out, sys.stderr)
         return run_analyze(args, sys.stdout, sys.stderr)
-    return EXIT_USAGE
+    except BrokenPipeError:
+        _quiet_stdout()  # the reader stopped (`| head`): not an error to shout about
+        return EXIT_OUTPUT
+    except OSError as exc:
+        where = args.output or "standard output"
+        sys.stderr.write(f"smbtrail: error: cannot write {printable(where)}: {exc.strerror or exc}\n")
+        _quiet_stdout()
+        return EXIT_OUTPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("smbtrail: interrupted\n")
+        return 130
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's own flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

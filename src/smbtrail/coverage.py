@@ -16,7 +16,6 @@ import os
 import shutil
 import sys
 import tempfile
-import zipfile
 from collections import defaultdict
 from contextlib import ExitStack
 from datetime import datetime
@@ -24,7 +23,7 @@ from typing import IO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .encryption.whatif import SCOPES, RewriteStats, WhatIfError, rewrite_capture
 from .engine import Options, analyze, network_records
-from .output.table import printable
+from .output import printable
 from .pydantic_api import BaseModel, Field, SecretStr
 from .records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, OPERATION, SESSION, TREE, Record
 
@@ -200,10 +199,11 @@ def _readable(captures: Sequence[str], stack: ExitStack, report: CoverageReport)
         if source.kind == "zeek":
             report.errors.append(f"{source.path}: a Zeek log: what-if encryption rewrites captures only")
             continue
-        try:
-            found += stack.enter_context(readable_files(source))
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            report.errors.append(f"{source.path}: cannot open archive: {exc}")
+        for display, path, problem in stack.enter_context(readable_files(source)):
+            if problem or path is None:
+                report.errors.append(f"{display}: {problem}")
+            else:
+                found.append((display, path))
     return found
 
 

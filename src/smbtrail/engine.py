@@ -13,6 +13,7 @@ class Options(BaseModel):
 
     all_events: bool = False  # host side: pass through events outside the covered set
     keys_file: Optional[str] = None  # SMB3 session keys, one session per line
+    session_keys: List[SecretStr] = Field(default_factory=list)  # the same lines, held in memory only
     passwords: List[SecretStr] = Field(default_factory=list)
     nt_hashes: List[SecretStr] = Field(default_factory=list)
     keytab: Optional[str] = None

@@ -11,6 +11,10 @@ ENV = "SMBTRAIL_LOOKUPS"
 PACKAGED = Path(__file__).resolve().parent / "packaged_lookups"
 
 
+class LookupMissing(FileNotFoundError):
+    environment_fault = True  # an installation without lookups/: no input is to blame
+
+
 def lookups_dir() -> Path:
     """$SMBTRAIL_LOOKUPS, else the nearest ancestor's lookups/ (checkout: <root>/src/smbtrail/;
     Splunk app: <app>/bin/lib/smbtrail/), else the copy packaged with the engine."""
@@ -19,8 +23,11 @@ def lookups_dir() -> Path:
     for candidate in [parent / "lookups" for parent in Path(__file__).resolve().parents] + [PACKAGED]:
         if (candidate / "rpc_operations.csv").is_file():
             return candidate
-    raise FileNotFoundError(f"lookups/rpc_operations.csv not found; set {ENV}")
+    raise LookupMissing(f"lookups/rpc_operations.csv not found; set {ENV}")
 
 
 def lookup_path(name: str) -> Path:
-    return lookups_dir() / name
+    path = lookups_dir() / name
+    if not path.is_file():
+        raise LookupMissing(f"lookup {path} not found (an incomplete installation)")
+    return path

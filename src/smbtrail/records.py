@@ -49,7 +49,7 @@ class Record(BaseModel):
     dest_host: Optional[str] = None
     user: Optional[str] = None
     domain: Optional[str] = None
-    protocol: Optional[str] = None  # smb1 | smb2 | smb3 | dcerpc | kerberos | windows_event
+    protocol: Optional[str] = None  # smb1 | smb2 | smb3 | smb (Zeek) | dcerpc | kerberos | tcp (Zeek) | windows_event
     transport: Optional[str] = None  # ncacn_np | ncacn_ip_tcp | smb
     share: Optional[str] = None
     path: Optional[str] = None
@@ -111,16 +111,33 @@ class Record(BaseModel):
         key = json.dumps(
             [self.kind, iso(self.time), self.src_ip, self.src_port, self.dest_ip, self.opnum, self.operation,
              self.path, self.event_id, self.record_id, self.dest_host, prov,
-             self.trail_id if self.kind in (TRAIL, COMMAND) else None],
+             self.trail_id if self.kind in (TRAIL, COMMAND) else None, self._distinct()],
             default=str,
         )
         return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
+
+    def _distinct(self) -> Any:
+        """What tells apart records that share the fields above: the error messages of one file, and the
+        commands recognised or inferred from one burst of messages."""
+        if self.kind == ERROR:
+            return self.message
+        if self.kind == COMMAND:
+            a = self.args
+            return [self.command, a.get("action"), a.get("template"), a.get("evidence_sizes")]
+        return None
 
 
 def iso(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def account_key(name: Optional[str]) -> Optional[str]:
+    """An account as both sides name it: DOMAIN\\User, user@REALM and User are all `user`."""
+    if not name:
+        return None
+    return name.split("\\")[-1].split("@")[0].strip().lower() or None
 
 
 def stable_id(*parts: Any) -> str:

@@ -76,6 +76,7 @@ def summary(pcap: Path, opts: Optional[List[str]] = None) -> Summary:
 
 def _requests(proto: str, info: str) -> Set[str]:
     seen = set()
+    info = re.sub(r"\[[^\]]*\]", " ", info)  # "DsBind request[Long frame (52 bytes)]": Wireshark's notes
     for part in info.split(","):
         words = part.split()
         if len(words) >= 2 and words[-1] == "request":

@@ -289,6 +289,24 @@ STANDALONE += [
         description="schtasks over ncacn_ip_tcp, NTLM PKT_PRIVACY (stand-in endpoint)"),
 ]
 
+WRONG_PW = "Winter2026!"  # the password a spray tries: no lab account has it
+
+
+def smb_logon(account: str, password: str, share: str = "IPC$", domain: str = "SMBTLAB") -> Step:
+    """One NTLM logon by Samba's smbclient (Kerberos off): refused when the password is wrong."""
+    return Step(["smbclient", "-s", "{SMBCONF}", "//{SRV}/" + share, "-U", f"{domain}\\{account}%{password}",
+                 "--use-kerberos=off", "-m", "SMB3", "-c", "ls"], timeout=15)
+
+
+STANDALONE_SPRAYED = ["{USER}", "administrator", "guest", "smbtnobody"]
+STANDALONE += [
+    Scenario(
+        "failed_logon_ntlm_spray", "logon", "smbclient", [smb_logon(a, WRONG_PW) for a in STANDALONE_SPRAYED],
+        args={"account": "smbtnobody"},
+        description="password spray over NTLM: one wrong password tried for 4 accounts (2 unknown), each refused "
+                    "with STATUS_LOGON_FAILURE; the trail lists every account tried"),
+]
+
 for _level in ("integrity", "privacy"):
     _tcp = ["--tcp", "--level", _level]
     STANDALONE += [
@@ -387,6 +405,51 @@ ADDC: List[Scenario] = [
          [Step(kimpacket("net.py", "user", "-remove", NEW_USER))],
          operations=["samr.OpenUser", "samr.DeleteUser"], args={"account": NEW_USER},
          description="net user smbtuser1 /delete /domain; the DC audits the delete"),
+]
+
+DC_SPRAYED = ["Administrator", "Guest", "smbtnobody", "smbtsvc"]  # Guest is disabled; the last two do not exist
+KRB_SPRAY_CC = "{MODE_RUN}/krb5cc_spray"  # kinit's failures must not touch the Administrator ccache
+
+
+def kinit(account: str, password: str) -> Step:
+    return Step(["kinit", f"{account}@SMBTLAB.TEST"], stdin=password + "\n", timeout=15)
+
+
+ADDC += [
+    Scenario(
+        "failed_logon_ntlm_spray", "logon", "smbclient", [smb_logon(a, WRONG_PW, "C$") for a in DC_SPRAYED],
+        args={"account": "smbtnobody"}, account="Administrator",
+        description="password spray over NTLM against the DC: one wrong password for 4 accounts; the DC audits "
+                    "each failure with its cause (wrong password, disabled, no such user) and the client port"),
+    Scenario(
+        "failed_logon_ntlm_brute", "logon", "smbclient",
+        [smb_logon("Administrator", f"{WRONG_PW[:-1]}{n}") for n in range(5)] + [smb_logon("Administrator", "{PW}")],
+        args={"account": "Administrator"}, account="Administrator",
+        description="brute force over NTLM: 5 wrong passwords for Administrator, then the right one (the guess "
+                    "that worked logs on)"),
+    Scenario(
+        "failed_logon_krb_spray", "logon", "MIT kinit", [kinit(a, WRONG_PW) for a in DC_SPRAYED],
+        args={"account": "smbtnobody"}, auth="kerberos", krb5ccname=KRB_SPRAY_CC, account="Administrator",
+        description="password spray over Kerberos: AS-REQ with a wrong password for 4 accounts; the KDC answers "
+                    "KDC_ERR_PREAUTH_FAILED or KDC_ERR_C_PRINCIPAL_UNKNOWN and audits each failure"),
+]
+
+ADDC += [
+    Scenario(
+        "creds_dcsync_secretsdump", "dcsync", "impacket secretsdump.py",
+        [Step(impacket("secretsdump.py", "-just-dc-user", "SMBTLAB/Administrator", target=NTARGET), timeout=60)],
+        operations=["drsuapi.DsBind", "drsuapi.DsGetNCChanges"], args={"account": "Administrator"}, auth="ntlm",
+        transport="NCACN_IP_TCP", account="Administrator",
+        description="DCSync: DRSUAPI DsGetNCChanges for one account (secretsdump -just-dc-user) over TCP, "
+                    "NTLM PKT_PRIVACY (the password unseals it)"),
+    Scenario(
+        "creds_lsa_secrets_rpcclient", "lsa secret", "rpcclient",
+        [Step(["rpcclient", "-s", "{SMBCONF}", "-U", "SMBTLAB\\Administrator%{PW}", "-c",
+               "querysecret G$BCKUPKEY_PREFERRED; retrieveprivatedata G$BCKUPKEY_P", "{SRV}"])],
+        operations=["lsarpc.lsa_OpenSecret", "lsarpc.lsa_RetrievePrivateData"],  # Samba: no such secret, no opnum 43
+        args={"secret": "G$BCKUPKEY_PREFERRED"}, auth="ntlm", account="Administrator",
+        description="LSA secrets read remotely: the DPAPI domain backup key's secrets (lsadump::backupkeys, "
+                    "LsarOpenSecret + LsarQuerySecret, LsarRetrievePrivateData)"),
 ]
 
 # ---------------------------------------------------------------- the paper's 22 commands and what the lab lacks

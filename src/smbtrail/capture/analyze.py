@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-from .. import interfaces
+from .. import interfaces, windows_names
 from ..encryption.observe import EncryptedActivity
+from ..input_files import is_environment_fault, reason
 from ..protocols.auth import TicketIndex
 from ..protocols.connections import Conn, ConnectionTable, Frame, make_frame
 from ..protocols.dcerpc import DcerpcHandler
@@ -16,7 +17,7 @@ from ..protocols.smb2 import Smb2Handler
 from ..records import ERROR, FILE, OPERATION, SESSION, TREE, Provenance, Record, from_epoch
 from . import tshark
 from .fields import field_list, to_row
-from .inputs import Source, expand, readable_files
+from .inputs import Member, Source, expand, members
 
 IDLE_FLUSH = 900.0  # seconds of silence after which a connection's open state is flushed
 FLUSH_EVERY = 20000  # frames between idle checks
@@ -55,6 +56,9 @@ class Analyzer:
             ticket = self.tickets.observe(frame)
             if ticket:
                 self._ticket(frame, ticket)
+            refused = self.tickets.refused(frame)
+            if refused:
+                self._kdc_refused(frame, refused)
         if "dns.resp.name" in row or "nbns.name" in row:
             self.hosts.learn_dns(row)
         if frame.stream < 0:
@@ -84,6 +88,38 @@ class Analyzer:
             args={"service": sname}, status="ok", evidence=["network"],
             provenance=[Provenance(file=self.file, frames=[frame.number])]))
 
+    def _kdc_refused(self, frame: Frame, refused: tuple) -> None:
+        """A KRB-ERROR: the account whose AS or TGS request the KDC refused, and why (a failed logon)."""
+        kind, cname, realm, sname, code = refused
+        name = windows_names.status(code, windows_names.KERBEROS)
+        self.out.append(Record(
+            time=from_epoch(frame.time), kind=SESSION, protocol="kerberos", operation=f"{kind}_req",
+            src_ip=frame.dst, src_port=frame.dport, dest_ip=frame.src, dest_port=frame.sport, user=cname,
+            domain=realm, src_host=self.hosts.name(frame.dst), dest_host=self.hosts.name(frame.src),
+            args={"service": sname.lower(), "error_code": hex(code), "status_name": name or f"KRB error {code}"},
+            status=name or hex(code), evidence=["network"], provenance=[Provenance(file=self.file, frames=[frame.number])]))
+
+    def session_failed(self, frame: Frame, conn: Conn, status: str) -> None:
+        """A SESSION_SETUP the server refused: the account, domain and workstation that tried, and the status
+        (a spray shows as many of these, from one client)."""
+        pending, conn.pending_auth = conn.pending_auth, {}
+        ident = pending.get("identity")
+        if ident is not None and ident.method == "kerberos" and not ident.user:
+            ident = self.tickets.lookup(conn.client_ip, frame.time, ident.service) or ident
+        frames = [f for f in (pending.get("frame"), frame.number) if f]
+        rec = self.base_fields(conn, pending.get("time", frame.time), SESSION, frames, ident=ident)
+        args = {k: v for k, v in conn.negotiate.items() if k not in ("server_names", "last_status")}
+        args.update(auth=ident.method if ident else None, nt_status=status,
+                    status_name=windows_names.status(status) or status)
+        if ident is not None and ident.workstation:
+            args["workstation"] = ident.workstation
+        dialect = conn.negotiate.get("dialect")
+        rec.update(protocol="smb1" if dialect == "1" else _smb_protocol(dialect), transport="smb",
+                   operation="session_setup", args={k: v for k, v in args.items() if v is not None},
+                   status=args["status_name"])
+        conn.failed_logons += 1
+        self.out.append(Record(**rec))
+
     def flush(self, conns: Sequence[Conn]) -> None:
         """End of a connection's life (idle or end of file): emit what is still open."""
         for conn in list(conns):
@@ -95,7 +131,7 @@ class Analyzer:
                 self.file_closed(conn, opened, partial=True)
             conn.opens.clear()
             self.encrypted.flush(conn)
-            if conn.negotiate and not conn.sessions:
+            if conn.negotiate and not conn.sessions and not conn.failed_logons:
                 self._no_session(conn)
             self.table.drop(conn)
 
@@ -153,7 +189,7 @@ class Analyzer:
     def tree_connected(self, frame: Frame, conn: Conn, sesid: str, tree: Optional[str], row) -> None:
         self.hosts.learn_unc(conn.server_ip, tree)
         rec = self.base_fields(conn, frame.time, TREE, [frame.number], sesid=sesid)
-        share = tree.rsplit("\\", 1)[-1] if tree else None
+        share = tshark.share_of(tree) if tree else None
         args: Dict[str, Any] = {"unc": tree}
         if row.get("smb2.share_flags.encrypt_data", "") in ("1", "True"):
             args["share_encrypted"] = True
@@ -168,7 +204,7 @@ class Analyzer:
         if not opened.name and not opened.is_pipe:
             return
         rec = self.base_fields(conn, opened.time, FILE, opened.frames, sesid=opened.session)
-        share = opened.share.rsplit("\\", 1)[-1] if opened.share else None
+        share = tshark.share_of(opened.share) if opened.share else None
         status = "ok" if opened.status in (None, "0x00000000") else opened.status
         rec.update(protocol=_smb_protocol(conn.negotiate.get("dialect")), transport="smb", share=share,
                    path=opened.name, operation=opened.operation(), args=opened.args(), status=status,
@@ -256,27 +292,52 @@ def _raw_records(sources: Sequence[Source], options=None) -> Iterator[Record]:
 
     with tshark_secrets(options) as secret_args:
         for message in secret_args["errors"]:
-            path, _, reason = message.partition(": ")
-            yield _error(path, reason)
+            path, _, why = message.partition(": ")
+            yield _error(path, why)
         for source in sources:
             if source.error:
                 yield _error(source.path, source.error)
                 continue
-            with readable_files(source) as members:
-                for display, path in members:
-                    yield from _one_file(binary, display, path, names, run, secret_args)
+            for member in members(source):
+                if member.error:
+                    yield _error(member.name, member.error)
+                    continue
+                yield from _guarded(_one_file(binary, member, names, run, secret_args), member.name)
 
 
-def _one_file(binary: str, display: str, path: str, names: List[str], run: RunState, secret_args
-              ) -> Iterator[Record]:
+def _guarded(records: Iterator[Record], name: str) -> Iterator[Record]:
+    """A file's records; an unexpected failure while reading it becomes its error record, the run goes on
+    (faults of the installation, such as a missing module or lookup, still stop it)."""
+    count = 0
+    try:
+        for rec in records:
+            count += 1
+            yield rec
+    except Exception as exc:
+        if is_environment_fault(exc):
+            raise
+        yield _error(name, f"reading stopped: {reason(exc)}", partial=count > 0)
+
+
+def _one_file(binary: str, member: Member, names: List[str], run: RunState, secret_args) -> Iterator[Record]:
+    display = member.name
+    feed = None
+    if member.open is not None:
+        try:
+            feed = member.open()
+        except Exception as exc:
+            yield _error(display, reason(exc))
+            return
     analyzer = Analyzer(display, run, decrypting=bool(secret_args.get("env")),
                         keyed_sessions=secret_args.get("session_ids") or frozenset())
     status = tshark.TsharkRun()
     prefs, keytab, env = secret_args.get("prefs", ()), secret_args.get("keytab"), secret_args.get("env")
+    path = "-" if feed is not None else member.path
     cmd = tshark.build_command(binary, path, names, prefs=prefs, keytab=keytab, disabled=interfaces.all_dissectors())
     count = 0
     last_time = 0.0
-    for values in tshark.stream_rows(cmd, len(names), status, env=env):
+    for values in tshark.stream_rows(cmd, len(names), status, env=env, feed=feed,
+                                     pass_fds=secret_args.get("pass_fds", ())):
         frame = make_frame(to_row(names, values))
         analyzer.feed(frame)
         count += 1
@@ -290,8 +351,8 @@ def _one_file(binary: str, display: str, path: str, names: List[str], run: RunSt
     yield from analyzer.out
     problem = status.problem()
     if problem or status.bad_lines:
-        reason = problem or f"{status.bad_lines} unreadable tshark lines"
-        yield _error(display, reason, partial=count > 0)
+        why = problem or f"{status.bad_lines} unreadable tshark lines"
+        yield _error(display, why, partial=count > 0)
 
 
 def _decoder_fields() -> List[str]:

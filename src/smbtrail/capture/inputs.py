@@ -1,20 +1,31 @@
-"""Capture inputs: files, directories, zip archives; each checked by content before tshark sees it."""
+"""Capture inputs: files, directories, gzip and zip archives, each checked by content before tshark sees it.
+
+A plain capture is read by tshark from its path. A gzip capture or a zip member is decompressed here,
+within the expansion bound of `input_files`, and streamed into tshark's standard input: nothing is
+extracted to temporary disk, and a corrupt, encrypted or truncated archive costs its own records only.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import struct
 import tempfile
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence
+from typing import IO, Callable, Iterator, List, Optional, Sequence, Tuple
+
+from ..input_files import CHUNK, InputError, Prefixed, gunzip, open_regular, open_zip_member, read_exactly, reason, walk
 
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 CAPTURE_EXTENSIONS = (".pcap", ".pcapng", ".cap", ".gz", ".dmp", ".zip", ".erf", ".snoop")
+PCAP_HEADER = 24
+MAX_FIRST_BLOCK = 1 << 20  # a pcapng section header block larger than this is not believed
 
 
 @dataclass
@@ -22,27 +33,67 @@ class Source:
     path: str  # what the user named (a member of a zip is shown as archive.zip!member)
     error: Optional[str] = None
     kind: Optional[str] = None  # pcap | pcapng | gzip | zip | zeek (a Zeek log, read by smbtrail.zeek)
+    size: int = 0
+
+
+@dataclass
+class Member:
+    """One capture for tshark: `path` read directly, or the bytes `open()` gives fed on its standard input."""
+
+    name: str  # shown in records and errors
+    path: str  # the file on disk (the archive, for a member)
+    open: Optional[Callable[[], IO[bytes]]] = None
+    error: Optional[str] = None
+
+
+def kind_of(head: bytes) -> Optional[str]:
+    if head[:4] in PCAP_MAGICS:
+        return "pcap"
+    if head[:4] == PCAPNG_MAGIC:
+        return "pcapng"
+    if head[:2] == GZIP_MAGIC:
+        return "gzip"
+    if head[:4] == ZIP_MAGIC:
+        return "zip"
+    return None
+
+
+def header_problem(kind: str, head: bytes, size: Optional[int]) -> Optional[str]:
+    """Why a pcap/pcapng file cannot be read from its first bytes (`size` None: not known yet, a stream).
+    tshark reads a pcapng cut inside its first block as some other format, without a word."""
+    if kind == "pcap":
+        if len(head) < PCAP_HEADER:
+            return "truncated capture (cut inside its pcap file header)"
+        return None
+    order = head[8:12]
+    if len(head) < 12:
+        return "truncated capture (cut inside its first pcapng block)"
+    if order not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+        return "corrupt pcapng header (no byte-order magic)"
+    length = struct.unpack("<I" if order[0] == 0x4D else ">I", head[4:8])[0]
+    if length < 28 or length % 4 or length > MAX_FIRST_BLOCK:
+        return f"corrupt pcapng header (first block length {length})"
+    if (size if size is not None else len(head)) < length:
+        return "truncated capture (cut inside its first pcapng block)"
+    return None
 
 
 def sniff(path: str) -> Source:
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(4)
-    except OSError as exc:
-        return Source(path, error=exc.strerror or str(exc))
+        with open_regular(path) as handle:
+            head = handle.read(64)
+            size = os.fstat(handle.fileno()).st_size
+    except (OSError, InputError) as exc:
+        return Source(path, error=reason(exc))
     if not head:
         return Source(path, error="empty file")
-    if head not in PCAP_MAGICS and head not in (PCAPNG_MAGIC, ZIP_MAGIC) and _zeek_log(path):
-        return Source(path, kind="zeek")
-    if head in PCAP_MAGICS:
-        return Source(path, kind="pcap")
-    if head == PCAPNG_MAGIC:
-        return Source(path, kind="pcapng")
-    if head[:2] == GZIP_MAGIC:
-        return Source(path, kind="gzip")
-    if head == ZIP_MAGIC:
-        return Source(path, kind="zip")
-    return Source(path, error="not a capture file (no pcap/pcapng/gzip/zip signature) nor a Zeek log")
+    kind = kind_of(head)
+    if kind not in ("pcap", "pcapng", "zip") and _zeek_log(path):  # gzip'd Zeek logs too
+        return Source(path, kind="zeek", size=size)
+    if kind is None:
+        return Source(path, error="not a capture file (no pcap/pcapng/gzip/zip signature) nor a Zeek log")
+    problem = header_problem(kind, head, size) if kind in ("pcap", "pcapng") else None
+    return Source(path, error=problem, kind=kind, size=size)
 
 
 def _zeek_log(path: str) -> bool:
@@ -56,14 +107,17 @@ def expand(paths: Sequence[str]) -> List[Source]:
     sources: List[Source] = []
     for path in paths:
         if os.path.isdir(path):
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    source = sniff(os.path.join(root, name))
-                    if source.error and not name.lower().endswith(CAPTURE_EXTENSIONS):
-                        continue  # a key file, a README... beside the captures: not ours to judge
-                    sources.append(source)
-        elif os.path.exists(path):
+            for found, problem in walk(path):
+                named = found.lower().endswith(CAPTURE_EXTENSIONS)
+                if problem:
+                    if named or "directory" in problem:
+                        sources.append(Source(found, error=problem))
+                    continue
+                source = sniff(found)
+                if source.error and source.kind is None and not named:
+                    continue  # a key file, a README... beside the captures: not ours to judge
+                sources.append(source)
+        elif os.path.lexists(path):
             sources.append(sniff(path))
         else:
             sources.append(Source(path, error="no such file or directory"))
@@ -75,23 +129,93 @@ def captures_among(paths: Sequence[str]) -> bool:
     return any(source.kind != "zeek" for source in expand(paths))
 
 
-@contextmanager
-def readable_files(source: Source) -> Iterator[List[tuple]]:
-    """(display name, path tshark can read) pairs; zip members are extracted to a temp dir."""
-    if source.kind != "zip":
-        yield [(source.path, source.path)]
-        return
-    tmp = tempfile.mkdtemp(prefix="smbtrail-zip-")
+def members(source: Source) -> Iterator[Member]:
+    """The captures a source holds: itself, its decompressed gzip stream, or each member of a zip."""
+    if source.kind in ("pcap", "pcapng"):
+        yield Member(source.path, source.path)
+    elif source.kind == "gzip":
+        yield Member(source.path, source.path, open=lambda: checked(gunzip(open_regular(source.path))))
+    elif source.kind == "zip":
+        yield from _zip_members(source)
+
+
+def _zip_members(source: Source) -> Iterator[Member]:
     try:
-        members = []
-        with zipfile.ZipFile(source.path) as archive:
-            for info in archive.infolist():
-                if info.is_dir():
-                    continue
-                target = os.path.join(tmp, f"{len(members)}-{os.path.basename(info.filename)}")
-                with archive.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                members.append((f"{source.path}!{info.filename}", target))
-        yield members
+        handle = open_regular(source.path)
+    except (OSError, InputError) as exc:
+        yield Member(source.path, source.path, error=reason(exc))
+        return
+    with handle:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except Exception as exc:  # BadZipFile, and whatever a hostile central directory raises
+            detail = exc if isinstance(exc, zipfile.BadZipFile) else reason(exc)
+            yield Member(source.path, source.path, error=f"not a readable zip archive ({detail})")
+            return
+        yield from _each_member(source, archive)
+
+
+def _each_member(source: Source, archive: zipfile.ZipFile) -> Iterator[Member]:
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            name = f"{source.path}!{info.filename}"
+            yield Member(name, source.path, open=lambda info=info: checked(_member_stream(archive, info)))
+
+
+def _member_stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
+    raw = open_zip_member(archive, info)
+    head = read_exactly(raw, 2)
+    stream = Prefixed(head, raw)
+    return gunzip(stream) if head == GZIP_MAGIC else stream  # type: ignore[return-value]
+
+
+def checked(stream: IO[bytes]) -> IO[bytes]:
+    """The stream, once its first bytes show a readable pcap or pcapng (else InputError)."""
+    try:
+        head = read_exactly(stream, 12)
+        kind = kind_of(head)
+        if kind not in ("pcap", "pcapng"):
+            raise InputError("not a capture (no pcap/pcapng signature after decompression)")
+        want = PCAP_HEADER if kind == "pcap" else _first_block_length(head)
+        head += read_exactly(stream, max(0, want - len(head)))
+        problem = header_problem(kind, head, len(head))
+        if problem:
+            raise InputError(problem)
+    except BaseException:
+        stream.close()
+        raise
+    return io.BufferedReader(Prefixed(head, stream), CHUNK)  # type: ignore[arg-type]
+
+
+def _first_block_length(head: bytes) -> int:
+    if len(head) < 12 or head[8:12] not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+        return len(head)
+    length = struct.unpack("<I" if head[8] == 0x4D else ">I", head[4:8])[0]
+    return min(length, MAX_FIRST_BLOCK)
+
+
+@contextmanager
+def readable_files(source: Source) -> Iterator[List[Tuple[str, Optional[str], Optional[str]]]]:
+    """(display name, path on disk or None, problem) per member, for tools that need a real file
+    (`coverage` rewrites captures): streamed members are copied to a private temp dir removed after."""
+    tmp = None
+    found: List[Tuple[str, Optional[str], Optional[str]]] = []
+    try:
+        for number, member in enumerate(members(source)):
+            if member.error or member.open is None:
+                found.append((member.name, None if member.error else member.path, member.error))
+                continue
+            tmp = tmp or tempfile.mkdtemp(prefix="smbtrail-zip-")
+            target = os.path.join(tmp, f"{number}-{os.path.basename(member.name.split('!')[-1])}")
+            try:
+                with member.open() as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+                found.append((member.name, target, None))
+            except Exception as exc:  # a bad member costs itself only
+                found.append((member.name, None, reason(exc)))
+        yield found
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple
 
 MIN_VERSION = (4, 0)
 INSTALL_HINT = "install it with: sudo apt-get install -y tshark (Debian/Ubuntu), then re-run"
@@ -23,7 +23,7 @@ DISPLAY_FILTER = "smb || smb2 || dcerpc || kerberos || dns || nbns || llmnr"
 
 
 class TsharkMissing(RuntimeError):
-    pass
+    environment_fault = True  # not the capture's fault: the capture waits for a fixed install
 
 
 @dataclass
@@ -33,13 +33,28 @@ class TsharkRun:
     returncode: Optional[int] = None
     stderr: List[str] = field(default_factory=list)
     bad_lines: int = 0
+    feed_error: Optional[str] = None  # why the decompressed stream fed to tshark stopped early
 
     def problem(self) -> Optional[str]:
         """A one-line reason when the file was not (fully) read, else None."""
+        if self.feed_error:
+            return self.feed_error  # tshark's own complaint (cut short) follows from it
         text = " ".join(line.strip() for line in self.stderr if _is_real_error(line))
         if not text and not self.returncode:
             return None
         return _summarize(text) or f"tshark exited with status {self.returncode}"
+
+
+FIELD_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
+
+
+def share_of(unc: str) -> str:
+    """The share of a UNC path as `-T fields` prints it (`\\\\server\\share`): everything after the server.
+    tshark writes a newline, CR, tab, backspace or form feed in a value as a backslash and a letter, and
+    leaves backslashes as they are; a share name holds no backslash, so inside it those are turned back."""
+    parts = unc.split("\\", 3)
+    share = parts[3] if len(parts) == 4 and not parts[0] and not parts[1] else unc.rsplit("\\", 1)[-1]
+    return re.sub(r"\\([nrtbf])", lambda m: FIELD_ESCAPES[m.group(1)], share)
 
 
 def find_tshark() -> str:
@@ -92,14 +107,26 @@ def build_command(tshark: str, capture: str, fields: Sequence[str], prefs: Seque
     return cmd
 
 
-def stream_rows(cmd: List[str], nfields: int, run: TsharkRun, env: Optional[Dict[str, str]] = None
-                ) -> Iterator[List[str]]:
-    """Yield each frame's column values; never holds more than one line of tshark output."""
+def stream_rows(cmd: List[str], nfields: int, run: TsharkRun, env: Optional[Dict[str, str]] = None,
+                feed: Optional[IO[bytes]] = None, pass_fds: Sequence[int] = ()) -> Iterator[List[str]]:
+    """Yield each frame's column values; never holds more than one line of tshark output.
+    `feed`: a stream copied into tshark's standard input (the command reads `-r -`), closed after."""
     env = dict(os.environ, LC_ALL="C.UTF-8", **(env or {}))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=1 << 20)
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=1 << 20,
+                                pass_fds=tuple(pass_fds))
+    except BaseException:
+        if feed is not None:
+            feed.close()
+        raise
     _widen_pipe(proc.stdout)
     reader = threading.Thread(target=_drain, args=(proc.stderr, run.stderr), daemon=True)
     reader.start()
+    feeder = None
+    if feed is not None:
+        feeder = threading.Thread(target=_feed, args=(feed, proc.stdin, run), daemon=True)
+        feeder.start()
     finished = False
     try:
         assert proc.stdout is not None
@@ -115,6 +142,25 @@ def stream_rows(cmd: List[str], nfields: int, run: TsharkRun, env: Optional[Dict
             proc.kill()
         run.returncode = proc.wait()
         reader.join(timeout=5)
+        if feeder is not None:
+            feeder.join(timeout=5)
+
+
+def _feed(source: IO[bytes], sink: IO[bytes], run: TsharkRun) -> None:
+    from ..input_files import CHUNK, reason
+
+    try:
+        with source:
+            shutil.copyfileobj(source, sink, CHUNK)
+    except BrokenPipeError:
+        pass  # tshark stopped reading (it failed, or we stopped it): its own status says why
+    except Exception as exc:  # corrupt, truncated or bomb: the records so far stand, marked partial
+        run.feed_error = reason(exc)
+    finally:
+        try:
+            sink.close()
+        except OSError:
+            pass
 
 
 def _widen_pipe(pipe) -> None:

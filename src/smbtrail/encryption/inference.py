@@ -25,11 +25,12 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..lookups import lookup_path
-from ..records import COMMAND, ENCRYPTED_ACTIVITY, TREE, Record
+from ..records import COMMAND, ENCRYPTED_ACTIVITY, OPERATION, TREE, Record
 from .fingerprints import Fingerprint, identify, parse_range
 from .sizes import Activity, Open, structure
 
@@ -54,7 +55,7 @@ class Item:
     quality: float = 1.0
     fit: float = 1.0  # how well the sizes fit the operation (1: measured exactly, 0.8: IDL range, less: one side)
     index: List[int] = field(default_factory=list)
-    earlier: bool = False  # from an earlier burst of the same client, server and user
+    earlier: bool = False  # from an earlier burst of the same client, server and user, or read in clear
 
 
 Step = Callable[[Item], bool]
@@ -252,25 +253,74 @@ def infer(records: Iterable[Record], prints: Optional[Sequence[Fingerprint]] = N
           show_all: bool = False) -> Iterator[Record]:
     """Pass every record through; each encrypted_activity record (not decrypted) gains `observed` (what its
     sizes show) and is followed by the commands its sizes suggest that the calibration shows (`show_all`:
-    every template match, shown or not, for the evaluation)."""
-    encrypted_shares: Dict[str, str] = {}
-    uploads: Dict[tuple, List[Tuple[float, Item]]] = {}
-    table = gates() if calibration is None else calibration
+    every template match, shown or not, for the evaluation). An RPC call the sensor reads can complete a
+    command whose other half was encrypted a moment before (PsExec's upload to an encrypted ADMIN$)."""
+    state = _Inference(prints, rules, gates() if calibration is None else calibration, show_all)
     for rec in records:
         if rec.kind == TREE and rec.share and rec.args.get("share_encrypted") and rec.session_id:
-            encrypted_shares[rec.session_id] = rec.share
-        if rec.kind != ENCRYPTED_ACTIVITY or rec.decrypted:
+            state.encrypted_shares[rec.session_id] = rec.share
+        if rec.kind == ENCRYPTED_ACTIVITY and not rec.decrypted:
+            made = state.encrypted(rec)
             yield rec
-            continue
+            yield from made
+        else:
+            yield rec
+            if rec.kind == OPERATION and not rec.inferred and rec.rpc_interface and rec.opnum is not None:
+                yield from state.readable(rec)
+
+
+@dataclass
+class _Pending:
+    """A transfer under encryption that a readable RPC call may still turn into a command."""
+
+    when: float
+    burst: Record
+    sizes: List[int]
+    item: Item
+
+
+class _Inference:
+    """Per client and server: uploads of recent bursts, RPC calls read in clear, transfers still pending."""
+
+    def __init__(self, prints, rules, table: Gates, show_all: bool) -> None:
+        self.prints, self.rules, self.table, self.show_all = prints, rules, table, show_all
+        self.encrypted_shares: Dict[str, str] = {}
+        self.uploads: Dict[tuple, List[Tuple[float, Item]]] = {}
+        self.calls: Dict[tuple, List[Tuple[float, Item]]] = {}
+        self.pending: Dict[tuple, List[_Pending]] = {}
+
+    def encrypted(self, rec: Record) -> List[Record]:
         key, now = (rec.src_ip, rec.dest_ip, (rec.user or "").lower()), rec.time.timestamp()
-        recent = [(t, i) for t, i in uploads.get(key, []) if abs(now - t) <= CARRY_SECONDS]
-        found = read(rec, prints, rules, encrypted_shares.get(rec.session_id or "", ""), [i for _, i in recent])
-        made = [_record(rec, m, gate_for(table, m.label), found.sizes) for m in found.matches]
+        recent = [(t, i) for t, i in self.uploads.get(key, []) if abs(now - t) <= CARRY_SECONDS]
+        calls = [i for t, i in self.calls.get(key[:2], []) if abs(now - t) <= CARRY_SECONDS]
+        found = read(rec, self.prints, self.rules, self.encrypted_shares.get(rec.session_id or "", ""),
+                     [i for _, i in recent] + calls)
         if found.sizes:
             rec.args["observed"] = found.notes
-        yield rec
-        yield from (r for r in made if show_all or r.args["shown_by_default"])
-        uploads[key] = recent + [(now, _carried(i)) for i in found.items if i.kind == "upload"]
+        self.uploads[key] = recent + [(now, _carried(i)) for i in found.items if i.kind == "upload"]
+        with_calls = {id(m) for match in found.matches if any(x.kind == "rpc" for x in match.members)
+                      for m in match.members}
+        waiting = [_Pending(now, rec, found.sizes, i) for i in found.items
+                   if i.kind in ("upload", "read") and id(i) not in with_calls]
+        self.pending[key[:2]] = [p for p in self.pending.get(key[:2], []) if now - p.when <= CARRY_SECONDS] + waiting
+        return self._shown(_record(rec, m, gate_for(self.table, m.label), found.sizes) for m in found.matches)
+
+    def readable(self, rec: Record) -> List[Record]:
+        key, now, call = (rec.src_ip, rec.dest_ip), rec.time.timestamp(), _read_call(rec)
+        _remember(self.calls, key, now, call)
+        made, left = [], []
+        for waiting in self.pending.get(key, []):
+            if not 0 <= now - waiting.when <= CARRY_SECONDS:
+                continue
+            found = [m for m in match([waiting.item], self.rules, [call]) if any(x is call for x in m.members)]
+            made += [_record(waiting.burst, m, gate_for(self.table, m.label), waiting.sizes, rec.time) for m in found]
+            if not found:
+                left.append(waiting)
+        self.pending[key] = left
+        return self._shown(made)
+
+    def _shown(self, made: Iterable[Record]) -> List[Record]:
+        return [r for r in made if self.show_all or r.args["shown_by_default"]]
 
 
 def commands_for(rec: Record, prints: Optional[Sequence[Fingerprint]] = None,
@@ -345,6 +395,21 @@ def _file_notes(opened: Open, share: str) -> List[str]:
     return []
 
 
+MAX_REMEMBERED = 64  # readable RPC calls kept per client and server
+
+
+def _remember(seen: Dict[tuple, List[Tuple[float, Item]]], key: tuple, when: float, item: Item) -> None:
+    kept = [(t, i) for t, i in seen.get(key, []) if abs(when - t) <= CARRY_SECONDS][-MAX_REMEMBERED + 1:]
+    seen[key] = kept + [(when, item)]
+
+
+def _read_call(rec: Record) -> Item:
+    """An RPC call the sensor read (over TCP, or on an IPC$ that share-level encryption leaves clear): it can
+    support a command anchored in encrypted sizes (PsExec's upload to an encrypted ADMIN$)."""
+    return Item("rpc", interface=rec.rpc_interface or "", opnum=rec.opnum if rec.opnum is not None else -1,
+                opnums=(rec.opnum,) if rec.opnum is not None else (), operation=rec.operation or "", earlier=True)
+
+
 def _carried(item: Item) -> Item:
     return Item(item.kind, share=item.share, size=item.size, quality=item.quality * 0.8, earlier=True)
 
@@ -356,7 +421,8 @@ def host_lengths(rec: Record) -> List[int]:
     return sorted({len(n) for n in names})
 
 
-def _record(rec: Record, found: Match, gate: Optional[Gate], sizes: List[int]) -> Record:
+def _record(rec: Record, found: Match, gate: Optional[Gate], sizes: List[int],
+            when: Optional[datetime] = None) -> Record:
     shown = gate is not None and gate.passes(found.score)
     positions = sorted({p for m in found.members if not m.earlier for p in m.index})
     args: Dict[str, object] = {"action": found.template.action,
@@ -375,7 +441,7 @@ def _record(rec: Record, found: Match, gate: Optional[Gate], sizes: List[int]) -
             args[key] = total
     shares = sorted({m.share for m in found.members if m.share and m.share != "IPC$"})
     return Record(
-        time=rec.time, kind=COMMAND, src_ip=rec.src_ip, src_port=rec.src_port, dest_ip=rec.dest_ip,
+        time=when or rec.time, kind=COMMAND, src_ip=rec.src_ip, src_port=rec.src_port, dest_ip=rec.dest_ip,
         dest_port=rec.dest_port, src_host=rec.src_host, dest_host=rec.dest_host, user=rec.user, domain=rec.domain,
         protocol=rec.protocol, transport=rec.transport, share=shares[0] if shares else None,
         command=found.template.command, operation=found.template.action, args=args, encrypted=True,

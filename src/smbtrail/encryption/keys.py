@@ -103,30 +103,149 @@ def rc4_keytab(hashes: List[bytes]) -> bytes:
 
 @contextmanager
 def tshark_secrets(options) -> Iterator[Dict[str, object]]:
-    """tshark arguments and environment for the configured secrets, plus errors about them."""
-    result: Dict[str, object] = {"prefs": [], "keytab": None, "env": None, "errors": [], "session_ids": set()}
-    if options is None or not (options.keys_file or options.passwords or options.nt_hashes or options.keytab):
+    """tshark arguments and environment for the configured secrets, plus errors about them.
+
+    The one place secrets are handed to tshark: a private (0700) WIRESHARK_CONFIG_DIR whose `preferences`,
+    `smb2_seskey_list` and keytab are, where Linux allows (memfd), symbolic links to memory-only files that
+    tshark inherits: nothing secret is ever written to disk, and the memory goes with the processes, also
+    on SIGKILL. Elsewhere they are 0600 files in that directory, removed on exit and on SIGTERM/SIGHUP
+    (terminate_on_signals), and by the next run after a SIGKILL (a directory whose lock nobody holds)."""
+    result: Dict[str, object] = {"prefs": [], "keytab": None, "env": None, "errors": [], "session_ids": set(),
+                                 "pass_fds": ()}
+    if options is None or not (options.keys_file or options.session_keys or options.passwords or options.nt_hashes
+                               or options.keytab):
         yield result
         return
-    tmp = tempfile.mkdtemp(prefix="smbtrail-tshark-")
-    os.chmod(tmp, 0o700)
-    try:
+    sweep_stale()
+    with _SecretDir() as store:
         errors: List[str] = []
-        keys = _load_keys(options.keys_file, errors)
+        keys = _load_keys(options.keys_file, errors) + _inline_keys(options.session_keys, errors)
         if keys:
-            _write(os.path.join(tmp, "smb2_seskey_list"), "".join(k.uat_line() + "\n" for k in keys))
+            store.write("smb2_seskey_list", "".join(k.uat_line() + "\n" for k in keys))
         passwords = [p.get_secret_value() for p in options.passwords]
         hashes = [nt_hash(p) for p in passwords[1:]] + _hashes(options.nt_hashes, errors)
         if passwords:
-            _write(os.path.join(tmp, "preferences"), f"ntlmssp.nt_password: {passwords[0]}\n")
-        keytab = options.keytab
+            store.write("preferences", f"ntlmssp.nt_password: {passwords[0]}\n")
+        keytab = _user_keytab(options.keytab, errors)
         if hashes:
-            keytab = _merged_keytab(tmp, keytab, rc4_keytab(hashes))
-        result.update(keytab=keytab, env={"WIRESHARK_CONFIG_DIR": tmp}, errors=errors,
-                      session_ids={k.session_id for k in keys})
+            keytab = store.write("smbtrail.keytab", _merged_keytab(keytab, rc4_keytab(hashes)))
+        result.update(keytab=keytab, env={"WIRESHARK_CONFIG_DIR": store.path}, errors=errors,
+                      session_ids={k.session_id for k in keys}, pass_fds=tuple(store.fds))
         yield result
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+
+STALE_PREFIX = "smbtrail-tshark-"
+
+
+class _SecretDir:
+    """A private directory for tshark's secret files, locked while in use (see tshark_secrets)."""
+
+    def __init__(self) -> None:
+        self.path = tempfile.mkdtemp(prefix=STALE_PREFIX)
+        os.chmod(self.path, 0o700)
+        self.fds: List[int] = []
+        self._lock = _hold_lock(os.path.join(self.path, ".lock"))
+
+    def __enter__(self) -> _SecretDir:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._lock is not None:
+            os.close(self._lock)
+
+    def write(self, name: str, data) -> str:
+        """The file tshark reads `name` from: a link to a memory-only file it inherits, or a 0600 file."""
+        raw = data if isinstance(data, bytes) else data.encode("utf-8")
+        path = os.path.join(self.path, name)
+        memfd = getattr(os, "memfd_create", None)
+        if memfd is not None and os.path.isdir("/proc/self/fd"):
+            fd = memfd(f"smbtrail-{name}", getattr(os, "MFD_CLOEXEC", 0))
+            os.write(fd, raw)
+            os.set_inheritable(fd, False)  # handed to tshark through pass_fds only
+            self.fds.append(fd)
+            os.symlink(f"/proc/self/fd/{fd}", path)  # resolved in tshark, where the inherited fd has this number
+            return path
+        _write(path, raw)
+        return path
+
+
+def _hold_lock(path: str) -> Optional[int]:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no sweep, removal on exit and on signals only
+        return None
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def sweep_stale(tmp: Optional[str] = None) -> int:
+    """Remove secret directories that an earlier run left when it was killed (nobody holds their lock);
+    only this user's. Returns how many were removed."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        return 0
+    removed = 0
+    tmp = tmp or tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(tmp) if n.startswith(STALE_PREFIX)]
+    except OSError:
+        return 0
+    for name in names:
+        path = os.path.join(tmp, name)
+        try:
+            if os.lstat(path).st_uid != os.getuid():
+                continue
+            fd = os.open(os.path.join(path, ".lock"), os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # a live run holds it
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+        removed += 1
+    return removed
+
+
+def terminate_on_signals() -> None:
+    """SIGTERM and SIGHUP raise SystemExit in the main thread, so every `finally` runs: tshark is stopped
+    and temporary secrets and files are removed (the default action would end the process on the spot)."""
+    import signal
+
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            try:
+                signal.signal(getattr(signal, name), _exit)
+            except ValueError:  # not the main thread
+                return
+
+
+def _inline_keys(values, errors: List[str]) -> List[SessionKeys]:
+    """Session keys given as text lines (from a credential store), never written to a file."""
+    keys, bad = parse_key_lines([v.get_secret_value() for v in values or ()], "session key")
+    errors.extend(bad)
+    return keys
+
+
+def _user_keytab(path: Optional[str], errors: List[str]) -> Optional[str]:
+    if not path:
+        return None
+    try:
+        with open(path, "rb"):
+            return path
+    except OSError as exc:
+        errors.append(f"{path}: cannot read keytab ({exc.strerror})")
+        return None
 
 
 def _load_keys(path: Optional[str], errors: List[str]) -> List[SessionKeys]:
@@ -153,16 +272,13 @@ def _hashes(values, errors: List[str]) -> List[bytes]:
     return out
 
 
-def _merged_keytab(tmp: str, user_keytab: Optional[str], extra: bytes) -> str:
-    path = os.path.join(tmp, "smbtrail.keytab")
-    data = extra
+def _merged_keytab(user_keytab: Optional[str], extra: bytes) -> bytes:
     if user_keytab:
         with open(user_keytab, "rb") as handle:
             existing = handle.read()
         if existing[:2] == b"\x05\x02":
-            data = existing + extra[2:]
-    _write(path, data)
-    return path
+            return existing + extra[2:]
+    return extra
 
 
 def _write(path: str, data) -> None:

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-from ..records import Record, from_epoch, iso, stable_id
+from ..records import Record, account_key, from_epoch, iso, stable_id
 from .identity import Identity, host_key
 
 GAP = 300.0  # seconds of silence that end a trail (the network side's TRAIL_GAP)
@@ -47,13 +47,6 @@ class Opened:
     user: Optional[str]
 
 
-def account(name: Optional[str]) -> Optional[str]:
-    if not name:
-        return None
-    name = name.split("\\")[-1].split("@")[0].strip().lower()
-    return name or None
-
-
 class HostTrails:
     def __init__(self, identity: Identity) -> None:
         self.identity = identity
@@ -74,7 +67,7 @@ class HostTrails:
         """The trail of a logon or share access from another host (opened, or continued within GAP)."""
         if rec.event_id not in OPENING_EVENTS or not _remote(rec, host):
             return None
-        user, workstation = account(rec.user), host_key(rec.args.get("workstation"))
+        user, workstation = account_key(rec.user), host_key(rec.args.get("workstation"))
         source = self.node(rec.src_ip, workstation)
         if not source or source == host or workstation == host or not user or user == host + "$":
             return None
@@ -87,7 +80,7 @@ class HostTrails:
     def pipe_logon(self, rec: Record, host: str, when: float) -> Optional[Opened]:
         """A network logon with no address (an RPC logon over a named pipe of an SMB session): the one trail
         of that account on that host active in the PIPE_WINDOW before it, if exactly one is."""
-        user = account(rec.user)
+        user = account_key(rec.user)
         target = self.node(None, host)
         found = {t.trail_id: t for (_, to, who), t in self.open.items()
                  if to == target and who == user and when - PIPE_WINDOW <= t.last <= when + 1.0}
@@ -97,7 +90,7 @@ class HostTrails:
         """A 4648 on the source host: a logon to TargetServerName as `account` (the trail it opens or
         continues), remembered for the process that used the credentials."""
         target = host_key(rec.args.get("target_server"))
-        user = account(rec.args.get("account"))
+        user = account_key(rec.args.get("account"))
         if not target or target in LOCAL or target == host or not user:
             return None
         trail = self._trail((self.node(None, host), self.node(None, target), user), when, None, rec.dest_host,
@@ -108,7 +101,7 @@ class HostTrails:
 
     def source_command(self, rec: Record, host: str, target: str, when: float) -> Optional[Opened]:
         """A command line on the source host that names its target (sc \\\\B create ...)."""
-        user, target_key = account(rec.user), host_key(target)
+        user, target_key = account_key(rec.user), host_key(target)
         if not target_key or target_key in LOCAL or target_key == host or not user:
             return None
         return self._trail((self.node(None, host), self.node(None, target_key), user), when, None, rec.dest_host,
@@ -117,7 +110,7 @@ class HostTrails:
     def outgoing(self, rec: Record, host: str, when: float) -> Optional[Opened]:
         """A source-side event that names no target (net group /domain): the one trail of its account
         from this host active within GAP, if exactly one is."""
-        source, user = self.node(None, host), account(rec.user)
+        source, user = self.node(None, host), account_key(rec.user)
         found = {t.trail_id: t for (origin, _, who), t in self.open.items()
                  if origin == source and who == user and t.first - GAP <= when <= t.last + GAP}
         return next(iter(found.values())) if len(found) == 1 else None
@@ -130,7 +123,7 @@ class HostTrails:
             found = self.processes.get((host, rec.args["process_id"]))
             if found and abs(found[0] - when) <= PROCESS_WINDOW:
                 return found[1], "explicit_process"
-        user = account(rec.user)
+        user = account_key(rec.user)
         source = self.node(rec.src_ip, None)
         trail = self.open.get((source, self.node(None, host), user)) if source and user else None
         if trail is not None and trail.first - GAP <= when <= trail.last + GAP:

@@ -23,12 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
-from ..records import Record, stable_id
+from ..records import Record, account_key, stable_id
 from .clocks import Clocks
 from .connections import BUCKET, Conn, NetIndex, add_user
 from .failures import Failures, failed
 from .hostcommands import HostCommand
-from .hostside import HostTrails, Opened, account, host_trail_id
+from .hostside import HostTrails, Opened, host_trail_id
 from .identity import Identity, event_host
 
 LOGON_EVENTS = (4624,)
@@ -72,18 +72,11 @@ class Link:
 def host_link(trail: Optional[Opened], reason: str) -> Optional[Link]:
     if trail is None:
         return None
-    return Link(trail.trail_id, [reason], CONFIDENCE[reason], user=account(trail.user), ends=trail)
+    return Link(trail.trail_id, [reason], CONFIDENCE[reason], user=account_key(trail.user), ends=trail)
 
 
 def _seconds(rec: Record) -> float:
     return rec.time.timestamp()
-
-
-def _user(name: Optional[str]) -> Optional[str]:
-    if not name:
-        return None
-    name = name.split("\\")[-1].split("@")[0].strip().lower()
-    return name or None
 
 
 class Joiner:
@@ -118,8 +111,6 @@ class Joiner:
                 self.logons[(host, rec.logon_id)] = link
                 self.logged[(host, rec.logon_id)] = when
                 self.logon_hosts.setdefault(rec.logon_id, set()).add(host)
-        if rec.event_id in LOGON_EVENTS:
-            self.failures.succeeded(rec, host)
         if rec.event_id == EXPLICIT_CREDENTIALS:
             link = host_link(self.hosts.explicit(rec, host, when), "explicit_credentials")
             if link is not None:
@@ -135,6 +126,7 @@ class Joiner:
         logons logged before `logons` (their sessions' later events then join by socket or not at all)."""
         bucket = int(when // BUCKET)
         self.hosts.forget_before(when)
+        self.failures.forget_before(when)
         for index in (self.host_services, self.svcctl_opens):
             for key in [k for k in index if k[1] < bucket]:
                 del index[key]
@@ -168,12 +160,12 @@ class Joiner:
         """The host trail of an event no captured connection explains (asked after every network join)."""
         if id(rec) in self._explicit:
             return self._explicit.pop(id(rec))
-        host = self.host_of(rec)
+        host, when = self.host_of(rec), _seconds(rec)
+        if failed(rec):  # Samba's KDC logs no server address: the burst's target may stay unknown
+            burst = self.failures.burst(rec, host or "", when)
+            return host_link(burst.opened if burst else None, "failed_logon")
         if not host:
             return None
-        when = _seconds(rec)
-        if failed(rec):
-            return host_link(self.failures.add(rec, host, when), "failed_logon")
         found = self.hosts.joined(rec, host, when)
         if found is not None:
             return host_link(*found)
@@ -197,7 +189,7 @@ class Joiner:
 
     def by_account(self, rec: Record, side: str, cmd: Optional[HostCommand] = None) -> Optional[Link]:
         """Join 5: for events that show a command, and for file audit records that name no session."""
-        host, user = event_host(rec), _user(rec.user)
+        host, user = event_host(rec), account_key(rec.user)
         if not host or not user or user in ROUTINE_USERS or user.endswith("$"):
             return None
         when = self.clocks.to_capture_time(host, _seconds(rec))
@@ -246,7 +238,7 @@ class Joiner:
 
     def _on_conn(self, conn: Conn, rec: Record, host: Optional[str], reason: str, confidence: float) -> Link:
         """A logon on a captured connection; another account on the same connection is another trail."""
-        user = _user(rec.user)
+        user = account_key(rec.user)
         net_user = conn.user_near(self.clocks.to_capture_time(host, _seconds(rec)))
         trail = conn.trail_id
         conflicts: Dict[str, List[str]] = {}
@@ -258,11 +250,11 @@ class Joiner:
         return Link(trail, [reason], confidence, conn, user, conflicts=conflicts)
 
     def _pipe(self, rec: Record, host: str, when: float) -> Optional[Link]:
-        user = _user(rec.user)
+        user = account_key(rec.user)
         at = self.clocks.to_capture_time(host, when)
         opens = [p for ip in self.identity.addresses_of(host)
                  for p in self.net.pipe_opens(ip, at + PIPE_WINDOW[0], at + PIPE_WINDOW[1])
-                 if p.user is None or _user(p.user) == user]
+                 if p.user is None or account_key(p.user) == user]
         return self._choose([p.conn for p in opens], "pipe_account_time", user)
 
     def _service(self, rec: Record, host: str, when: float) -> Optional[Link]:
@@ -279,7 +271,7 @@ class Joiner:
             conns = [s.conn for ip in self.identity.addresses_of(host)
                      for s in self.net.service_ops(ip, at - SERVICE_WINDOW, at + 30.0) if same(s.name, s.path)]
             if conns:
-                return self._choose(conns, "service_name_time", _user(rec.user))
+                return self._choose(conns, "service_name_time", account_key(rec.user))
             opened = [self.logons.get((host, logon)) for t, logon in self._near(self.svcctl_opens, host, when)
                       if when - SERVICE_WINDOW <= t <= when + 10.0]
             links = [k.via("service_name_time") for k in opened if k is not None and k.trail_id]

@@ -22,6 +22,7 @@ from ..recognize import TRAIL_GAP, trail_key
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, HOST_EVENT, OPERATION, SESSION, TREE, Record
 from .clocks import Clocks
 from .connections import Conn, NetIndex
+from .failures import failed
 from .hostcommands import host_command, is_host_command, recognized
 from .identity import Identity
 from .joins import Joiner, Link
@@ -85,7 +86,6 @@ class Fusion:
                     yield from self._sweep(when - KEEP)
         yield from self._release(float("inf"))
         yield from self.trails.flush_facts(float("inf"))
-        yield from self._failures(float("inf"))
         yield from timeline(self.trails.summaries(), self.identity)
 
     def _schedule(self, due: float, what: int, item: Any) -> None:
@@ -116,18 +116,11 @@ class Fusion:
         """Drop what no record can reach any more: older than `horizon` (capture time)."""
         self._swept = self._watermark
         yield from self.trails.flush_facts(horizon)
-        yield from self._failures(horizon)
         self.trails.finish_before(horizon)
         self.net.forget_before(horizon)
         while self.aliases and next(iter(self.aliases.values()))[1] < horizon:
             del self.aliases[next(iter(self.aliases))]
         self.stretches = {k: v for k, v in self.stretches.items() if v[1] >= horizon}
-
-    def _failures(self, horizon: float) -> Iterator[Record]:
-        """The `logon` command of each burst of failed logons that ended (host-only: hostside.py)."""
-        for rec in self.joiner.failures.flush(horizon):
-            self.trails.note_command(rec)
-            yield rec
 
     # -- network side --------------------------------------------------------------------------------
     def _network(self, rec: Record) -> Optional[Record]:
@@ -216,7 +209,19 @@ class Fusion:
         self.trails.note_host(rec, link, at)
         if cmd is not None:
             self.trails.add_fact(rec, cmd, link, at)
+        if failed(rec) and link is not None and not link.ambiguous:
+            self._failed_logon(rec, link, host, at)
+        elif rec.event_id == 4624 and host:
+            self.joiner.failures.succeeded(rec, host)
         return rec
+
+    def _failed_logon(self, rec: Record, link: Link, host: Optional[str], at: float) -> None:
+        """A failed logon counts in its source's burst; the burst is a `logon` fact of the trail."""
+        target = host or (link.conn.server_ip if link.conn is not None else "")
+        burst = self.joiner.failures.burst(rec, target, at, link.trail_id)
+        if burst is not None:
+            self.joiner.failures.attempt(burst, rec)
+            self.trails.logon_fact(burst, rec, link)
 
     def _annotate(self, rec: Record, link: Optional[Link], host: Optional[str], at: float) -> None:
         offset = self.clocks.offset(host, rec.time.timestamp())

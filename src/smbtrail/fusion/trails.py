@@ -24,7 +24,9 @@ from functools import lru_cache
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from ..lookups import lookup_path
+from ..recognize.failures import is_failed_logon
 from ..records import COMMAND, Provenance, Record, from_epoch
+from .failures import Burst, failed
 from .hostcommands import KEY_ARGS, HostCommand
 from .identity import Identity, event_host
 from .joins import Link, host_trail_id
@@ -33,6 +35,7 @@ MERGE_WINDOW = 300.0  # seconds between a host fact and the network command it c
 SUMMARY_FRAMES = 12  # frames / record ids per file kept in a trail summary
 RECENT_FACTS = 64  # a new sighting is compared with this many latest facts of its trail (time-ordered)
 CACHE_KB = 16384  # sqlite page cache for the idle trails: holds the id index of a long run
+MAX_FACT_PROVENANCE = 64  # host events a fact cites (a spray may log thousands)
 
 
 @lru_cache(maxsize=1)
@@ -164,7 +167,7 @@ class TrailBook:
         s.evidence.add("network")
         s.src_ip, s.dest_ip = s.src_ip or rec.src_ip, s.dest_ip or rec.dest_ip
         s.src_host, s.dest_host = s.src_host or rec.src_host, s.dest_host or rec.dest_host
-        if rec.user:
+        if rec.user and not is_failed_logon(rec):  # a spray's accounts are not the trail's
             s.users[rec.user.lower()] += 1
             s.domain = s.domain or rec.domain
         s.partial |= rec.partial
@@ -191,7 +194,7 @@ class TrailBook:
             s.dest_host = s.dest_host if s.dest_host and "." in s.dest_host else (link.ends.dest_host or s.dest_host)
         elif link.conn is None or rec.args.get("side") != "source":
             s.dest_host = s.dest_host if s.dest_host and "." in s.dest_host else (rec.dest_host or s.dest_host)
-        if link.user:
+        if link.user and not failed(rec):
             s.users[link.user] += 1
             s.domain = s.domain or rec.domain
         if rec.event_id == 5145 and (rec.share or "").upper() == "IPC$" and rec.path:
@@ -225,6 +228,23 @@ class TrailBook:
                     reasons=list(link.reasons) if link else [], vehicles=[rec] if vehicle else [])
         self.facts.setdefault(trail, []).append(fact)
 
+    def logon_fact(self, burst: Burst, rec: Record, link: Link) -> None:
+        """The `logon` fact of a burst of failed logons, created with its first failure and updated with each."""
+        fact = burst.fact
+        if fact is None:
+            fact = Fact(burst.opened.first, link.trail_id or burst.opened.trail_id, "logon", burst.action,
+                        burst.args(), Seen.of(rec), link, reasons=list(link.reasons))
+            self.facts.setdefault(fact.trail_id, []).append(fact)
+            burst.fact = fact
+        fact.action, fact.args = burst.action, burst.args()
+        if len(fact.args["accounts"]) > 1:
+            fact.rec = fact.rec._replace(user=None)  # a spray: no one account speaks for it
+        if len(fact.provenance) < MAX_FACT_PROVENANCE:
+            fact.provenance.extend(rec.provenance)
+        if (rec.event_id or 0) not in fact.events:
+            fact.events.append(rec.event_id or 0)
+        fact.reasons = _union(fact.reasons, link.reasons)
+
     def merge_into(self, rec: Record) -> Record:
         """A network command record with the host facts that confirm it."""
         when = rec.time.timestamp()
@@ -243,7 +263,7 @@ class TrailBook:
             rec.evidence = _union(rec.evidence, ["network", "host"])
             rec.join = _union(rec.join, fact.reasons)
             rec.provenance = list(rec.provenance) + fact.provenance
-            if not rec.user and fact.link and fact.link.user:
+            if not rec.user and fact.link and fact.link.user and fact.rec.user:
                 rec.user, rec.domain = fact.link.user, rec.domain or fact.rec.domain
         self.note_command(rec)
         return rec
@@ -363,7 +383,7 @@ class _Finished:
 
 SHOWN = ("service_name", "binary_path", "task_name", "task_command", "job_command", "file", "share", "key",
          "account", "group", "member", "command_line", "conflicts", "object_name", "object_well_known", "accounts",
-         "succeeded", "failures", "attempts")
+         "succeeded", "failures", "attempts", "host_failures", "host_attempts")
 
 
 def _carried(rec: Record, vehicles: List[Record]) -> Record:

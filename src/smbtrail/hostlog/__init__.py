@@ -22,6 +22,7 @@ from ..records import Record
 from .catalog import covered_ids, spec_for
 from .commands import recognize_host
 from .errors import error
+from .jsonl import BAD_EVENT
 from .normalize import event_id, normalize_flat
 from .sources import read_paths
 
@@ -34,11 +35,12 @@ def read_hostlogs(paths: Sequence[str], all_events: bool = False) -> Iterator[Re
         if isinstance(item, Record):
             yield item
             continue
-        spec = spec_for(event_id(item), item.get("Channel"))
-        if spec is None and not all_events:
-            continue
         source = item.get("@source") or "-"
         try:
+            channel = item.get("Channel")
+            spec = spec_for(event_id(item), None if channel is None else str(channel))
+            if spec is None and not all_events:
+                continue
             yield normalize_flat(item, source, spec)
-        except (ValueError, TypeError, AttributeError) as exc:  # one odd event costs that event, named
+        except BAD_EVENT as exc:  # one odd event costs that event, named
             yield error(source, f"record #{item.get('EventRecordID')}: cannot normalize ({exc})", partial=True)

@@ -9,7 +9,10 @@ records). A template whose field names are themselves substitutions takes python
 
 from __future__ import annotations
 
+import logging
 import re
+import time
+import zlib
 from datetime import datetime, timedelta
 from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
 
@@ -19,6 +22,7 @@ from .flatten import from_xml
 
 HEADER_SIZE, CHUNK_SIZE = 0x1000, 0x10000
 MAX_ERRORS = 1000  # per file: a reader stuck on one broken spot stops here
+CHUNK_SECONDS = 10.0  # an intact chunk takes about 0.2 s; corrupt data can make python-evtx loop far longer
 FILETIME_EPOCH = datetime(1601, 1, 1)
 HEX = re.compile(r"0x0[0-9a-f]+$")
 GUID = re.compile(r"\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}$")
@@ -29,6 +33,7 @@ Parts = Tuple[Union[str, int], ...]  # static text and substitution indexes, in 
 Entries = List[Tuple[str, Union[None, Parts, List[Parts]]]]
 Recipe = Tuple[Entries, Tuple[int, ...]]  # the flat template, and the plain substitutions it uses
 NO_RECIPE: Recipe = ([], ())
+logging.getLogger("Evtx").setLevel(logging.ERROR)  # its per-token warnings would flood stderr; errors are records
 
 
 def read_evtx_python(path: str, source: str, wanted: Optional[FrozenSet[int]] = None, handle: Any = None
@@ -36,7 +41,7 @@ def read_evtx_python(path: str, source: str, wanted: Optional[FrozenSet[int]] = 
     """Every 64 KiB chunk slot of the file is tried (the header's chunk count is stale in dirty files),
     so one bad chunk costs that chunk only."""
     try:
-        buf = handle.read() if handle is not None else _map(path)
+        buf = _map(handle if handle is not None else path)
         if len(buf) < HEADER_SIZE or bytes(buf[:8]) != b"ElfFile\x00":
             raise ValueError("no ElfFile header")
     except Exception as exc:  # python-evtx raises many kinds on foreign input
@@ -50,9 +55,24 @@ def read_evtx_python(path: str, source: str, wanted: Optional[FrozenSet[int]] = 
         if errors >= MAX_ERRORS:
             yield error(source, f"stopped after {errors} unreadable records", partial=True)
             return
-    if (len(buf) - HEADER_SIZE) % CHUNK_SIZE:
-        yield error(source, f"file ends inside chunk {(len(buf) - HEADER_SIZE) // CHUNK_SIZE} (truncated): "
-                            "the records of that chunk are not read", partial=True)
+    problem = truncation(bytes(buf[:HEADER_SIZE]), len(buf))
+    if problem:
+        yield error(source, problem, partial=True)
+
+
+def truncation(header: bytes, size: int) -> Optional[str]:
+    """A file cut inside a chunk, or at a chunk boundary before the chunk count its header gives (trusted
+    only when the header's checksum holds: a dirty header undercounts, never overcounts)."""
+    if size > HEADER_SIZE and (size - HEADER_SIZE) % CHUNK_SIZE:
+        return (f"file ends inside chunk {(size - HEADER_SIZE) // CHUNK_SIZE} (truncated): the records of that "
+                "chunk are not read")
+    present = max(0, (size - HEADER_SIZE) // CHUNK_SIZE)
+    if len(header) >= 128 and zlib.crc32(header[:120]) == int.from_bytes(header[124:128], "little"):
+        declared = int.from_bytes(header[42:44], "little")
+        if declared > present:
+            return (f"file ends after chunk {present - 1} of the {declared} its header counts (truncated): "
+                    f"the records of {declared - present} chunk(s) are not read")
+    return None
 
 
 def chunks(buf: Any) -> Iterator[Tuple[int, Any]]:
@@ -69,13 +89,22 @@ def _chunk(buf: Any, chunk: Any, number: int, source: str, wanted: Optional[Froz
         if any(buf[chunk.offset():chunk.offset() + 8]):
             yield error(source, f"chunk {number}: bad chunk magic", partial=True)
         return
-    try:
-        records = list(chunk.records())
-    except Exception as exc:
-        yield error(source, f"chunk {number}: {exc}", partial=True)
-        return
     recipes: Dict[Any, Recipe] = {}
-    for rec in records:
+    started, read = time.monotonic(), 0
+    records = iter(chunk.records())
+    while True:
+        try:
+            rec = next(records)
+        except StopIteration:
+            return
+        except Exception as exc:
+            yield error(source, f"chunk {number}: {exc}", partial=True)
+            return
+        if time.monotonic() - started > CHUNK_SECONDS:
+            yield error(source, f"chunk {number}: abandoned after {CHUNK_SECONDS:g} s and {read} records (corrupt "
+                                "data makes it too slow to read)", partial=True)
+            return
+        read += 1
         try:
             flat = record_flat(rec, recipes)
         except Exception as exc:
@@ -238,14 +267,17 @@ def _rust_style(value: str) -> str:
     return value
 
 
-def _map(path: str) -> Any:
+def _map(file: Any) -> Any:
+    """The file's bytes, mapped (a path, or an open binary file)."""
     import mmap
 
-    with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        if not fh.tell():
+    if not isinstance(file, str):
+        file.seek(0, 2)
+        if not file.tell():
             return b""
-        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    with open(file, "rb") as fh:
+        return _map(fh)
 
 
 def _record_num(rec: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any, FrozenSet, Iterable, Iterator, Optional, Union
 
 from ..records import Record
 from .errors import error
-from .evtx_python import CHUNK_SIZE, HEADER_SIZE, MAX_ERRORS, read_evtx_python
+from .evtx_python import CHUNK_SIZE, HEADER_SIZE, MAX_ERRORS, read_evtx_python, truncation
 from .flatten import from_json_event
 
 try:  # orjson is optional: 4x faster, same result
@@ -33,20 +33,28 @@ def engine() -> str:
     return "evtx"
 
 
-def read_evtx(path: str, source: str, wanted: Optional[FrozenSet[int]] = None, handle: Any = None
+def read_evtx(path: Optional[str], source: str, wanted: Optional[FrozenSet[int]] = None, handle: Any = None
               ) -> Iterator[Event]:
-    """Flat events (and error records) of one .evtx file; `handle` is an open binary file for zip members."""
+    """Flat events (and error records) of one .evtx file: `handle` an open binary file of it (which the
+    reader may seek), `path` its name when it has one."""
     if engine() == "evtx":
         return read_evtx_rust(path, source, wanted, handle)
     return read_evtx_python(path, source, wanted, handle)
 
 
-def read_evtx_rust(path: str, source: str, wanted: Optional[FrozenSet[int]] = None, handle: Any = None
+def read_evtx_rust(path: Optional[str], source: str, wanted: Optional[FrozenSet[int]] = None, handle: Any = None
                    ) -> Iterator[Event]:
     import evtx
 
     try:
-        records = evtx.PyEvtxParser(handle if handle is not None else path).records_json()
+        # by name when it can be (the Rust reader reads files faster than through a Python handle); a name
+        # that is not UTF-8 cannot cross into Rust, so such a file goes by its handle
+        if path is not None and _utf8(path):
+            target = path
+        else:
+            target = handle if handle is not None else open(path, "rb")  # noqa: SIM115 (the parser keeps it)
+            target.seek(0)
+        records = evtx.PyEvtxParser(target).records_json()
     except (OSError, RuntimeError, ValueError) as exc:
         yield error(source, f"not a readable .evtx file ({exc})")
         return
@@ -55,7 +63,7 @@ def read_evtx_rust(path: str, source: str, wanted: Optional[FrozenSet[int]] = No
         try:
             rec = next(records)
         except StopIteration:
-            yield from chunk_problems(path, source, bad_chunks)
+            yield from chunk_problems(handle if handle is not None else path, source, bad_chunks)
             return
         except (RuntimeError, OSError, ValueError) as exc:
             errors += 1
@@ -79,20 +87,35 @@ def read_evtx_rust(path: str, source: str, wanted: Optional[FrozenSet[int]] = No
         yield from_json_event(event)
 
 
-def chunk_problems(path: str, source: str, reported: Iterable[int] = ()) -> Iterator[Record]:
-    """What the evtx package skips without a word: chunks with a broken header, a cut-off last chunk."""
+def chunk_problems(file: Any, source: str, reported: Iterable[int] = ()) -> Iterator[Record]:
+    """What the evtx package skips without a word: chunks with a broken header, a cut-off last chunk, a file
+    cut at a chunk boundary (fewer chunks than its header counts). `file`: a path or an open binary file."""
     try:
-        with open(path, "rb", buffering=0) as handle:
+        handle = open(file, "rb", buffering=0) if isinstance(file, str) else file
+        try:
             handle.seek(0, 2)
             size = handle.tell()
+            handle.seek(0)
+            header = handle.read(HEADER_SIZE)
             for number, offset in enumerate(range(HEADER_SIZE, size - CHUNK_SIZE + 1, CHUNK_SIZE)):
                 handle.seek(offset)
                 magic = handle.read(8)
                 if magic != b"ElfChnk\x00" and any(magic) and number not in reported:
                     yield error(source, f"chunk {number}: bad chunk magic, its records not read", partial=True)
+        finally:
+            if isinstance(file, str):
+                handle.close()
     except OSError as exc:
         yield error(source, f"cannot re-read to check chunks ({exc})", partial=True)
         return
-    if size > HEADER_SIZE and (size - HEADER_SIZE) % CHUNK_SIZE:
-        yield error(source, f"file ends inside chunk {(size - HEADER_SIZE) // CHUNK_SIZE} (truncated): "
-                            "the records of that chunk are not read", partial=True)
+    problem = truncation(header, size)
+    if problem:
+        yield error(source, problem, partial=True)
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

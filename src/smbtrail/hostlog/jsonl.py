@@ -23,6 +23,8 @@ FLAT_META = frozenset((
     "port", "tags", "ActivityID", "RelatedActivityID", "Level", "UserID", "AccountType", "EventCode",
 ))
 LOCAL_SKEW = timedelta(minutes=15)  # UTC offsets are whole quarter hours
+# what an event of unexpected shape raises while it is flattened: that event is reported, the rest is read
+BAD_EVENT = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError, OverflowError)
 
 
 def read_json_lines(lines: Iterable[bytes], source: str) -> Iterator[Any]:
@@ -35,9 +37,12 @@ def read_json_lines(lines: Iterable[bytes], source: str) -> Iterator[Any]:
         except ValueError as exc:
             yield error(source, f"line {number}: not JSON ({exc})", partial=True)
             continue
+        except RecursionError:
+            yield error(source, f"line {number}: JSON nested too deep to read", partial=True)
+            continue
         try:
             yield flat_event(doc)
-        except (ValueError, TypeError, AttributeError) as exc:
+        except BAD_EVENT as exc:
             yield error(source, f"line {number}: not a Windows event or Samba audit record ({exc})", partial=True)
 
 

@@ -21,7 +21,6 @@ SYSTEM = ("EventID", "Channel", "Provider", "Computer", "EventRecordID", "TimeCr
 NOTES = ("@timestamp", "@time_note", "@inferred", "@partial", "@source")
 NOT_RAW = frozenset(SYSTEM + NOTES)
 EMPTY = f.EMPTY
-EPOCH = f.parse_time("1601-01-01T00:00:00Z")
 CLEANERS = {"logon_id": f.logon_id, "src_ip": f.address, "src_port": f.port, "dest_ip": f.address,
             "dest_port": f.port}
 NAMED = ("object_type", "failure_reason", "operation_type", "token_elevation", "impersonation_level")  # %%N, %{guid}
@@ -68,6 +67,8 @@ def _mapped(spec: EventSpec, flat: Dict[str, Any], args: Dict[str, Any]) -> Dict
     values: Dict[str, Any] = {}
     for target, names in spec.fields.items():
         value = _first(flat, names)
+        if target == "logon_id" and len(names) > 1 and f.logon_id(value) is None:
+            value = _first(flat, names[1:])  # 4688's TargetLogonId 0x0: the creator's session is the one
         if value is None:
             continue
         if target == "access":
@@ -121,26 +122,42 @@ def _access(value: str, flat: Dict[str, Any]) -> List[str]:
 
 
 def _name_codes(event_id: int, args: Dict[str, Any]) -> None:
-    """Windows' names beside (status, logon type) or instead of (%%N, %{guid}) the raw codes; `raw` keeps them."""
-    for key in NAMED:
-        if isinstance(args.get(key), str):
-            args[key] = windows_names.substitute(args[key])
-    for key in LISTED:
-        if isinstance(args.get(key), str):
-            args[key] = windows_names.names(args[key])
-    family = windows_names.KERBEROS if event_id in KERBEROS_EVENTS else windows_names.NTSTATUS
-    for key in ("status", "sub_status"):
-        name = windows_names.status(args[key], family) if args.get(key) is not None else None
-        if name:
-            args[key + "_name"] = name
-    for key, named in WELL_KNOWN.items():
-        well_known = windows_names.sid(args[key]) if isinstance(args.get(key), str) else None
-        if well_known:
-            args[named] = well_known
-    if args.get("logon_type") is not None:
-        name = windows_names.logon_type(args["logon_type"])
-        if name:
-            args["logon_type_name"] = name
+    """Windows' names beside (status, logon type, SIDs) or instead of (%%N, %{guid}) the raw codes; `raw`
+    keeps them. One dictionary look-up per argument: most events carry none of these."""
+    for key in [k for k in args if k in CODED]:
+        value = args[key]
+        if isinstance(value, str):
+            CODED[key](event_id, key, value, args)
+
+
+def _substituted(event_id: int, key: str, value: str, args: Dict[str, Any]) -> None:
+    args[key] = windows_names.substitute(value)
+
+
+def _listed(event_id: int, key: str, value: str, args: Dict[str, Any]) -> None:
+    args[key] = windows_names.names(value)
+
+
+def _status(event_id: int, key: str, value: str, args: Dict[str, Any]) -> None:
+    name = windows_names.status(value, windows_names.KERBEROS if event_id in KERBEROS_EVENTS else windows_names.NTSTATUS)
+    if name:
+        args[key + "_name"] = name
+
+
+def _well_known(event_id: int, key: str, value: str, args: Dict[str, Any]) -> None:
+    name = windows_names.sid(value)
+    if name:
+        args[WELL_KNOWN[key]] = name
+
+
+def _logon_type(event_id: int, key: str, value: str, args: Dict[str, Any]) -> None:
+    name = windows_names.logon_type(value)
+    if name:
+        args["logon_type_name"] = name
+
+
+CODED = {**{k: _substituted for k in NAMED}, **{k: _listed for k in LISTED}, "status": _status,
+         "sub_status": _status, **{k: _well_known for k in WELL_KNOWN}, "logon_type": _logon_type}
 
 
 def _first(flat: Dict[str, Any], names: Tuple[str, ...]) -> Optional[str]:
@@ -164,8 +181,11 @@ def _times(flat: Dict[str, Any]) -> Tuple[Any, Any, Dict[str, Any]]:
     if "@time_note" in flat:
         notes["time_note"] = flat["@time_note"]
     if own is None:
-        own = collector or EPOCH
-        notes["time_note"] = "event has no own time; collector time used" if collector else "event has no time"
+        if collector is None:  # never a made-up time: the reader reports the event, naming it
+            shown = str(flat.get("TimeCreated"))[:40]
+            raise ValueError(f"no readable time (TimeCreated {shown!r})")
+        own = collector
+        notes["time_note"] = "event has no own time; collector time used"
     return own, collector, notes
 
 

@@ -131,8 +131,10 @@ def read_samba_log(lines: Iterable[bytes], source: str) -> Iterator[Any]:
             continue
         try:
             doc = json.loads(line[start:])
+            if isinstance(doc, dict) and is_samba(doc):
+                yield from_samba(doc)
         except ValueError as exc:
             yield error(source, f"line {number}: broken audit JSON ({exc})", partial=True)
-            continue
-        if isinstance(doc, dict) and is_samba(doc):
-            yield from_samba(doc)
+        except (TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+            yield error(source, f"line {number}: audit record of unexpected shape ({exc.__class__.__name__})",
+                        partial=True)

@@ -12,6 +12,8 @@ import tempfile
 import zipfile
 from typing import IO, Any, Callable, FrozenSet, Iterator, Optional, Sequence
 
+from ..input_files import InputError, Prefixed, is_environment_fault, open_regular, open_zip_member, reason, walk
+from ..records import Record
 from .errors import error
 from .evtx_reader import read_evtx
 from .jsonl import read_json_lines
@@ -20,18 +22,23 @@ from .samba_vfs_audit import is_full_audit, read_full_audit
 from .xml_events import read_xml_events
 
 SNIFF = 4096
+MAX_ERRORS_SHOWN = 100  # per file: past this, one line counts the rest (a broken file never floods the log)
+CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+                  b"\x0a\x0d\x0d\x0a")
 SAMBA_HEADER = re.compile(r"\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d")
 Opener = Callable[[], IO[bytes]]
 
 
 def sniff(head: bytes) -> str:
-    """evtx | zip | jsonl | xml | samba_full_audit | samba_log | json_array | empty | unknown"""
+    """evtx | zip | capture | jsonl | xml | samba_full_audit | samba_log | json_array | empty | unknown"""
     if not head.strip():
         return "empty"
     if head.startswith(b"ElfFile\x00"):
         return "evtx"
     if head.startswith(b"PK\x03\x04"):
         return "zip"
+    if head[:4] in CAPTURE_MAGICS:
+        return "capture"
     text = _decode(head).lstrip("\ufeff \t\r\n")
     if text.startswith("{"):
         return "jsonl"
@@ -49,54 +56,79 @@ def read_paths(paths: Sequence[str], wanted: Optional[FrozenSet[int]]) -> Iterat
     for path in paths:
         if os.path.isdir(path):
             yield from _walk(path, wanted)
-        elif not os.path.exists(path):
+        elif not os.path.lexists(path):
             yield error(path, "no such file or directory")
         else:
-            yield from read_file(path, wanted)
+            yield from _guarded(read_file(path, wanted), path)
 
 
 def _walk(root: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
     skipped = []
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(folder, name)
-            if _kind_of(path) in ("unknown", "empty"):
-                skipped.append(name)
-                continue
-            yield from read_file(path, wanted)
+    for path, problem in walk(root):
+        if problem:
+            yield error(path, problem)
+            continue
+        kind = _kind_of(path)
+        if kind == "capture":
+            continue  # the capture side's: a case directory holds both
+        if kind in ("unknown", "empty"):
+            skipped.append(os.path.basename(path))
+            continue
+        yield from _guarded(read_file(path, wanted), path)
     if skipped:
         yield error(root, f"skipped {len(skipped)} file(s) that hold no host log, e.g. {skipped[0]}")
 
 
+def _guarded(items: Iterator[Any], path: str) -> Iterator[Any]:
+    """One file's items, at most MAX_ERRORS_SHOWN of its error records (then a count), and an unexpected
+    failure of its reader as its last error record: the other files are still read."""
+    errors = 0
+    try:
+        for item in items:
+            if isinstance(item, Record) and item.kind == "error":
+                errors += 1
+                if errors > MAX_ERRORS_SHOWN:
+                    continue
+            yield item
+    except Exception as exc:
+        if is_environment_fault(exc):
+            raise
+        yield error(path, f"reading stopped: {reason(exc)}", partial=True)
+    if errors > MAX_ERRORS_SHOWN:
+        yield error(path, f"{errors - MAX_ERRORS_SHOWN} more problems in this file not shown", partial=True)
+
+
 def _kind_of(path: str) -> str:
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             return sniff(handle.read(SNIFF))
-    except OSError:
+    except (OSError, InputError):
         return "unreadable"
 
 
 def read_file(path: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
     try:
-        with open(path, "rb") as handle:
-            kind = sniff(handle.read(SNIFF))
-    except OSError as exc:
-        yield error(path, f"cannot open ({exc.strerror or exc})")
+        handle = open_regular(path)
+    except (OSError, InputError) as exc:
+        yield error(path, f"cannot open ({reason(exc)})")
         return
-    if kind == "zip":
-        yield from _read_zip(path, wanted)
-    elif kind == "evtx":
-        yield from _tagged(read_evtx(path, path, wanted), path)
-    else:
-        yield from _read_stream(kind, lambda: open(path, "rb"), path, wanted)
+    with handle:
+        kind = sniff(handle.read(SNIFF))
+        if kind == "zip":
+            yield from _read_zip(handle, path, wanted)
+            return
+        if kind == "evtx":
+            yield from _tagged(read_evtx(path, path, wanted, handle), path)
+            return
+        handle.seek(0)
+        yield from _read_stream(kind, lambda: _Unclosed(handle), path, wanted)
 
 
-def _read_zip(path: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
+def _read_zip(handle: IO[bytes], path: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
     try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        yield error(path, f"not a readable zip archive ({exc})")
+        archive = zipfile.ZipFile(handle)
+    except Exception as exc:  # BadZipFile, and whatever a hostile central directory raises
+        yield error(path, f"not a readable zip archive ({exc if isinstance(exc, zipfile.BadZipFile) else reason(exc)})")
         return
     with archive:
         for info in archive.infolist():
@@ -105,24 +137,28 @@ def _read_zip(path: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
             source = f"{path}!{info.filename}"
             try:
                 yield from _read_member(archive, info, source, wanted)
-            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
-                yield error(source, f"archive member unreadable ({exc})", partial=True)
+            except Exception as exc:  # corrupt, truncated, encrypted, a bomb, temp disk full
+                if is_environment_fault(exc):
+                    raise
+                yield error(source, f"archive member unreadable ({reason(exc)})", partial=True)
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str,
                  wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
-    with archive.open(info) as member:
+    with open_zip_member(archive, info) as member:
         kind = sniff(member.read(SNIFF))
     if kind == "evtx":  # the evtx parser seeks: give it a real file, not the inflating stream
-        with tempfile.NamedTemporaryFile(suffix=".evtx") as tmp:
-            with archive.open(info) as member:
+        with tempfile.NamedTemporaryFile(prefix="smbtrail-evtx-", suffix=".evtx") as tmp:
+            with open_zip_member(archive, info) as member:
                 shutil.copyfileobj(member, tmp, 1 << 20)
             tmp.flush()
-            yield from _tagged(read_evtx(tmp.name, source, wanted), source)
+            yield from _tagged(read_evtx(tmp.name, source, wanted, tmp), source)
     elif kind == "zip":
         yield error(source, "zip inside a zip is not read; unpack it first")
+    elif kind == "capture":
+        yield error(source, "a capture, not a host log: give it as a capture")
     else:
-        yield from _read_stream(kind, lambda: archive.open(info), source, wanted)
+        yield from _read_stream(kind, lambda: open_zip_member(archive, info), source, wanted)
 
 
 def _read_stream(kind: str, opener: Opener, source: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
@@ -145,7 +181,7 @@ def _read_stream(kind: str, opener: Opener, source: str, wanted: Optional[Frozen
         else:
             head = raw.read(4)
             encoding = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
-            text = io.TextIOWrapper(_Prefixed(head, raw), encoding=encoding, errors="replace", newline="")
+            text = io.TextIOWrapper(Prefixed(head, raw), encoding=encoding, errors="replace", newline="")
             yield from _tagged(read_xml_events(text, source), source)
 
 
@@ -157,21 +193,17 @@ def _tagged(items: Iterator[Any], source: str) -> Iterator[Any]:
         yield item
 
 
-class _Prefixed(io.RawIOBase):
-    """A binary stream with a few already-read bytes put back in front."""
+class _Unclosed(io.RawIOBase):
+    """An already open file handed to a reader that closes what it is given (the caller closes it)."""
 
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
-        self._head, self._rest = head, rest
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        if self._head:
-            size = min(len(buffer), len(self._head))
-            buffer[:size], self._head = self._head[:size], self._head[size:]
-            return size
-        data = self._rest.read(len(buffer))
+        data = self._handle.read(len(buffer))
         buffer[:len(data)] = data
         return len(data)
 

@@ -16,32 +16,44 @@ END = "</Event>"
 
 
 def read_xml_events(stream: TextIO, source: str) -> Iterator[Any]:
+    """Each <Event>...</Event> in turn. Linear in the input: the end tag is searched once over each character,
+    and an <Event> left open for MAX_EVENT characters is reported once and skipped to the next end tag."""
     buf, line, number = "", 1, 0
+    searched = 0  # buf[:searched] holds no end tag (buf starts at an open <Event>)
+    opened = skipping = False
     while True:
         block = stream.read(BLOCK)
         buf += block
         while True:
-            match = START.search(buf)
-            if match is None:
-                line += buf.count("\n")
-                buf = buf[-8:]  # a start tag may straddle two blocks
-                line -= buf.count("\n")
-                break
-            line += buf.count("\n", 0, match.start())
-            buf = buf[match.start():]
-            end = buf.find(END)
+            if not opened:
+                match = START.search(buf)
+                if match is None:
+                    keep = buf[-8:]  # a start tag may straddle two blocks
+                    line += buf.count("\n") - keep.count("\n")
+                    buf = keep
+                    break
+                line += buf.count("\n", 0, match.start())
+                buf, opened, searched = buf[match.start():], True, 0
+            end = buf.find(END, searched)
             if end < 0:
-                if len(buf) > MAX_EVENT:
-                    yield error(source, f"line {line}: <Event> without </Event>", partial=True)
-                    buf = buf[1:]
-                    continue
+                searched = max(0, len(buf) - len(END) + 1)
+                if not skipping and len(buf) > MAX_EVENT:
+                    yield error(source, f"line {line}: <Event> without </Event> within {MAX_EVENT >> 20} MiB of text: "
+                                        "skipped to the next </Event>", partial=True)
+                    skipping = True
+                if skipping:  # drop what was searched, keep counting lines
+                    line += buf.count("\n", 0, searched)
+                    buf, searched = buf[searched:], 0
                 break
-            number += 1
-            yield from _one(buf[:end + len(END)], source, number, line)
+            if skipping:
+                skipping = False
+            else:
+                number += 1
+                yield from _one(buf[:end + len(END)], source, number, line)
             line += buf.count("\n", 0, end)
-            buf = buf[end + len(END):]
+            buf, opened = buf[end + len(END):], False
         if not block:
-            if START.search(buf):
+            if opened and not skipping:
                 yield error(source, f"line {line}: file ends inside an <Event> (truncated)", partial=True)
             return
 

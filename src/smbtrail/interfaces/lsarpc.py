@@ -1,10 +1,12 @@
-"""lsarpc (MS-LSAT/MS-LSAD): policy opens and name <-> SID translation (psgetsid, net localgroup)."""
+"""lsarpc (MS-LSAT/MS-LSAD): policy opens, name <-> SID translation (psgetsid, net localgroup), and the LSA
+secrets a client creates, opens, reads or writes by name (`secret`: G$BCKUPKEY_PREFERRED, $MACHINE.ACC,
+_SC_<service>, DefaultPassword ...; a QuerySecret/SetSecret names it through the handle its OpenSecret got)."""
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from .decoding import MAX_ITEMS, counted_sids, decode_call, handle_only, handle_response
+from .decoding import MAX_ITEMS, counted_sids, decode_call, handle_and_string, handle_only, handle_response
 from .ndr import NdrError, Reader
 
 UUIDS = ("12345778-1234-abcd-ef00-0123456789ab",)
@@ -146,12 +148,15 @@ def _translated_names(extended: bool):
     return parse
 
 
+SECRET = handle_and_string("secret")  # PolicyHandle, then the secret's (or private data key's) name
 REQUESTS = {
-    0: handle_only, 6: _open_policy, 7: handle_only, 14: _lookup_names, 15: _lookup_sids,
-    36: _account_rights, 37: _account_rights, 38: _account_rights, 44: _open_policy2, 46: handle_only,
+    0: handle_only, 6: _open_policy, 7: handle_only, 14: _lookup_names, 15: _lookup_sids, 16: SECRET, 28: SECRET,
+    29: handle_only, 30: handle_only, 36: _account_rights, 37: _account_rights, 38: _account_rights, 42: SECRET,
+    43: SECRET, 44: _open_policy2, 46: handle_only,
     57: _lookup_sids, 58: _lookup_names, 68: _lookup_names, 76: _lookup_sids3, 77: _lookup_names4,
 }
-RESPONSES = {6: handle_response, 14: _translated_sids("rid"), 15: _translated_names(False), 44: handle_response,
+RESPONSES = {6: handle_response, 14: _translated_sids("rid"), 15: _translated_names(False), 16: handle_response,
+             28: handle_response, 44: handle_response,
              57: _translated_names(True), 58: _translated_sids("rid_ex"), 68: _translated_sids("sid"),
              76: _translated_names(True), 77: _translated_sids("sid")}
 

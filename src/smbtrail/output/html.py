@@ -13,7 +13,8 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from typing import IO, Any, Dict, Iterable, List, Optional, Tuple
 
-from ..records import ERROR, Record
+from ..records import COMMAND, ERROR, Record
+from . import printable
 
 TRAIL = "trail"
 MAX_ERRORS = 200
@@ -25,11 +26,12 @@ SHOWN_ARGS = ("inferred", "service_name", "binary_path", "task_name", "task_comm
 
 
 def e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """Escaped for HTML, control characters and undecodable name bytes shown as escapes (never raw ESC/BEL)."""
+    return html.escape("" if value is None else printable(value), quote=True)
 
 
 def write_html(records: Iterable[Record], out: IO[str]) -> int:
-    count, kinds, trails, errors, files = 0, Counter(), [], [], Counter()
+    count, kinds, trails, errors, files, commands = 0, Counter(), [], [], Counter(), []
     for rec in records:
         count += 1
         kinds[rec.kind] += 1
@@ -37,15 +39,18 @@ def write_html(records: Iterable[Record], out: IO[str]) -> int:
             trails.append(rec)
         elif rec.kind == ERROR and len(errors) < MAX_ERRORS:
             errors.append(rec)
+        elif rec.kind == COMMAND and len(commands) < MAX_TRAILS_SHOWN:
+            commands.append(rec)
         if rec.kind != TRAIL:
             for prov in rec.provenance[:2]:
                 files[prov.file] += 1
     trails.sort(key=lambda t: t.time)
-    out.write(_page(trails, errors, kinds, files, count))
+    out.write(_page(trails, errors, kinds, files, count, commands))
     return count
 
 
-def _page(trails: List[Record], errors: List[Record], kinds: Counter, files: Counter, count: int) -> str:
+def _page(trails: List[Record], errors: List[Record], kinds: Counter, files: Counter, count: int,
+          commands: List[Record]) -> str:
     active = [t for t in trails if t.args.get("commands")]
     quiet = [t for t in trails if not t.args.get("commands")]
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -56,6 +61,7 @@ def _page(trails: List[Record], errors: List[Record], kinds: Counter, files: Cou
         f"event logs &middot; generated {e(now)}</p>{_stats(kinds, count, active, trails)}</header><main>",
         "<section><h2>Host graph</h2>", _graph(active), "</section>",
         "<section><h2>Attack timeline</h2>", _timeline(active), "</section>",
+        "" if active else _unfused(commands),
         "<section><h2>Trails</h2>", "".join(_card(t) for t in active[:MAX_TRAILS_SHOWN]),
         _more(len(active) - MAX_TRAILS_SHOWN), _quiet(quiet), "</section>",
         _errors(errors), _sources(files), "</main></body></html>",
@@ -196,6 +202,28 @@ def _commands(commands: List[Dict[str, Any]]) -> str:
     tail = f"<tr><td colspan='4' class='muted'>{more} more</td></tr>" if more > 0 else ""
     return ("<table class='cmds'><thead><tr><th>time</th><th>command</th><th>arguments</th><th>evidence</th></tr>"
             "</thead><tbody>" + "".join(rows) + tail + "</tbody></table>")
+
+
+def _unfused(commands: List[Record]) -> str:
+    """Commands of a run that made no trail (captures or host logs alone are not fused)."""
+    if not commands:
+        return ""
+    rows = []
+    for c in sorted(commands, key=lambda r: r.time)[:MAX_TRAILS_SHOWN]:
+        args = c.args or {}
+        shown = "".join(f"<div><span class='k'>{e(k)}</span> <code>{e(_clip(args[k], 400))}</code></div>"
+                        for k in SHOWN_ARGS if args.get(k))
+        rows.append(f"<tr><td class='time'>{e(_when(c.time))}</td><td>{e(_host(c.src_host, c.src_ip))} &rarr; "
+                    f"{e(_host(c.dest_host, c.dest_ip))}</td><td>{e(_account(c))}</td><td><code class='nowrap'>"
+                    f"{e(_command_text(c))}</code></td><td>{shown}</td><td>{_evidence(c.evidence)}</td></tr>")
+    return ("<section><h2>Commands</h2><p class='muted'>Recognised commands of inputs that were not fused "
+            "into trails (captures or host logs alone).</p><table class='cmds'><thead><tr><th>time (UTC)</th>"
+            "<th>source &rarr; target</th><th>account</th><th>command</th><th>arguments</th><th>evidence</th>"
+            "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></section>")
+
+
+def _command_text(rec: Record) -> str:
+    return f"{rec.command or ''} {rec.args.get('action', '')}".strip()
 
 
 def _provenance(t: Record) -> str:

@@ -6,6 +6,7 @@ import json
 from typing import IO, Iterable
 
 from ..records import Record
+from . import json_text
 
 
 def write_jsonl(records: Iterable[Record], out: IO[str]) -> int:
@@ -13,6 +14,6 @@ def write_jsonl(records: Iterable[Record], out: IO[str]) -> int:
     for rec in records:
         data = rec.to_dict()
         data["id"] = rec.uid()
-        out.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        out.write(json_text(json.dumps(data, ensure_ascii=False, default=str)) + "\n")
         count += 1
     return count

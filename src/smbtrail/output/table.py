@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from typing import IO, Iterable, List, Optional
+from typing import IO, Iterable, List
 
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, HOST_EVENT, OPERATION, SESSION, TRAIL, Record
+from . import printable
 
 SHOWN_ARGS = ("service_name", "binary_path", "task_name", "task_command", "job_command", "key", "value",
               "data", "file", "files", "account", "names", "share_name", "log_name", "clsid_name", "pipes",
               "bytes_written", "bytes_read", "accounts", "succeeded", "object_well_known", "object_name")
-
-
-def printable(value: object, limit: Optional[int] = None) -> str:
-    """Attacker-controlled strings may hold control characters (terminal escapes): show them escaped."""
-    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
-    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
-
 
 
 def summary(rec: Record) -> str:

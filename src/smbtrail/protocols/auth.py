@@ -6,15 +6,19 @@ AS/TGS reply the KDC sent to the same client shortly before (the paper's account
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass
-from typing import Deque, Dict, Optional
+from typing import Deque, Dict, Optional, Tuple
 
 from ..capture.fields import Row, split, to_int
 from .connections import Frame
 
 KDC_REPLIES = {11: "as", 13: "tgs"}
+KDC_REQUESTS = {10: "as", 12: "tgs"}
+KRB_ERROR = 30
+PREAUTH_REQUIRED = 25  # the KDC's first answer to a client that sent no pre-authentication: not a failure
 TICKET_HORIZON = 10 * 3600.0  # a service ticket lives 10 hours by default
+MAX_REQUESTS = 4096  # KDC requests awaiting their answer, all clients together
 
 
 @dataclass
@@ -62,10 +66,35 @@ def kerberos_service(row: Row) -> Optional[str]:
 
 
 class TicketIndex:
-    """KDC replies per client address, newest last, bounded per client."""
+    """KDC replies per client address, newest last, bounded per client; KDC requests until answered."""
 
     def __init__(self) -> None:
         self.by_client: Dict[str, Deque[tuple]] = defaultdict(lambda: deque(maxlen=64))
+        self.requests: Dict[Tuple[str, int], tuple] = OrderedDict()  # client socket -> (kind, cname, realm, sname)
+
+    def refused(self, frame: Frame) -> Optional[tuple]:
+        """Remember a KDC request; for a KRB-ERROR, the request it refused:
+        (kind, cname, realm, sname, error code), the account from the request when the error names none."""
+        row = frame.row
+        types = [to_int(t) for t in split(row.get("kerberos.msg_type", ""))]
+        cname = _clean(_first(row.get("kerberos.CNameString")))
+        sname = "/".join(split(row.get("kerberos.SNameString", "")))
+        kind = next((KDC_REQUESTS[t] for t in types if t in KDC_REQUESTS), None)
+        if kind:
+            self.requests.pop((frame.src, frame.sport), None)
+            self.requests[(frame.src, frame.sport)] = (kind, cname, _clean(_first(row.get("kerberos.realm"))), sname)
+            while len(self.requests) > MAX_REQUESTS:
+                self.requests.pop(next(iter(self.requests)))
+            return None
+        if KRB_ERROR not in types:
+            return None
+        code = to_int(_first(row.get("kerberos.error_code")) or "", -1)
+        asked = self.requests.get((frame.dst, frame.dport))
+        if code in (PREAUTH_REQUIRED, -1) or (asked is None and not cname):
+            return None
+        kind, asked_name, realm, asked_sname = asked or ("as", None, None, "")
+        realm = _clean(_first(row.get("kerberos.crealm"))) or realm
+        return kind, cname or asked_name, realm, sname or asked_sname, code
 
     def observe(self, frame: Frame) -> Optional[tuple]:
         """Remember a KDC reply; returns (time, kind, cname, realm, sname) when the frame holds one."""

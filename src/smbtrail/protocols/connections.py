@@ -61,6 +61,7 @@ class Conn:
     channels: Dict[str, Any] = field(default_factory=dict)
     encrypted: Dict[str, Any] = field(default_factory=dict)
     frames: List[int] = field(default_factory=list)
+    failed_logons: int = 0  # SESSION_SETUPs the server refused (each one a record of its own)
 
     def from_client(self, frame: Frame) -> bool:
         return frame.src == self.client_ip and frame.sport == self.client_port

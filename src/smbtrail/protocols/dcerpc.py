@@ -18,7 +18,7 @@ from .connections import Conn, Frame
 REQUEST, RESPONSE, FAULT, BIND, BIND_ACK, BIND_NAK, ALTER, ALTER_RESP, AUTH3 = 0, 2, 3, 11, 12, 13, 14, 15, 16
 PRIVACY = 6
 EPM_UUID = "e1af8308-5d1f-11c9-91a4-08002b14a0fa"
-CONTEXT_KEYS = ("service_name", "key", "hive", "account", "log_name", "task_name", "clsid_name")
+CONTEXT_KEYS = ("service_name", "key", "hive", "account", "log_name", "task_name", "clsid_name", "secret")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from .connections import Conn, Frame
 from .files import Open
 from .smb2 import Session
 
+MORE_PROCESSING = "0xc0000016"
 SESSION_SETUP, TREE_CONNECT, NT_CREATE, CLOSE, WRITE, READ, TRANS, LOGOFF = 0x73, 0x75, 0xA2, 0x04, 0x2F, 0x2E, 0x25, 0x74
 WRITE_OLD, READ_OLD, DELETE, NEGOTIATE = 0x0B, 0x0A, 0x06, 0x72
 
@@ -84,7 +85,10 @@ class Smb1Handler:
     def _response(self, frame, conn, cmd, key, uid, tree, ok) -> None:
         row = frame.row
         pending = conn.pending.pop(key, None)
-        if cmd == SESSION_SETUP and ok and conn.pending_auth:
+        if cmd == SESSION_SETUP and not ok and conn.pending_auth and (
+                row.get("smb.nt_status", "").split(",")[0] != MORE_PROCESSING):
+            self.ctx.session_failed(frame, conn, row["smb.nt_status"].split(",")[0])
+        elif cmd == SESSION_SETUP and ok and conn.pending_auth:
             auth = conn.pending_auth
             session = Session(sesid=uid, identity=auth["identity"], time=auth["time"], dialect="1")
             conn.sessions[uid] = session

@@ -15,6 +15,7 @@ CREATE, CLOSE, READ, WRITE, IOCTL, SET_INFO = 5, 6, 8, 9, 11, 17
 FID_COMMANDS = {CLOSE, READ, WRITE, IOCTL, 14, 16, SET_INFO, 7, 15}
 RELATED_FID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
 STATUS_PENDING = "0x00000103"
+MORE_PROCESSING = "0xc0000016"  # an interim SESSION_SETUP answer: authentication goes on
 SUCCESS = {"0x00000000", STATUS_PENDING, "0x80000005"}  # success, pending, buffer overflow
 CIPHERS = {1: "AES-128-CCM", 2: "AES-128-GCM", 3: "AES-256-CCM", 4: "AES-256-GCM"}
 DIALECTS = {0x0202: "2.0.2", 0x0210: "2.1", 0x0300: "3.0", 0x0302: "3.0.2", 0x0311: "3.1.1", 0x02FF: "2.x"}
@@ -145,6 +146,8 @@ class Smb2Handler:
                 conn.negotiate.setdefault("server_names", names)
             if ok and status == "0x00000000":
                 self._session_up(frame, conn, sesid, row)
+            elif not ok and status != MORE_PROCESSING and conn.pending_auth:
+                self.ctx.session_failed(frame, conn, status)
         elif cmd == LOGOFF:
             self.ctx.session_closed(conn, sesid)
         elif cmd == TREE_CONNECT:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..records import COMMAND, ERROR, HOST_EVENT, Provenance, Record, stable_id
+from .failures import FAILED, is_failed_logon, logon_command
 from .signatures import Signature, index_records, same_session, satisfied, signatures
 
 TRAIL_GAP = 300.0
 MAX_BUFFER = 20000
 SWEEP = 10.0  # seconds of capture time between two looks for trails gone quiet
-SUBJECT_KEYS = ("service_name", "task_name", "key", "account", "file", "job_command", "clsid_name")
+SUBJECT_KEYS = ("service_name", "task_name", "key", "account", "file", "job_command", "clsid_name", "secret")
 
 
 class _Trail:
@@ -31,7 +32,8 @@ class _Trail:
 
 
 def trail_key(rec: Record) -> Tuple:
-    return (rec.src_ip, rec.dest_ip, (rec.user or "").lower())
+    """Client, target, account; a failed logon goes to its client's trail of failures, whatever the account."""
+    return (rec.src_ip, rec.dest_ip, FAILED if is_failed_logon(rec) else (rec.user or "").lower())
 
 
 def recognize(records: Iterable[Record]) -> Iterator[Record]:
@@ -66,7 +68,10 @@ def recognize(records: Iterable[Record]) -> Iterator[Record]:
 
 
 def _close(trail: _Trail) -> Iterator[Record]:
+    logon = logon_command(trail.records)
     yield from _match(trail.records)
+    if logon is not None:
+        yield logon
 
 
 def _match(records: List[Record]) -> Iterator[Record]:

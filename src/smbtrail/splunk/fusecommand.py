@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Set
 
 from splunklib.searchcommands import Configuration, EventingCommand, Option, validators
 
+from ..output import printable
 from ..records import COMMAND, ERROR, HOST_EVENT, TRAIL, Record
 from . import events, logs, winevent, zeekevent
 
@@ -59,7 +60,7 @@ class SmbtrailFuseCommand(EventingCommand):
         log = logs.logger("smbtrailfuse")
         for reason, count in sorted(self._skipped.items()):
             self.write_warning("smbtrailfuse: {} rows ignored: {}", count, reason)
-            log.warning("%d rows ignored: %s", count, logs.printable(reason))
+            log.warning("%d rows ignored: %s", count, printable(reason))
         started = time.time()
         fused_at, written = round(started, 3), 0
         for record in self.results():
@@ -72,7 +73,7 @@ class SmbtrailFuseCommand(EventingCommand):
     def results(self) -> Iterator[Record]:
         from ..engine import fuse
 
-        records = self._records + list(zeekevent.network_records(self._zeek))
+        records = self._records + list(zeekevent.network_records(self._zeek, self._records))
         fused = fuse(canonical_order(records))
         if self.emit == "all":
             return fused

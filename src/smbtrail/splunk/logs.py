@@ -2,8 +2,8 @@
 indexes into _internal (sourcetype smbtrail:log, props.conf), at the level set in smbtrail.conf
 `[logging] level` (local/ over default/). Outside Splunk (no SPLUNK_HOME) nothing is written.
 
-Messages name files and counts, never secrets; captured strings in them are made single-line and
-printable so a crafted file name cannot forge a log line.
+Messages name files and counts, never secrets; each message is made printable (`output.printable`:
+controls shown escaped) so a crafted file name cannot forge a log line.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import configparser
 import logging
 import logging.handlers
 import os
-import re
 from pathlib import Path
 from typing import Optional
+
+from ..output import printable
 
 FILE_NAME = "smbtrail.log"
 CONF = "smbtrail.conf"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _configured = False
 
 
@@ -54,11 +54,6 @@ def logger(component: str) -> logging.LoggerAdapter:
             handler = logging.NullHandler()
         base.addHandler(handler)
     return logging.LoggerAdapter(base, {"component": component})
-
-
-def printable(text: object) -> str:
-    """One line of printable text (a file name from a sensor is attacker-controlled)."""
-    return UNPRINTABLE.sub("?", str(text))
 
 
 class LoggedWriter:

@@ -11,21 +11,20 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from splunklib.modularinput import Argument, Event, EventWriter, Scheme, Script
 
+from ..input_files import InputError, is_environment_fault, reason
+from ..output import printable
 from ..records import ERROR, Record, iso, stable_id
 from . import events, logs, secrets
-from .checkpoint import Checkpoints
-from .watch import FileIdentity, expand, identify, partial_name, settled
+from .checkpoint import CheckpointError, Checkpoints, Done
+from .watch import FileIdentity, content_digest, expand, identity, partial_name, settled
 
 DEFAULT_SETTLE = 60.0
 Engine = Callable[[Sequence[str], Any], Iterator[Record]]
-
-
-class EngineMissing(RuntimeError):
-    """This build lacks an engine part: nothing is checkpointed, the files wait for a fixed build."""
 
 
 class SmbtrailInput(Script):
@@ -81,30 +80,83 @@ class SmbtrailInput(Script):
         for stanza, params in inputs.inputs.items():
             problems = self.problems(params)
             if problems:
-                ew.log(EventWriter.ERROR, f"{stanza}: not run: {'; '.join(problems)}")
+                ew.log(EventWriter.ERROR, f"{stanza}: not run: {printable('; '.join(problems))}")
                 continue
-            self.run_stanza(stanza, params, Checkpoints(checkpoint_dir, stanza), ew)
+            try:
+                ckpt = Checkpoints(checkpoint_dir, stanza)
+            except CheckpointError as exc:  # sending what cannot be recorded would resend it on every run
+                ew.log(EventWriter.ERROR, f"{stanza}: not run: {printable(exc.strerror)}; nothing is sent until "
+                                          "its progress can be recorded")
+                continue
+            try:
+                for problem in ckpt.problems:
+                    ew.log(EventWriter.WARN, f"{stanza}: {printable(problem)}")
+                self.run_stanza(stanza, params, ckpt, ew)
+            finally:
+                ckpt.close()
 
     def run_stanza(self, stanza: str, params: Dict[str, Any], ckpt: Checkpoints, ew: EventWriter) -> None:
+        problem = self.not_ready()
+        if problem:  # not any file's fault: every file waits, unread and unrecorded, for a fixed installation
+            ew.log(EventWriter.ERROR, f"{stanza}: not run: {printable(problem)}; files are left for the next run")
+            return
         try:
             options = self.options(params, ckpt)
         except Exception as exc:  # messages of SecretError never hold the secret
-            ew.log(EventWriter.ERROR, f"{stanza}: not run: cannot read secrets: {exc}")
+            ew.log(EventWriter.ERROR, f"{stanza}: not run: cannot read secrets: {printable(exc)}")
             return
         try:
-            settle = float(params.get("settle_seconds") or DEFAULT_SETTLE)
-            for path in expand(params["path"].strip()):
-                if partial_name(path) or not settled(path, settle):
-                    continue
-                try:
-                    ident = identify(path)
-                except OSError as exc:
-                    ew.log(EventWriter.ERROR, f"{stanza}: {path}: skipped: cannot read: {exc.strerror}")
-                    continue
-                if not ckpt.is_done(ident.key()):
-                    self.process_file(stanza, params, ident, options, ckpt, ew)
+            self.poll(stanza, params, ckpt, options, ew)
+            ckpt.compact()
+        except CheckpointError as exc:
+            ew.log(EventWriter.ERROR, f"{stanza}: stopped: {printable(exc.strerror)}; the rest waits for the next run")
+        except Exception as exc:
+            if not is_environment_fault(exc):
+                raise
+            ckpt.abandon()
+            ew.log(EventWriter.ERROR, f"{stanza}: stopped: {printable(reason(exc))} (not the file's fault: it is "
+                                      "left unrecorded and read again next run)")
         finally:
             secrets.discard(options)
+
+    def poll(self, stanza: str, params: Dict[str, Any], ckpt: Checkpoints, options, ew: EventWriter) -> None:
+        """Each settled file that is new or changed; a known file is recognised by its stat alone (no read)."""
+        settle = float(params.get("settle_seconds") or DEFAULT_SETTLE)
+        for path, st in expand(params["path"].strip()):
+            if partial_name(path) or not settled(st, settle):
+                continue
+            ident = identity(path, st)
+            known = ckpt.done(path)
+            if known is not None and known.stat == ident.stat_key():
+                continue
+            try:
+                digest = content_digest(path)
+            except (OSError, InputError) as exc:
+                ew.log(EventWriter.ERROR, f"{stanza}: {printable(path)}: skipped: cannot read: {printable(reason(exc))}")
+                continue
+            if known is not None and known.digest == digest:
+                ckpt.touch(replace(known, stat=ident.stat_key()))  # touched or moved back, same content
+            elif ckpt.has_digest(digest):
+                ckpt.touch(Done(path, ident.stat_key(), digest, "same_content", 0, iso_now()))
+                ew.log(EventWriter.INFO, f"{stanza}: {printable(path)}: same content as a file already read; not sent again")
+            else:
+                self.process_file(stanza, params, ident, digest, options, ckpt, ew)
+
+    def not_ready(self) -> Optional[str]:
+        """Why this installation cannot read any file now (an engine part, a lookup or tshark missing)."""
+        try:
+            self.engine()
+            self.preflight()
+        except Exception as exc:
+            if is_environment_fault(exc):
+                return reason(exc)
+            raise
+        return None
+
+    def preflight(self) -> None:
+        from ..lookups import lookup_path
+
+        lookup_path("rpc_operations.csv")  # a package cut without lookups/ stops here, before any file
 
     def options(self, params: Dict[str, Any], ckpt: Checkpoints):
         from ..engine import Options
@@ -114,38 +166,53 @@ class SmbtrailInput(Script):
     def engine(self) -> Engine:
         raise NotImplementedError
 
-    def process_file(self, stanza: str, params: Dict[str, Any], ident: FileIdentity, options,
+    def process_file(self, stanza: str, params: Dict[str, Any], ident: FileIdentity, digest: str, options,
                      ckpt: Checkpoints, ew: EventWriter) -> None:
-        key = ident.key()
-        already = ckpt.emitted(key)
+        sent = ckpt.start(ident.path, digest)
         started = time.time()
         count = errors = 0
         status, problem = "ok", None
         try:
             for record in self.engine()([ident.path], options):
                 count += 1
-                if record.kind == ERROR or record.partial:
-                    errors += 1
-                    if count > already and record.message:
-                        ew.log(EventWriter.WARN, f"{stanza}: {record.message}")
-                if count > already:
-                    self.write(ew, stanza, params, ident.path, record)
-                    ckpt.record_progress(key, count)
-        except ImportError as exc:
-            raise EngineMissing(f"engine part missing: {exc}") from None
-        except Exception as exc:  # a bad file is logged and skipped; the input keeps going
-            status, problem = "error", f"{exc.__class__.__name__}: {exc}"
-            ew.log(EventWriter.ERROR, f"{stanza}: {ident.path}: skipped after {count} records: {problem}")
+                errors += record.kind == ERROR
+                mark = sent.mark_of(record.uid())
+                if not sent.is_new(mark):
+                    continue  # sent before an interruption, or before the file changed
+                if record.kind == ERROR and record.message:
+                    ew.log(EventWriter.WARN, f"{stanza}: {printable(record.message)}")
+                self.write(ew, stanza, params, ident.path, record)
+                sent.record(mark)
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            if is_environment_fault(exc):
+                raise
+            status, problem = "error", f"{exc.__class__.__name__}: {exc}"  # a bad file is logged and skipped
+            ew.log(EventWriter.ERROR, f"{stanza}: {printable(ident.path)}: skipped after {count} records: "
+                                      f"{printable(problem)}")
         if errors and status == "ok":
             status = "partial"
-        health = self.health(stanza, ident, status, problem, count, errors, started)
-        count += 1
-        if count > already:
+        self._changed_while_read(stanza, ident, ew)
+        health = self.health(stanza, ident, digest, status, problem, count, errors, started)
+        mark = sent.mark_of(health["uid"])
+        if sent.is_new(mark):
             ew.write_event(Event(data=json.dumps(health, sort_keys=True), stanza=stanza, time=started,
-                                 source=events.xml_safe(ident.path), sourcetype=events.HEALTH, index=params.get("index"),
-                                 host=params.get("host"), done=True, unbroken=True))
-        ckpt.finish(key, {"status": status, "events": count, "finished": iso_now()})
-        ew.log(EventWriter.INFO, f"{stanza}: {ident.path}: {status}, {count - 1} records")
+                                 source=events.xml_safe(ident.path), sourcetype=events.HEALTH,
+                                 index=params.get("index"), host=params.get("host"), done=True, unbroken=True))
+            sent.record(mark)
+        ckpt.finish(Done(ident.path, ident.stat_key(), digest, status, count, iso_now()))
+        ew.log(EventWriter.INFO, f"{stanza}: {printable(ident.path)}: {status}, {count} records"
+                                 + (f", {sent.resumed} sent before a restart" if sent.resumed else ""))
+
+    def _changed_while_read(self, stanza: str, ident: FileIdentity, ew: EventWriter) -> None:
+        try:
+            now = identity(ident.path)
+        except OSError:
+            return
+        if now.stat_key() != ident.stat_key():
+            ew.log(EventWriter.WARN, f"{stanza}: {printable(ident.path)}: changed while it was read; it is read again "
+                                     "next run and only its new events are sent")
 
     def write(self, ew: EventWriter, stanza: str, params: Dict[str, Any], source: str, record: Record) -> None:
         ew.write_event(Event(
@@ -153,10 +220,10 @@ class SmbtrailInput(Script):
             sourcetype=events.sourcetype_for(record, self.sourcetype), index=params.get("index"),
             host=params.get("host"), done=True, unbroken=True))
 
-    def health(self, stanza: str, ident: FileIdentity, status: str, problem: Optional[str], count: int,
+    def health(self, stanza: str, ident: FileIdentity, digest: str, status: str, problem: Optional[str], count: int,
                errors: int, started: float) -> Dict[str, Any]:
         return {
-            "uid": stable_id("health", ident.key()), "input": stanza, "file": ident.path, "bytes": ident.size,
+            "uid": stable_id("health", ident.path, digest), "input": stanza, "file": ident.path, "bytes": ident.size,
             "status": status, "problem": problem, "records": count, "error_records": errors,
             "seconds": round(time.time() - started, 3),
             "lag_seconds": round(started - ident.mtime_ns / 1e9, 3), "time": iso_now(),
@@ -218,6 +285,13 @@ class PcapInput(SmbtrailInput):
             found.append(problem)
         return found
 
+    def preflight(self) -> None:
+        super().preflight()
+        from ..capture import analyze  # noqa: F401 (an engine part missing from this build shows here)
+        from ..capture.tshark import check_tshark
+
+        check_tshark()
+
     def options(self, params: Dict[str, Any], ckpt: Checkpoints):
         tshark = (params.get("tshark") or "").strip()
         if tshark:
@@ -251,6 +325,10 @@ class HostlogInput(SmbtrailInput):
         if (params.get("all_events") or "0").strip().lower() not in BOOLEANS:
             found.append(f"all_events must be true or false, got {params.get('all_events')!r}")
         return found
+
+    def preflight(self) -> None:
+        super().preflight()
+        from ..hostlog import commands, read_hostlogs  # noqa: F401 (an engine part missing shows here)
 
     def options(self, params: Dict[str, Any], ckpt: Checkpoints):
         from ..engine import Options

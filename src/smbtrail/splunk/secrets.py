@@ -7,15 +7,14 @@ secret is: `password:<label>` (an account password), `nthash:<label>` (an NT has
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 from ..engine import Options
 from ..pydantic_api import SecretStr
 
 REALM = "smbtrail"
+APP = "smbtrail"  # default/app.conf id: credentials are looked up in this app's namespace only
 HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
 
@@ -28,9 +27,13 @@ def wanted(names: str) -> List[str]:
 
 
 def fetch(service, names: Sequence[str]) -> List[Tuple[str, str]]:
-    """(username, clear password) of the named credentials of realm `smbtrail` (all of them for '*')."""
+    """(username, clear password) of the named credentials of realm `smbtrail` (all of them for '*').
+
+    One request in this app's namespace, filtered by realm on splunkd's side (`search=realm=smbtrail`),
+    so only this app's credentials of its own realm are read and decrypted, never every app's; the exact
+    realm is checked again here (splunkd's filter matches substrings)."""
     found = []
-    for cred in service.storage_passwords.list(count=-1):
+    for cred in service.storage_passwords.list(count=-1, owner="nobody", app=APP, search=f"realm={REALM}"):
         if cred.content.get("realm") != REALM:
             continue
         user = cred.content.get("username", "")
@@ -42,8 +45,9 @@ def fetch(service, names: Sequence[str]) -> List[Tuple[str, str]]:
     return found
 
 
-def to_options(creds: Iterable[Tuple[str, str]], workdir: Optional[str] = None) -> Options:
-    """Engine options from credentials; session keys go to a private temp file the caller removes."""
+def to_options(creds: Iterable[Tuple[str, str]]) -> Options:
+    """Engine options from credentials, all held in memory (the engine hands them to tshark, see
+    encryption/keys.py: nothing secret is written to disk)."""
     passwords: List[SecretStr] = []
     hashes: List[SecretStr] = []
     keys: List[str] = []
@@ -60,7 +64,7 @@ def to_options(creds: Iterable[Tuple[str, str]], workdir: Optional[str] = None) 
             keys.append(f"{label.lower()},{secret.lower()}")
         else:
             raise SecretError(f"credential {user!r}: username must start with password:, nthash: or sessionkey:")
-    return Options(passwords=passwords, nt_hashes=hashes, keys_file=_keys_file(keys, workdir))
+    return Options(passwords=passwords, nt_hashes=hashes, session_keys=[SecretStr(k) for k in keys])
 
 
 def _check_hex(user: str, value: str, length: Optional[int]) -> None:
@@ -69,18 +73,5 @@ def _check_hex(user: str, value: str, length: Optional[int]) -> None:
         raise SecretError(f"credential {user!r}: expected {size}")
 
 
-def _keys_file(lines: List[str], workdir: Optional[str]) -> Optional[str]:
-    if not lines:
-        return None
-    fd, path = tempfile.mkstemp(prefix="smbtrail-keys-", suffix=".txt", dir=workdir)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:  # mkstemp creates it 0600
-        handle.write("\n".join(lines) + "\n")
-    return path
-
-
 def discard(options: Options) -> None:
-    if options.keys_file:
-        try:
-            os.remove(options.keys_file)
-        except FileNotFoundError:
-            pass
+    """Nothing to remove: kept for the adapters' `finally` (secrets never reach a file here)."""

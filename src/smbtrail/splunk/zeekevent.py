@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 from ..records import Record
 from ..zeek import rows
@@ -76,10 +76,17 @@ def _flat(event: Dict[str, Any]) -> Dict[str, Any]:
     return event
 
 
-def network_records(records: Iterable[Record]) -> Iterator[Record]:
+def network_records(records: Iterable[Record], others: Sequence[Record] = ()) -> Iterator[Record]:
     """The records of a search's Zeek events, completed per connection (account, shares) and recognized
-    into commands, as the CLI does with Zeek's files."""
+    into commands, as the CLI does with Zeek's files. Those the search's smbtrail:network records
+    (`others`) already hold are dropped; the capture's record notes that Zeek saw it too."""
     from ..recognize import recognize
+    from ..zeek import merged_with_captures
     from ..zeek.connections import complete
+    from ..zeek.overlap import is_zeek
 
-    return recognize(complete(sorted(records, key=lambda r: r.time)))
+    zeek: Iterable[Record] = complete(sorted(records, key=lambda r: r.time))
+    captured = [r for r in others if "network" in r.evidence and not is_zeek(r)]
+    if captured:
+        zeek = (r for r in merged_with_captures(captured, zeek) if is_zeek(r))
+    return recognize(zeek)
