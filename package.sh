@@ -6,6 +6,7 @@
 #   SMBTRAIL_BUILD_DIR  work dir (default: build/), reused between runs (venvs, downloads)
 #   SMBTRAIL_DIST_DIR   output dir (default: dist/)
 # With --inspect, also run splunk-appinspect (own venv) on the package: JSON reports in the build dir.
+# With --partition, also cut the forwarder and search-head packages (slim, own venv) into build/partitions.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,6 +18,7 @@ PYDANTIC=1.10.27       # its py3-none-any wheel; tests/test_pydantic_v1.py check
 SPLUNK_SDK=2.1.1
 SIGMA_PKGS="sigma-cli==3.1.0 pysigma-backend-splunk==2.1.0"
 APPINSPECT_PKG="splunk-appinspect==4.3.1"
+SLIM_PKG="splunk-packaging-toolkit==1.2.8"
 # pinned to releases that still import on Python 3.9 (newer ones declare >=3.10, not always honored)
 PURE_PINS=(typing-extensions==4.15.0 packaging==24.2 deprecation==2.1.0)
 PIP_QUIET=(--quiet --disable-pip-version-check --no-input)
@@ -33,6 +35,7 @@ stage_files() {
     cp -R "$ROOT/app/metadata" "$ROOT/app/README" "$STAGE/"
     cp "$ROOT/app/README.md" "$ROOT/app/app.manifest" "$STAGE/"
     [ -d "$ROOT/app/static" ] && cp -R "$ROOT/app/static" "$STAGE/static"
+    cp -R "$ROOT/app/appserver" "$STAGE/appserver"  # the setup page's scripts
     cp "$ROOT"/bin/*.py "$STAGE/bin/"
     if compgen -G "$ROOT/lookups/*.csv" >/dev/null; then cp "$ROOT"/lookups/*.csv "$STAGE/lookups/"; fi
     PYTHONPATH="$ROOT/src" "$PY" -m smbtrail.splunk.appbuild "$STAGE" "$VERSION"
@@ -63,8 +66,10 @@ vendor() {
     if [ -n "$(find "$LIB" -name '*.so' -o -name '*.pyd' -o -name '*.dylib')" ]; then
         say "compiled code in $LIB: the app must stay pure Python" && return 1
     fi
-    # the engine itself (tests and build helpers stay out)
+    # the engine itself (tests and build helpers stay out), with a copy of its lookups: a forwarder
+    # package cut from this one (slim partition) keeps bin/ but drops lookups/
     cp -R "$ROOT/src/$APP" "$LIB/$APP"
+    mkdir -p "$LIB/$APP/packaged_lookups" && cp "$ROOT"/lookups/*.csv "$LIB/$APP/packaged_lookups/"
 }
 
 clean_tree() {
@@ -90,6 +95,19 @@ inspect() {
     [ "$code" = 0 ] || [ "$code" = 103 ]  # 103: warnings only
 }
 
+partition() {
+    # the deployment packages Splunk's packaging toolkit cuts from the app (forwarders, search heads)
+    local venv="$BUILD/venv-slim" out="$1"
+    if [ ! -x "$venv/bin/slim" ]; then
+        say "creating $venv"
+        "$PY" -m venv "$venv"
+        "$venv/bin/pip" install "${PIP_QUIET[@]}" "$SLIM_PKG"
+    fi
+    rm -rf "$BUILD/partitions" && mkdir -p "$BUILD/partitions"
+    "$venv/bin/slim" --quiet partition "$out" -o "$BUILD/partitions" >&2
+    say "partitions in $BUILD/partitions"
+}
+
 main() {
     say "building $APP $VERSION"
     stage_files
@@ -100,7 +118,13 @@ main() {
     local out="$DIST/$APP-$VERSION.tgz"
     tar -C "$BUILD/pkg" --owner=0 --group=0 --numeric-owner --sort=name -czf "$out" "$APP"
     say "wrote $out"
-    if [ "${1:-}" = "--inspect" ]; then inspect "$out"; fi
+    for option in "$@"; do
+        case "$option" in
+            --inspect) inspect "$out" ;;
+            --partition) partition "$out" ;;
+            *) say "unknown option $option" && return 2 ;;
+        esac
+    done
     echo "$out"
 }
 

@@ -1,5 +1,8 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Dict
 
 import pytest
 
@@ -19,3 +22,34 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def built() -> Dict[str, object]:
+    """The Splunk package as package.sh builds it (once a session; build venvs reused from build/), with
+    AppInspect's report and the forwarder / search-head packages Splunk's packaging toolkit cuts."""
+    build = ROOT / "build"
+    done = subprocess.run(["bash", str(ROOT / "package.sh"), "--inspect", "--partition"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "SMBTRAIL_BUILD_DIR": str(build), "PYTHON": sys.executable})
+    assert done.returncode == 0, done.stderr[-4000:]
+    tgz = Path(done.stdout.strip().splitlines()[-1])
+    return {"tgz": tgz, "log": done.stderr, "stage": build / "pkg" / "smbtrail", "build": build}
+
+
+@pytest.fixture(scope="session")
+def lab_indexed(built, tmp_path_factory) -> Dict[str, list]:
+    """What the packaged inputs write for the lab recordings shipped in the repo (each mode's captures
+    and its Samba logs), as the events Splunk would index: per lab mode, read once a session."""
+    from splunk_sim import run_input
+
+    lab, out = FIXTURES / "lab", {}
+    for mode in ("plain", "enc-global", "addc"):
+        work = tmp_path_factory.mktemp(f"indexed-{mode}")
+        for name, pattern in (("pcap", "*.pcapng"), ("logs", "*.full_audit.log"), ("logs", "*.audit.jsonl")):
+            (work / name).mkdir(exist_ok=True)
+            for path in sorted((lab / mode).glob(pattern)):
+                (work / name / path.name).write_bytes(path.read_bytes())
+        out[mode] = (run_input(built["stage"], "smbtrail_pcap", str(work / "pcap" / "*"), work)
+                     + run_input(built["stage"], "smbtrail_hostlog", str(work / "logs" / "*"), work))
+    return out

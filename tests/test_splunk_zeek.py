@@ -83,7 +83,7 @@ def test_fuse_command_takes_addon_events_with_windows_events(shared_data, tmp_pa
         zeek += addon_rows(log, rows)
     windows = nxlog_rows(host[0])
     chunks = [zeek[: len(zeek) // 2], windows, zeek[len(zeek) // 2:]]
-    code, frames = drive(tmp_path, chunks)
+    code, frames = drive(tmp_path, chunks, args=["emit=all"])  # every record, to compare with the engine
     assert code == 0, frames[-1][0] if frames else "no reply"
     rows = result_rows(frames)
     fused = [json.loads(r["_raw"]) for r in rows if r["kind"] == "command" and r["command"] == "sc"]

@@ -49,7 +49,7 @@ class Record(BaseModel):
     dest_host: Optional[str] = None
     user: Optional[str] = None
     domain: Optional[str] = None
-    protocol: Optional[str] = None  # smb1 | smb2 | smb3 | dcerpc | kerberos | windows_event
+    protocol: Optional[str] = None  # smb1 | smb2 | smb3 | smb (Zeek) | dcerpc | kerberos | tcp (Zeek) | windows_event
     transport: Optional[str] = None  # ncacn_np | ncacn_ip_tcp | smb
     share: Optional[str] = None
     path: Optional[str] = None

@@ -18,6 +18,7 @@ import heapq
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from ..recognize import TRAIL_GAP, trail_key
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, HOST_EVENT, OPERATION, SESSION, TREE, Record
 from .clocks import Clocks
 from .connections import Conn, NetIndex
@@ -51,6 +52,7 @@ class Fusion:
         self.trails = TrailBook(self.identity)
         self.held: Dict[tuple, Record] = {}  # network command records by connection, command and second
         self.aliases: Dict[str, Tuple[str, float]] = {}  # trail id -> (the trail it joins, when), oldest first
+        self.stretches: Dict[tuple, Tuple[str, float]] = {}  # (client, target, account) -> (trail, last seen)
         self._due: List[Tuple[float, int, int, Any]] = []  # heap: (due, order, what, record or held key)
         self._joining: Deque[Tuple[float, int, Record]] = deque()  # registered events: (due, order, event)
         self._order = 0
@@ -118,27 +120,46 @@ class Fusion:
         self.net.forget_before(horizon)
         while self.aliases and next(iter(self.aliases.values()))[1] < horizon:
             del self.aliases[next(iter(self.aliases))]
+        self.stretches = {k: v for k, v in self.stretches.items() if v[1] >= horizon}
 
     # -- network side --------------------------------------------------------------------------------
     def _network(self, rec: Record) -> Optional[Record]:
         self.identity.learn(rec)
         conn = self.net.add(rec)
         if rec.trail_id:
-            rec.trail_id = self._canonical(rec.trail_id, conn)
+            rec.trail_id = self._canonical(rec, conn)
         if rec.kind == COMMAND:
             self._hold(rec, conn)
             return None
         self.trails.note_network(rec)
         return rec
 
-    def _canonical(self, trail_id: str, conn: Optional[Conn]) -> str:
-        """A connection seen by two sensors is one trail: the first trail id seen on it wins."""
-        alias = self.aliases.get(trail_id)
-        if alias is not None:
-            trail_id = alias[0]
+    def _canonical(self, rec: Record, conn: Optional[Conn]) -> str:
+        """One trail however the capture was read: a connection seen by two sensors, and one stretch of
+        a client's activity on a target as one account read from several capture files (a sensor's
+        rotation, read file by file as the Splunk input does), keep the first trail id seen, as one
+        run over all the files would."""
+        trail_id = self._resolve(rec.trail_id or "")
         if conn is not None and conn.trail_id != trail_id and conn.trail_id not in self.aliases:
             self.aliases.setdefault(trail_id, (conn.trail_id, conn.last))
-            return conn.trail_id
+            trail_id = conn.trail_id
+        when = rec.time.timestamp()
+        key = trail_key(rec)
+        owner = self.stretches.get(key)
+        if owner is not None and owner[0] != trail_id and when - owner[1] <= TRAIL_GAP:
+            self.aliases[trail_id] = (owner[0], when)
+            trail_id = owner[0]
+            if conn is not None:
+                conn.trail_id = trail_id
+        self.stretches[key] = (trail_id, max(when, owner[1]) if owner and owner[0] == trail_id else when)
+        return trail_id
+
+    def _resolve(self, trail_id: str) -> str:
+        for _ in range(len(self.aliases) + 1):
+            alias = self.aliases.get(trail_id)
+            if alias is None:
+                break
+            trail_id = alias[0]
         return trail_id
 
     def _hold(self, rec: Record, conn: Optional[Conn]) -> None:

@@ -206,7 +206,7 @@ class TrailBook:
     def add_fact(self, rec: Record, cmd: HostCommand, link: Optional[Link], when: float,
                  vehicle: bool = False) -> None:
         """A host sighting of a command; `vehicle`: a command record (not an event) that carries it."""
-        trail = link.trail_id if link and link.trail_id else _host_trail(rec)
+        trail = link.trail_id if link and link.trail_id else host_evidence_trail(rec)
         for fact in reversed(self.facts.get(trail, [])[-RECENT_FACTS:]):
             if fact.matches((cmd.command, cmd.action), cmd.args, when):
                 if vehicle:
@@ -420,7 +420,7 @@ def _side(rec) -> str:
     return "source" if rec.event_id == 4688 else "target"
 
 
-def _host_trail(rec: Record) -> str:
+def host_evidence_trail(rec: Record) -> str:
     """A trail for host evidence the capture did not see: the logon session, else host + account + hour."""
     if rec.logon_id and _side(rec) == "target":
         return host_trail_id(event_host(rec), rec.logon_id)

@@ -1,4 +1,5 @@
-"""Build-time helpers for package.sh: lookup definitions for the lookups/*.csv present, version stamping.
+"""Build-time helpers for package.sh: lookup definitions for the lookups/*.csv present, the Windows
+sources and event codes smbtrailfuse reads (from lookups/windows_events.csv), version stamping.
 
 Usage: python -m smbtrail.splunk.appbuild STAGE_DIR VERSION
 (stdlib only: it runs before the vendored libraries exist).
@@ -30,6 +31,25 @@ def lookup_stanzas(lookup_dir: Path) -> Tuple[str, List[str]]:
             sourcetype, _, clause = AUTOMATIC[path.stem]
             autos.append((sourcetype, f"LOOKUP-smbtrail_{path.stem} = smbtrail_{path.stem} {clause}"))
     return "\n".join(stanzas), autos
+
+
+# channels of lookups/windows_events.csv that are not Windows event logs (Samba's own audit logs)
+NOT_WINDOWS_CHANNELS = {"Samba"}
+
+
+def windows_macros(lookup_dir: Path) -> str:
+    """macros.conf text of the Windows side smbtrailfuse reads, from the events the engine covers:
+    their channels (XML or classic rendering, local or forwarded) and their event codes."""
+    with (lookup_dir / "windows_events.csv").open(newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["channel"] not in NOT_WINDOWS_CHANNELS]
+    channels = sorted({r["channel"] for r in rows}) + ["ForwardedEvents"]
+    sources = ", ".join(f'"{kind}:{c}"' for c in channels for kind in ("XmlWinEventLog", "WinEventLog"))
+    codes = ", ".join(str(c) for c in sorted({int(r["event_id"]) for r in rows}))
+    return (f"[smbtrail_winevent_sources]\ndefinition = source IN ({sources})\n"
+            "description = Windows event sources smbtrailfuse reads: the channels of lookups/windows_events.csv, "
+            "XML or classic rendering, local or forwarded (generated at build time)\n\n"
+            f"[smbtrail_fusion_events]\ndefinition = EventCode IN ({codes})\n"
+            "description = The Windows events the engine reads (lookups/windows_events.csv, generated at build time)\n")
 
 
 def _header(path: Path) -> List[str]:
@@ -67,6 +87,8 @@ def main(argv: List[str]) -> int:
     for sourcetype, line in autos:
         props = add_to_stanza(props, sourcetype, line)
     props_path.write_text(props)
+    with (stage / "default" / "macros.conf").open("a", encoding="utf-8") as handle:
+        handle.write("\n" + windows_macros(stage / "lookups"))
     return 0
 
 

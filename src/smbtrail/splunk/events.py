@@ -5,23 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any, Dict
 
-from ..records import COMMAND, HOST_EVENT, Record
+from ..records import HOST_EVENT, Record
 
-TRAIL_KINDS = (COMMAND, "trail")  # recognized commands, and fusion's per-trail summaries
-
+# What the inputs write: one sourcetype per kind of evidence, every record kind inside it (commands
+# recognized from a capture are network records, commands recognized from Windows events host records).
 NETWORK = "smbtrail:network"
 HOST = "smbtrail:host"
-TRAIL = "smbtrail:trail"
 HEALTH = "smbtrail:health"
+INPUT_SOURCETYPES = (NETWORK, HOST)
+# What the scheduled fusion writes to the summary index: `collect` with its default sourcetype (stash,
+# not counted against the licence) and this source, which props.conf gives the JSON extractions.
+FUSED_SOURCE = "smbtrail:fused"
 
 
 def sourcetype_for(record: Record, default: str) -> str:
-    """Recognized commands are trail steps; Windows events are host records; the rest keep the input's."""
-    if record.kind in TRAIL_KINDS:
-        return TRAIL
-    if record.kind == HOST_EVENT:
-        return HOST
-    return default
+    """Windows events are host records wherever they were read; the rest keep the input's sourcetype."""
+    return HOST if record.kind == HOST_EVENT else default
 
 
 def event_body(record: Record) -> Dict[str, Any]:

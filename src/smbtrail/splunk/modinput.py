@@ -19,7 +19,7 @@ from splunklib.modularinput import Argument, Event, EventWriter, Scheme, Script
 from ..input_files import InputError, is_environment_fault, reason
 from ..output import printable
 from ..records import ERROR, Record, iso, stable_id
-from . import events, secrets
+from . import events, logs, secrets
 from .checkpoint import CheckpointError, Checkpoints, Done
 from .watch import FileIdentity, content_digest, expand, identity, partial_name, settled
 
@@ -75,6 +75,7 @@ class SmbtrailInput(Script):
 
     # --- streaming ------------------------------------------------------------------------------
     def stream_events(self, inputs, ew: EventWriter) -> None:
+        ew = logs.LoggedWriter(ew, self.scheme_name)  # also into the app's own log
         checkpoint_dir = inputs.metadata["checkpoint_dir"]
         for stanza, params in inputs.inputs.items():
             problems = self.problems(params)
