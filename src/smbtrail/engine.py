@@ -18,6 +18,7 @@ class Options(BaseModel):
     nt_hashes: List[SecretStr] = Field(default_factory=list)
     keytab: Optional[str] = None
     fuse: bool = True
+    prefilter: bool = True  # captures: let tcpdump select the flows worth dissecting (same records, faster)
 
 
 def network_records(paths: Sequence[str], options: Optional[Options] = None) -> Iterator[Record]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from .. import interfaces, windows_names
@@ -18,9 +19,10 @@ from ..records import ERROR, FILE, OPERATION, SESSION, TREE, Provenance, Record,
 from . import tshark
 from .fields import field_list, to_row
 from .inputs import Member, Source, expand, members
+from .prefilter import Selection, select
 
 IDLE_FLUSH = 900.0  # seconds of silence after which a connection's open state is flushed
-FLUSH_EVERY = 20000  # frames between idle checks
+FLUSH_EVERY = 20000  # frames (of the original file) between idle checks
 
 
 class RunState:
@@ -288,6 +290,7 @@ def _raw_records(sources: Sequence[Source], options=None) -> Iterator[Record]:
         yield _error(sources[0].path if sources else "-", str(exc))
         return
     names = field_list(_decoder_fields())
+    prefilter = getattr(options, "prefilter", True)
     from ..encryption.keys import tshark_secrets
 
     with tshark_secrets(options) as secret_args:
@@ -302,7 +305,7 @@ def _raw_records(sources: Sequence[Source], options=None) -> Iterator[Record]:
                 if member.error:
                     yield _error(member.name, member.error)
                     continue
-                yield from _guarded(_one_file(binary, member, names, run, secret_args), member.name)
+                yield from _guarded(_one_file(binary, member, names, run, secret_args, prefilter), member.name)
 
 
 def _guarded(records: Iterator[Record], name: str) -> Iterator[Record]:
@@ -319,7 +322,8 @@ def _guarded(records: Iterator[Record], name: str) -> Iterator[Record]:
         yield _error(name, f"reading stopped: {reason(exc)}", partial=count > 0)
 
 
-def _one_file(binary: str, member: Member, names: List[str], run: RunState, secret_args) -> Iterator[Record]:
+def _one_file(binary: str, member: Member, names: List[str], run: RunState, secret_args,
+              prefilter: bool = True) -> Iterator[Record]:
     display = member.name
     feed = None
     if member.open is not None:
@@ -328,21 +332,33 @@ def _one_file(binary: str, member: Member, names: List[str], run: RunState, secr
         except Exception as exc:
             yield _error(display, reason(exc))
             return
+    with tempfile.TemporaryDirectory(prefix="smbtrail-select-") as workdir:
+        selection = select(member.path, workdir) if prefilter and feed is None else None
+        path = "-" if feed is not None else selection.path if selection else member.path
+        yield from _dissect(binary, display, path, feed, selection, names, run, secret_args)
+
+
+def _dissect(binary: str, display: str, path: str, feed, selection: Optional[Selection], names: List[str],
+             run: RunState, secret_args) -> Iterator[Record]:
     analyzer = Analyzer(display, run, decrypting=bool(secret_args.get("env")),
                         keyed_sessions=secret_args.get("session_ids") or frozenset())
     status = tshark.TsharkRun()
     prefs, keytab, env = secret_args.get("prefs", ()), secret_args.get("keytab"), secret_args.get("env")
-    path = "-" if feed is not None else member.path
     cmd = tshark.build_command(binary, path, names, prefs=prefs, keytab=keytab, disabled=interfaces.all_dissectors())
-    count = 0
+    frames = selection.frames if selection else None
+    count = checked = 0
     last_time = 0.0
     for values in tshark.stream_rows(cmd, len(names), status, env=env, feed=feed,
                                      pass_fds=secret_args.get("pass_fds", ())):
-        frame = make_frame(to_row(names, values))
+        row = to_row(names, values)
+        if frames is not None:  # tshark numbered the selected packets: back to the original's numbers
+            row["frame.number"] = str(frames[int(row["frame.number"]) - 1])
+        frame = make_frame(row)
         analyzer.feed(frame)
         count += 1
         last_time = max(last_time, frame.time)
-        if count % FLUSH_EVERY == 0:
+        if frame.number // FLUSH_EVERY > checked:  # by frame number: the same with or without selection
+            checked = frame.number // FLUSH_EVERY
             analyzer.flush(analyzer.table.idle(last_time, IDLE_FLUSH))
         if analyzer.out:
             yield from analyzer.out

@@ -1,0 +1,100 @@
+"""The sensor-scale capture pipeline gives the records of the plain one: tcpdump's selection of the flows
+worth dissecting (a dynamic-port RPC flow included, with or without its endpoint-mapper answer)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from smbtrail.capture import prefilter
+from smbtrail.engine import Options, network_records
+
+LAB = Path(__file__).resolve().parent / "fixtures" / "lab"
+PUBLIC = ("suricata-verify", "zeek/Traces", "pcap-attack", "samr-enum-lab")
+pytestmark = pytest.mark.skipif(prefilter.find_tcpdump() is None, reason="tcpdump not installed")
+
+
+def jsonl(paths, **options) -> List[str]:
+    return [r.to_json() for r in network_records([str(p) for p in paths], Options(**options))]
+
+
+def lab_captures() -> List[Path]:
+    return sorted(LAB.glob("*/*.pcapng"))
+
+
+def public_captures(shared: Path, tmp: Path) -> List[Path]:
+    found = sorted(p for root in PUBLIC for ext in ("pcap", "pcapng", "cap") for p in (shared / root).rglob(f"*.{ext}"))
+    for archive in sorted((shared / "otrf-security-datasets").rglob("network/*.zip")):
+        with zipfile.ZipFile(archive) as zipped:  # zip members are streamed, never selected: unpack them
+            for name in zipped.namelist():
+                target = tmp / Path(name).name
+                target.write_bytes(zipped.read(name))
+                found.append(target)
+    return found
+
+
+@pytest.fixture
+def always_select(monkeypatch):
+    """Select even where the selection keeps (nearly) every packet, as the lab recordings do."""
+    monkeypatch.setattr(prefilter, "WORTH_IT", 2.0)
+
+
+def with_background(capture: Path, shared: Path, tmp: Path) -> Path:
+    """The capture merged in time with real non-SMB traffic (HTTP, TLS, DNS, FTP...), as a sensor sees it."""
+    mixed = tmp / f"mixed-{capture.stem}.pcap"
+    background = sorted((shared / "mix").glob("*.pcap"))[:12]
+    subprocess.run(["mergecap", "-F", "pcap", "-w", str(mixed), str(capture), *map(str, background)], check=True)
+    return mixed
+
+
+def test_selection_keeps_the_records_of_every_lab_recording(always_select):
+    keys = "\n".join(p.read_text() for p in sorted(LAB.glob("*/*.keys")))
+    captures = lab_captures()
+    assert len(captures) > 50
+    for paths in (captures,):
+        plain = jsonl(paths, prefilter=False, session_keys=keys.splitlines(), passwords=["Lab-Passw0rd!"])
+        selected = jsonl(paths, session_keys=keys.splitlines(), passwords=["Lab-Passw0rd!"])
+        assert selected == plain
+        assert sum('"decrypted": true' in line for line in plain) > 10
+
+
+def test_selection_keeps_the_records_of_every_public_capture(always_select, shared_data, tmp_path):
+    captures = public_captures(shared_data, tmp_path)
+    assert len(captures) > 25
+    assert jsonl(captures) == jsonl(captures, prefilter=False)
+
+
+def test_selection_drops_background_traffic_and_keeps_the_frame_numbers(shared_data, tmp_path):
+    capture = LAB / "plain" / "psexec_impacket.pcapng"
+    mixed = with_background(capture, shared_data, tmp_path)
+    selection = prefilter.select(str(mixed), str(tmp_path))
+    assert selection is not None and selection.kept_bytes < selection.total_bytes / 4
+    plain = jsonl([mixed], prefilter=False)
+    assert jsonl([mixed]) == plain
+    assert any('"command": "psexec' in line for line in plain)
+
+
+def test_dynamic_port_rpc_flow_without_its_endpoint_mapper_answer_is_kept(shared_data, tmp_path):
+    """svcctl over TCP on a port the endpoint mapper gave out; with the mapper's exchange cut out of the
+    capture (as when the sensor started late), the flow is still found by its binds, among background traffic."""
+    source = shared_data / "otrf-security-datasets/windows/lateral_movement/network/empire_psexec_dcerpc_tcp_svcctl.zip"
+    with zipfile.ZipFile(source) as zipped:
+        name = next(n for n in zipped.namelist() if "WORKSTATION5" in n)
+        capture = tmp_path / Path(name).name
+        capture.write_bytes(zipped.read(name))
+    no_epm = tmp_path / "no-epm.pcap"
+    subprocess.run(["tcpdump", "-r", str(capture), "-w", str(no_epm), "not port 135"], check=True, capture_output=True)
+    mixed = with_background(no_epm, shared_data, tmp_path)
+    flows = prefilter.dynamic_rpc_flows("tcpdump", str(mixed))
+    assert flows and all(not {a[1], b[1]} & set(prefilter.PORTS) for a, b in flows)
+    plain = jsonl([mixed], prefilter=False)
+    created = [line for line in plain if '"operation": "RCreateServiceA"' in line and '"ncacn_ip_tcp"' in line]
+    assert created, "the RPC flow itself must give the service creation"
+    port = json.loads(created[0])["dest_port"]
+    assert any(port in (a[1], b[1]) for a, b in flows)
+    assert jsonl([mixed]) == plain
