@@ -305,3 +305,16 @@ def test_share_name_with_a_newline_survives_tshark_escaping():
     html = subprocess.run([sys.executable, "-m", "smbtrail.cli", "analyze", "--format", "html", capture],
                           capture_output=True, timeout=60).stdout.decode()
     assert "<svg>" not in html and "&lt;svg&gt;" not in html.replace("&lt;svg&gt;\\n", "")
+
+
+def test_a_chunk_too_slow_to_read_is_abandoned(shared_data, monkeypatch):
+    """Corrupt chunks kept python-evtx (the Splunk app's reader) busy for 70-80 s: a chunk now gets a time
+    budget, after which it is reported and the next chunk read."""
+    from smbtrail.hostlog import evtx_python
+
+    monkeypatch.setattr(evtx_python, "CHUNK_SECONDS", 0.0)
+    path = str(shared_data / SECURITY)
+    items = list(evtx_python.read_evtx_python(path, path))
+    errors = [i.message for i in items if not isinstance(i, dict)]
+    assert errors and all("abandoned after 0 s" in m for m in errors[:-1] if "chunk" in m)
+    assert sum(isinstance(i, dict) for i in items) < 40  # one record per chunk before the budget check
