@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from fuzz_targets import targets  # noqa: E402
 
 
-def fuzz(name: str, seconds: float, rounds_of: int = 200):
+def fuzz(name: str, seconds: float, rounds_of: int = 25):
     make, check = targets()[name]
     strategy = make()
     if strategy is None:
