@@ -219,8 +219,8 @@ def smbtrail_cmd(inputs: Sequence[str]) -> List[str]:
 def format_cmds(binary: str, capture: str) -> Dict[str, List[str]]:
     """tshark's output formats with the fields the engine reads."""
     from smbtrail import interfaces
-    from smbtrail.capture.analyze import _decoder_fields
     from smbtrail.capture.fields import field_list
+    from smbtrail.network.pipeline import _decoder_fields
 
     names = field_list(_decoder_fields())
     base = [binary, "-n", "-r", capture, "-Y", tshark.DISPLAY_FILTER]
