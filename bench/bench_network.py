@@ -285,7 +285,7 @@ def run(args, tmp: str) -> None:
 
     binary = tshark.check_tshark()
     if rotated:
-        one = medians(smbtrail_cmd(outs), args.repeat, dict(os.environ, SMBTRAIL_WORKERS="1"))
+        one = medians(smbtrail_cmd(outs) + ["--workers", "1"], args.repeat)
         report("smbtrail analyze, one file at a time", one, one)
         every = medians(smbtrail_cmd(outs), args.repeat)
         report(f"smbtrail analyze, {os.cpu_count()} cores", every, one)

@@ -11,8 +11,9 @@ from typing import List
 
 import pytest
 
-from smbtrail.capture import prefilter
+from smbtrail.capture import pieces, prefilter
 from smbtrail.engine import Options, network_records
+from smbtrail.network import dissect
 
 LAB = Path(__file__).resolve().parent / "fixtures" / "lab"
 PUBLIC = ("suricata-verify", "zeek/Traces", "pcap-attack", "samr-enum-lab")
@@ -38,10 +39,24 @@ def public_captures(shared: Path, tmp: Path) -> List[Path]:
     return found
 
 
-@pytest.fixture
-def always_select(monkeypatch):
-    """Select even where the selection keeps (nearly) every packet, as the lab recordings do."""
-    monkeypatch.setattr(prefilter, "WORTH_IT", 2.0)
+def variants(paths, monkeypatch, **options):
+    """The records of a plain serial run, and of the variants that must give the same: tcpdump's
+    selection (forced), and captures cut into 2 KB pieces dissected by two tshark processes at once."""
+    plain = jsonl(paths, prefilter=False, workers=1, **options)
+    with monkeypatch.context() as patch:
+        patch.setattr(prefilter, "WORTH_IT", 2.0)
+        selected = jsonl(paths, workers=1, **options)
+        patch.setattr(dissect, "PIECE_BYTES", 2 * 1024)
+        pieces = jsonl(paths, workers=2, **options)
+    return plain, selected, pieces
+
+
+def piece_count(capture: Path, tmp: Path) -> int:
+    work = tmp / f"{capture.parent.name}-{capture.name}"
+    work.mkdir()
+    selection = prefilter.select(str(capture), str(work), keep_all=True)
+    assert selection is not None
+    return len(pieces.split(selection.path, selection.frames, 2 * 1024, str(work)) or [])
 
 
 def with_background(capture: Path, shared: Path, tmp: Path) -> Path:
@@ -52,29 +67,35 @@ def with_background(capture: Path, shared: Path, tmp: Path) -> Path:
     return mixed
 
 
-def test_selection_keeps_the_records_of_every_lab_recording(always_select):
-    keys = "\n".join(p.read_text() for p in sorted(LAB.glob("*/*.keys")))
+def test_every_lab_recording_gives_the_same_records_selected_in_pieces_and_in_parallel(monkeypatch, tmp_path):
+    keys = [line for p in sorted(LAB.glob("*/*.keys")) for line in p.read_text().splitlines()]
     captures = lab_captures()
     assert len(captures) > 50
-    for paths in (captures,):
-        plain = jsonl(paths, prefilter=False, session_keys=keys.splitlines(), passwords=["Lab-Passw0rd!"])
-        selected = jsonl(paths, session_keys=keys.splitlines(), passwords=["Lab-Passw0rd!"])
-        assert selected == plain
-        assert sum('"decrypted": true' in line for line in plain) > 10
+    cut = [c for c in captures if piece_count(c, tmp_path) > 1]
+    assert len(cut) > 15, "the test must cut the recordings of several connections into pieces"
+    plain, selected, in_pieces = variants(captures, monkeypatch, session_keys=keys, passwords=["Lab-Passw0rd!"])
+    assert sum('"decrypted": true' in line for line in plain) > 10
+    assert selected == plain
+    assert in_pieces == plain
 
 
-def test_selection_keeps_the_records_of_every_public_capture(always_select, shared_data, tmp_path):
+def test_every_public_capture_gives_the_same_records_selected_in_pieces_and_in_parallel(monkeypatch, shared_data,
+                                                                                        tmp_path):
     captures = public_captures(shared_data, tmp_path)
     assert len(captures) > 25
-    assert jsonl(captures) == jsonl(captures, prefilter=False)
+    plain, selected, in_pieces = variants(captures, monkeypatch)
+    assert selected == plain
+    assert in_pieces == plain
 
 
-def test_selection_drops_background_traffic_and_keeps_the_frame_numbers(shared_data, tmp_path):
+def test_selection_drops_background_traffic_and_keeps_the_frame_numbers(shared_data, tmp_path, monkeypatch):
     capture = LAB / "plain" / "psexec_impacket.pcapng"
     mixed = with_background(capture, shared_data, tmp_path)
     selection = prefilter.select(str(mixed), str(tmp_path))
     assert selection is not None and selection.kept_bytes < selection.total_bytes / 4
     plain = jsonl([mixed], prefilter=False)
+    assert jsonl([mixed]) == plain
+    monkeypatch.setattr(dissect, "PIECE_BYTES", 64 * 1024)
     assert jsonl([mixed]) == plain
     assert any('"command": "psexec' in line for line in plain)
 

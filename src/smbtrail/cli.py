@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--all-events", action="store_true", help="pass through host events outside the covered set")
     an.add_argument("--verbose", "-v", action="store_true", help="table: show every record, not just commands")
     an.add_argument("--no-fuse", action="store_true", help="keep network and host records unjoined")
+    an.add_argument("--workers", type=int, default=0, metavar="N",
+                    help="tshark processes at once (default: one per core; the output is the same)")
     keys = an.add_argument_group("decryption (secrets never appear in output, logs or errors)")
     keys.add_argument("--keys", metavar="FILE", help="SMB3 session keys, one session per line")
     keys.add_argument("--password", action="append", default=[], metavar="PW",
@@ -67,7 +69,8 @@ def _options(args: argparse.Namespace) -> Options:
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"{args.password_file}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
     return Options(all_events=args.all_events, keys_file=args.keys, passwords=[SecretStr(p) for p in passwords],
-                   nt_hashes=[SecretStr(h) for h in args.nt_hash], keytab=args.keytab, fuse=not args.no_fuse)
+                   nt_hashes=[SecretStr(h) for h in args.nt_hash], keytab=args.keytab, fuse=not args.no_fuse,
+                   workers=args.workers)
 
 
 class _ErrorTap:

@@ -19,6 +19,7 @@ class Options(BaseModel):
     keytab: Optional[str] = None
     fuse: bool = True
     prefilter: bool = True  # captures: let tcpdump select the flows worth dissecting (same records, faster)
+    workers: int = 0  # tshark processes at once (0: one per core); the records do not depend on it
 
 
 def network_records(paths: Sequence[str], options: Optional[Options] = None) -> Iterator[Record]:

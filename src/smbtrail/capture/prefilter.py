@@ -107,8 +107,9 @@ def _pairs(low: int, highs: Set[int]) -> str:
     return f"(port {low} and ({' or '.join(f'port {port}' for port in sorted(highs))}))"
 
 
-def select(path: str, workdir: str) -> Optional[Selection]:
-    """The packets worth dissecting, written under workdir; None: read the original file."""
+def select(path: str, workdir: str, keep_all: bool = False) -> Optional[Selection]:
+    """The packets worth dissecting, written under workdir; None: read the original file. keep_all: the
+    selection even when it holds nearly the whole file (a pcap to cut into pieces)."""
     tcpdump = find_tcpdump()
     if tcpdump is None:
         return None
@@ -121,7 +122,7 @@ def select(path: str, workdir: str) -> Optional[Selection]:
     if proc.returncode != 0 or b"truncated" in proc.stderr:
         return None  # tshark reads the original and says what is wrong with it
     total, kept = os.path.getsize(path), os.path.getsize(out)
-    if kept > WORTH_IT * total:
+    if kept > WORTH_IT * total and not keep_all:
         os.remove(out)
         return None
     frames = original_numbers(path, out)

@@ -4,19 +4,19 @@ contained."""
 from __future__ import annotations
 
 import os
-import tempfile
+from functools import partial
 from typing import Iterator, List, Optional, Sequence
 
 from .. import interfaces
 from ..capture import tshark
 from ..capture.fields import field_list, to_row
 from ..capture.inputs import Member, Source, expand, members
-from ..capture.prefilter import Selection, select
 from ..input_files import is_environment_fault, reason
 from ..protocols.connections import make_frame
 from ..records import ERROR, Provenance, Record, from_epoch
 from ..zeek.logs import is_zeek_log
 from .analyzer import Analyzer, RunState
+from .dissect import Dissection, Job
 
 IDLE_FLUSH = 900.0  # seconds of silence after which a connection's open state is flushed
 FLUSH_EVERY = 20000  # frames (of the original file) between idle checks
@@ -59,15 +59,47 @@ def _raw_records(sources: Sequence[Source], options=None) -> Iterator[Record]:
         for message in secret_args["errors"]:
             path, _, why = message.partition(": ")
             yield _error(path, why)
-        for source in sources:
-            if source.error:
-                yield _error(source.path, source.error)
-                continue
-            for member in members(source):
-                if member.error:
-                    yield _error(member.name, member.error)
-                    continue
-                yield from _guarded(_one_file(binary, member, names, run, secret_args, prefilter), member.name)
+        on_disk = [s for s in sources if s.kind in ("pcap", "pcapng") and not s.error]
+        dissected = {id(s) for s in on_disk}
+        build = partial(_command, binary, names, secret_args)
+        dissection = Dissection(on_disk, build, names, secret_args, getattr(options, "workers", 0), prefilter)
+        try:
+            dissection.start()
+            done = 0
+            for source in sources:
+                if source.error:
+                    yield _error(source.path, source.error)
+                elif id(source) in dissected:
+                    job = dissection.job(done)
+                    done += 1
+                    yield from _guarded(_from_job(dissection, job, names, run, secret_args), source.path)
+                    dissection.done(job)
+                else:
+                    yield from _streamed(binary, source, names, run, secret_args)
+        finally:
+            dissection.close()
+
+
+def _streamed(binary: str, source: Source, names: List[str], run: RunState, secret_args) -> Iterator[Record]:
+    """gzip captures and zip members: decompressed here and fed to one tshark, one after another."""
+    for member in members(source):
+        if member.error:
+            yield _error(member.name, member.error)
+            continue
+        yield from _guarded(_one_file(binary, member, names, run, secret_args), member.name)
+
+
+def _command(binary: str, names: List[str], secret_args, path: str) -> List[str]:
+    return tshark.build_command(binary, path, names, prefs=secret_args.get("prefs", ()),
+                                keytab=secret_args.get("keytab"), disabled=interfaces.all_dissectors())
+
+
+def _from_job(dissection: Dissection, job: Job, names: List[str], run: RunState, secret_args) -> Iterator[Record]:
+    if job.error:
+        yield _error(job.source.path, job.error)
+        return
+    statuses = [p.run for p in job.passes]
+    yield from _analysed(job.source.path, dissection.rows(job), statuses, names, run, secret_args)
 
 
 def _guarded(records: Iterator[Record], name: str) -> Iterator[Record]:
@@ -84,38 +116,28 @@ def _guarded(records: Iterator[Record], name: str) -> Iterator[Record]:
         yield _error(name, f"reading stopped: {reason(exc)}", partial=count > 0)
 
 
-def _one_file(binary: str, member: Member, names: List[str], run: RunState, secret_args,
-              prefilter: bool = True) -> Iterator[Record]:
-    display = member.name
-    feed = None
-    if member.open is not None:
-        try:
-            feed = member.open()
-        except Exception as exc:
-            yield _error(display, reason(exc))
-            return
-    with tempfile.TemporaryDirectory(prefix="smbtrail-select-") as workdir:
-        selection = select(member.path, workdir) if prefilter and feed is None else None
-        path = "-" if feed is not None else selection.path if selection else member.path
-        yield from _dissect(binary, display, path, feed, selection, names, run, secret_args)
+def _one_file(binary: str, member: Member, names: List[str], run: RunState, secret_args) -> Iterator[Record]:
+    try:
+        feed = member.open() if member.open is not None else None
+    except Exception as exc:
+        yield _error(member.name, reason(exc))
+        return
+    status = tshark.TsharkRun()
+    cmd = _command(binary, names, secret_args, "-" if feed is not None else member.path)
+    rows = tshark.stream_rows(cmd, len(names), status, env=secret_args.get("env"), feed=feed,
+                              pass_fds=secret_args.get("pass_fds", ()))
+    yield from _analysed(member.name, rows, [status], names, run, secret_args)
 
 
-def _dissect(binary: str, display: str, path: str, feed, selection: Optional[Selection], names: List[str],
-             run: RunState, secret_args) -> Iterator[Record]:
+def _analysed(display: str, rows: Iterator[List[str]], statuses: List[tshark.TsharkRun], names: List[str],
+              run: RunState, secret_args) -> Iterator[Record]:
+    """One file's tshark rows (original frame numbers, in frame order) through the analyzer."""
     analyzer = Analyzer(display, run, decrypting=bool(secret_args.get("env")),
                         keyed_sessions=secret_args.get("session_ids") or frozenset())
-    status = tshark.TsharkRun()
-    prefs, keytab, env = secret_args.get("prefs", ()), secret_args.get("keytab"), secret_args.get("env")
-    cmd = tshark.build_command(binary, path, names, prefs=prefs, keytab=keytab, disabled=interfaces.all_dissectors())
-    frames = selection.frames if selection else None
     count = checked = 0
     last_time = 0.0
-    for values in tshark.stream_rows(cmd, len(names), status, env=env, feed=feed,
-                                     pass_fds=secret_args.get("pass_fds", ())):
-        row = to_row(names, values)
-        if frames is not None:  # tshark numbered the selected packets: back to the original's numbers
-            row["frame.number"] = str(frames[int(row["frame.number"]) - 1])
-        frame = make_frame(row)
+    for values in rows:
+        frame = make_frame(to_row(names, values))
         analyzer.feed(frame)
         count += 1
         last_time = max(last_time, frame.time)
@@ -127,10 +149,11 @@ def _dissect(binary: str, display: str, path: str, feed, selection: Optional[Sel
             analyzer.out.clear()
     analyzer.flush(list(analyzer.table.conns.values()))
     yield from analyzer.out
-    problem = status.problem()
-    if problem or status.bad_lines:
-        why = problem or f"{status.bad_lines} unreadable tshark lines"
-        yield _error(display, why, partial=count > 0)
+    problems = [s.problem() for s in statuses]
+    bad_lines = sum(s.bad_lines for s in statuses)
+    problem = next((p for p in problems if p), None)
+    if problem or bad_lines:
+        yield _error(display, problem or f"{bad_lines} unreadable tshark lines", partial=count > 0)
 
 
 def _decoder_fields() -> List[str]:
