@@ -3,14 +3,19 @@ worth dissecting (a dynamic-port RPC flow included, with or without its endpoint
 
 from __future__ import annotations
 
+import html
+import io
 import json
+import re
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import List
 
 import pytest
 
+from smbtrail import cli, engine, progress
 from smbtrail.capture import pieces, prefilter
 from smbtrail.engine import Options, network_records
 from smbtrail.network import dissect
@@ -119,3 +124,48 @@ def test_dynamic_port_rpc_flow_without_its_endpoint_mapper_answer_is_kept(shared
     port = json.loads(created[0])["dest_port"]
     assert any(port in (a[1], b[1]) for a, b in flows)
     assert jsonl([mixed]) == plain
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_on_a_terminal_never_in_the_output(monkeypatch, tmp_path):
+    monkeypatch.setattr(progress, "SHOW_AFTER", 0.0)
+    monkeypatch.setattr(progress, "SHOW_EVERY", 0.0)
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    out = tmp_path / "out.jsonl"
+    captures = [str(p) for p in sorted((LAB / "plain").glob("*.pcapng"))[:3]]
+    assert cli.main(["analyze", *captures, "--format", "jsonl", "-o", str(out)]) == 0
+    shown = err.getvalue()
+    assert "\r\x1b[Ksmbtrail: 3/3 files" in shown and "MB/s" in shown
+    assert shown.endswith("\r\x1b[K")  # cleared at the end
+    lines = out.read_text().splitlines()
+    assert lines and all(json.loads(line)["kind"] for line in lines)
+    assert "MB/s" not in out.read_text()
+
+
+def test_splunk_input_reports_progress_in_health_events(monkeypatch, tmp_path):
+    from splunklib.modularinput import EventWriter
+
+    from smbtrail.splunk import events, modinput
+    from smbtrail.splunk.checkpoint import Checkpoints
+    from smbtrail.splunk.watch import content_digest, identity
+
+    monkeypatch.setattr(modinput, "PROGRESS_AFTER", 0.0)
+    monkeypatch.setattr(modinput, "PROGRESS_EVERY", 0.0)
+    capture = str(LAB / "plain" / "psexec_impacket.pcapng")
+    written = io.StringIO()
+    ew = EventWriter(output=written, error=io.StringIO())
+    stanza = "smbtrail_pcap://test"
+    modinput.PcapInput().process_file(stanza, {}, identity(capture), content_digest(capture), engine.Options(),
+                                      Checkpoints(str(tmp_path), stanza), ew)
+    health = [json.loads(html.unescape(data)) for kind, data in
+              re.findall(r"<sourcetype>(.*?)</sourcetype>.*?<data>(.*?)</data>", written.getvalue(), re.S)
+              if kind == events.HEALTH]
+    reading = [h for h in health if h["status"] == "reading"]
+    assert health[-1]["status"] == "ok"  # the file's own health event, once read
+    assert reading and all(0 < h["bytes_done"] <= h["bytes"] for h in reading)
+    assert {"bytes_per_second", "seconds_left"} <= set(reading[-1])

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 from functools import partial
-from typing import Iterator, List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 from .. import interfaces
 from ..capture import tshark
 from ..capture.fields import field_list, to_row
 from ..capture.inputs import Member, Source, expand, members
 from ..input_files import is_environment_fault, reason
+from ..progress import Progress
 from ..protocols.connections import make_frame
 from ..records import ERROR, Provenance, Record, from_epoch
 from ..zeek.logs import is_zeek_log
@@ -22,7 +23,7 @@ IDLE_FLUSH = 900.0  # seconds of silence after which a connection's open state i
 FLUSH_EVERY = 20000  # frames (of the original file) between idle checks
 
 
-def analyze_captures(paths: Sequence[str], options=None) -> Iterator[Record]:
+def analyze_captures(paths: Sequence[str], options=None, progress: Optional[Progress] = None) -> Iterator[Record]:
     """All network records of all inputs (captures and Zeek logs, told apart by content); unreadable
     inputs become error records, never exceptions."""
     from ..encryption.inference import infer
@@ -31,7 +32,8 @@ def analyze_captures(paths: Sequence[str], options=None) -> Iterator[Record]:
     sources = expand(paths, is_zeek_log)
     zeek_logs = [s.path for s in sources if s.kind == "zeek"]
     captures = [s for s in sources if s.kind != "zeek"]
-    stream: Optional[Iterator[Record]] = _raw_records(captures, options) if captures or not zeek_logs else None
+    stream: Optional[Iterator[Record]] = (_raw_records(captures, options, progress or Progress())
+                                          if captures or not zeek_logs else None)
     if zeek_logs:
         from ..zeek import network_records
 
@@ -44,7 +46,7 @@ def captures_among(paths: Sequence[str]) -> bool:
     return any(source.kind != "zeek" for source in expand(paths, is_zeek_log))
 
 
-def _raw_records(sources: Sequence[Source], options=None) -> Iterator[Record]:
+def _raw_records(sources: Sequence[Source], options, progress: Progress) -> Iterator[Record]:
     run = RunState()
     try:
         binary = tshark.check_tshark()
@@ -63,6 +65,7 @@ def _raw_records(sources: Sequence[Source], options=None) -> Iterator[Record]:
         dissected = {id(s) for s in on_disk}
         build = partial(_command, binary, names, secret_args)
         dissection = Dissection(on_disk, build, names, secret_args, getattr(options, "workers", 0), prefilter)
+        progress.plan(len(sources), sum(s.size for s in sources))
         try:
             dissection.start()
             done = 0
@@ -72,10 +75,11 @@ def _raw_records(sources: Sequence[Source], options=None) -> Iterator[Record]:
                 elif id(source) in dissected:
                     job = dissection.job(done)
                     done += 1
-                    yield from _guarded(_from_job(dissection, job, names, run, secret_args), source.path)
+                    yield from _guarded(_from_job(dissection, job, names, run, secret_args, progress), source.path)
                     dissection.done(job)
                 else:
                     yield from _streamed(binary, source, names, run, secret_args)
+                progress.file_done(source.size)
         finally:
             dissection.close()
 
@@ -94,12 +98,16 @@ def _command(binary: str, names: List[str], secret_args, path: str) -> List[str]
                                 keytab=secret_args.get("keytab"), disabled=interfaces.all_dissectors())
 
 
-def _from_job(dissection: Dissection, job: Job, names: List[str], run: RunState, secret_args) -> Iterator[Record]:
+def _from_job(dissection: Dissection, job: Job, names: List[str], run: RunState, secret_args,
+              progress: Progress) -> Iterator[Record]:
     if job.error:
         yield _error(job.source.path, job.error)
         return
     statuses = [p.run for p in job.passes]
-    yield from _analysed(job.source.path, dissection.rows(job), statuses, names, run, secret_args)
+    at = None
+    if job.packets:
+        at = lambda number: progress.at(job.source.size * min(number, job.packets) // job.packets)  # noqa: E731
+    yield from _analysed(job.source.path, dissection.rows(job), statuses, names, run, secret_args, at)
 
 
 def _guarded(records: Iterator[Record], name: str) -> Iterator[Record]:
@@ -130,7 +138,7 @@ def _one_file(binary: str, member: Member, names: List[str], run: RunState, secr
 
 
 def _analysed(display: str, rows: Iterator[List[str]], statuses: List[tshark.TsharkRun], names: List[str],
-              run: RunState, secret_args) -> Iterator[Record]:
+              run: RunState, secret_args, at: Optional[Callable[[int], None]] = None) -> Iterator[Record]:
     """One file's tshark rows (original frame numbers, in frame order) through the analyzer."""
     analyzer = Analyzer(display, run, decrypting=bool(secret_args.get("env")),
                         keyed_sessions=secret_args.get("session_ids") or frozenset())
@@ -141,6 +149,8 @@ def _analysed(display: str, rows: Iterator[List[str]], statuses: List[tshark.Tsh
         analyzer.feed(frame)
         count += 1
         last_time = max(last_time, frame.time)
+        if at is not None and not count % 1024:
+            at(frame.number)
         if frame.number // FLUSH_EVERY > checked:  # by frame number: the same with or without selection
             checked = frame.number // FLUSH_EVERY
             analyzer.flush(analyzer.table.idle(last_time, IDLE_FLUSH))
