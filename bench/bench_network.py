@@ -249,7 +249,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--formats", action="store_true", help="also time tshark's output formats")
     parser.add_argument("--from", dest="roots", action="append", default=[], help="SMB/RPC captures (dirs)")
-    parser.add_argument("--keep", help="write the built capture (a directory for --mode rotated) here and keep it")
+    parser.add_argument("--keep", help="write the built capture (a directory for --mode rotated) here and keep it;"
+                                       " if it exists already, measure it as it is")
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="smbtrail-bench-")
@@ -260,6 +261,14 @@ def main() -> None:
 
 
 def run(args, tmp: str) -> None:
+    rotated = args.mode == "rotated"
+    if args.keep and os.path.exists(args.keep):
+        outs = sorted(glob.glob(os.path.join(args.keep, "*.pcap"))) if rotated else [args.keep]
+        size = sum(os.path.getsize(p) for p in outs)
+        print(f"capture: {args.keep} ({size / 1e6:.0f} MB{f', {len(outs)} files' if rotated else ''}, built before); "
+              f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; medians of {args.repeat}", flush=True)
+        measure_all(args, outs)
+        return
     src_tmp = os.path.join(tmp, "sources")
     os.mkdir(src_tmp)
     roots = args.roots or [os.path.join(SHARED, s) for s in SMB_SOURCES]
@@ -270,7 +279,6 @@ def run(args, tmp: str) -> None:
     if not smb or (args.mode != "smb" and not mix):
         sys.exit(f"no source captures found under {SHARED}: give --from DIR or set SMBTRAIL_SHARED_DATA")
     shutil.rmtree(src_tmp)
-    rotated = args.mode == "rotated"
     where = args.keep or os.path.join(tmp, "capture")
     if rotated:
         os.makedirs(where, exist_ok=True)
@@ -282,7 +290,11 @@ def run(args, tmp: str) -> None:
           f"{len(smb)} SMB/RPC + {len(mix)} other sources, SMB/RPC {built['smb_bytes'] / built['bytes']:.0%} "
           f"of the bytes{f', {len(outs)} files' if rotated else ''}); load {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores; medians of {args.repeat}", flush=True)
+    measure_all(args, outs)
 
+
+def measure_all(args, outs: List[str]) -> None:
+    rotated = args.mode == "rotated"
     binary = tshark.check_tshark()
     if rotated:
         one = medians(smbtrail_cmd(outs) + ["--workers", "1"], args.repeat)
