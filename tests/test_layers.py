@@ -24,7 +24,8 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("protocols",),  # SMB1/2/3, DCE/RPC, Kerberos/NTLM state machines over tshark rows
     ("capture", "interfaces", "output"),  # tshark I/O and inputs; per-interface stub decoders; writers
     ("records", "windows_names"),  # the record model; Windows' own names for codes
-    ("lookups", "input_files", "pydantic_api", "__init__"),  # knowledge tables, safe file access, pydantic
+    ("lookups", "input_files", "progress", "pydantic_api", "__init__"),  # knowledge tables, safe file access,
+    # how far a run is, pydantic
 )
 
 
