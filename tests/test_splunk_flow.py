@@ -16,9 +16,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from smbtrail import engine
-from smbtrail.fusion.order import by_time
-from splunk_sim import (
+from helpers.splunk_sim import (
     Event,
     Macros,
     frame,
@@ -31,6 +29,8 @@ from splunk_sim import (
     split_pipeline,
     to_csv,
 )
+from smbtrail import engine
+from smbtrail.fusion.order import by_time
 
 FUSION = "smbtrail - fuse trails to summary"
 OTRF_PAIR = "otrf-security-datasets/windows/lateral_movement/{side}/covenant_sc_query_dcerpc_smb_svcctl.zip"

@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
+from helpers.splunk_sim import frame, getinfo, read_frames, result_rows, to_csv
 from smbtrail import engine
 from smbtrail.splunk import events, fusecommand, winevent
-from splunk_sim import frame, getinfo, read_frames, result_rows, to_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ROOT / "bin" / "smbtrailfuse.py"
