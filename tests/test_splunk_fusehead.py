@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from smbtrail import engine
 from smbtrail.fusion import order
 from smbtrail.records import Record
-from smbtrail.splunk import events, fuserows, fusecommand
+from smbtrail.splunk import events, fusecommand, fuserows
 from smbtrail.splunk.fusehead import HeadFusion
 from splunk_sim import dispatch_reporting, result_rows
 from test_splunk_fusecommand import COMMAND, PAIR, network_rows, nxlog_rows
@@ -60,6 +61,12 @@ def test_compact_records_come_back_as_they_were_without_validation(monkeypatch):
         again = fuserows.record_of(json.loads(events.event_json(rec)))
         assert again.to_dict() == rec.to_dict() and again.uid() == rec.uid()
         assert fuserows.body_key(events.event_body(rec)) == fuserows.order_key(rec)
+
+
+def test_event_bodies_are_written_as_the_inputs_write_them(otrf_rows):
+    records = lab_records() + [r for row in otrf_rows for r in fuserows.input_records(row)]
+    for rec in records:
+        assert json.dumps(fuserows.body_of(rec)) == json.dumps(events.event_body(rec))
 
 
 def test_values_of_another_type_are_validated_and_bad_ones_refused():
@@ -144,3 +151,26 @@ def test_limits_and_unreadable_rows_are_said_in_the_results(otrf_rows, tmp_path)
     assert any("1 rows not read: unreadable Windows event" in e["message"] for e in errors)
     assert all(e["partial"] for e in errors)
     assert any(level == "WARN" and "past max_records" in text for level, text in messages), messages
+
+
+V1_CHECK = """
+import json, sys
+from smbtrail import engine
+from smbtrail.splunk import events, fuserows
+paths = sys.argv[1:]
+for rec in engine.analyze([p + ".pcapng" for p in paths], [p + ".full_audit.log" for p in paths]):
+    body = events.event_body(rec)
+    assert json.dumps(fuserows.body_of(rec)) == json.dumps(body), body
+    again = fuserows.record_of(json.loads(json.dumps(body)))
+    assert again.to_dict() == rec.to_dict() and again.uid() == rec.uid(), body
+print("checked")
+"""
+
+
+def test_the_fast_paths_hold_under_the_packaged_pydantic(built):
+    """The same checks in the package's own libraries (pydantic 1.10), as the search head runs them."""
+    lib = built["stage"] / "bin" / "lib"
+    paths = [str(LAB / mode / "psexec_impacket") for mode in ("plain", "enc-global")]
+    done = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(lib)!r})\n" + V1_CHECK]
+                          + paths, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "checked", done.stderr[-3000:]

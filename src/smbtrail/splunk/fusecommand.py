@@ -22,15 +22,20 @@ is the record JSON (what `collect` writes) and `fused_at` tells versions of one 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import shutil
+import tempfile
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from splunklib.searchcommands import Configuration, Option, ReportingCommand, validators
+from splunklib.searchcommands.internals import CsvDialect, RecordWriterV2
 
 from ..output import printable
 from ..records import TRAIL, Record
-from . import events, fuserows, logs, winevent, zeekevent
+from . import fuserows, logs, winevent, zeekevent
 from .fusehead import HeadFusion
 
 OUTPUT_FIELDS = [
@@ -60,6 +65,9 @@ class SmbtrailFuseCommand(ReportingCommand):
         super().prepare()
         if self.phase == "map" and self.emit == "trails":  # emit=all keeps every field of a Windows event
             self._configuration.required_fields = required_fields(self.fresh)
+        if self.phase == "reduce":
+            writer = self._record_writer
+            self._record_writer = SpooledRecordWriter(writer.ofile, writer._maxresultrows)
 
     @Configuration()
     def map(self, records: Iterable[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
@@ -92,6 +100,48 @@ class SmbtrailFuseCommand(ReportingCommand):
                  head.taken, len(head.wanted), written, self.emit, seconds)
 
 
+class SpooledRecordWriter(RecordWriterV2):
+    """splunk-sdk's chunk writer with the reply body on temporary disk, rows written as they come: SCP v2
+    sends all of fusion's output in the reply to the last chunk, which the sdk would hold twice in
+    memory (every row in a list, then the CSV text)."""
+
+    def __init__(self, ofile: Any, maxresultrows: Optional[int] = None) -> None:
+        super().__init__(ofile, maxresultrows)
+        self._spool = tempfile.TemporaryFile()
+        self._buffer = io.TextIOWrapper(self._spool, encoding="utf-8", newline="")
+        self._writer = csv.writer(self._buffer, dialect=CsvDialect)
+        self._writerow = self._writer.writerow
+
+    def write_records(self, records: Any) -> None:
+        self._ensure_validity()
+        if records is not NotImplemented:
+            for record in records:
+                self._write_record(record)
+
+    def write_chunk(self, finished: Optional[bool] = None) -> None:
+        self._buffer.flush()
+        size = self._spool.tell()
+        self._committed_record_count += self.pending_record_count
+        self._chunk_count += 1
+        metadata = [("inspector", self._inspector or None), ("finished", finished)]
+        if not size:
+            self._write_chunk(metadata, "")
+        else:
+            header = "".join(self._iterencode_json({k: v for k, v in metadata if v is not None}, 0)).encode("utf-8")
+            self.write(f"chunked 1.0,{len(header)},{size}\n".encode("ascii") + header)
+            self._spool.seek(0)
+            shutil.copyfileobj(self._spool, self.ofile)
+            self.ofile.flush()
+            self._flushed = True
+        self._clear()
+
+    def _clear(self) -> None:
+        super()._clear()  # the base truncates the buffer through the text layer, which keeps its own position
+        self._buffer.flush()
+        self._spool.seek(0)
+        self._spool.truncate()
+
+
 def required_fields(fresh: Optional[str]) -> List[str]:
     """The fields the map phase reads: Splunk's, the Windows add-on's and Zeek's that the engine maps,
     and the fresh flag. Splunk extracts only these on the indexers."""
@@ -100,7 +150,7 @@ def required_fields(fresh: Optional[str]) -> List[str]:
 
 
 def output_row(record: Record, fused_at: float) -> Dict[str, Any]:
-    body = events.event_body(record)
+    body = fuserows.body_of(record)
     body["fused_at"] = fused_at
     if record.kind == TRAIL:
         body["score"], body["stage"] = record.args.get("score"), record.args.get("stage")
