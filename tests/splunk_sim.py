@@ -668,7 +668,7 @@ def _command_reads(name: str, args: str, reads: Reads, made: set, where: str) ->
     elif name == "rename":
         for old, new in re.findall(r"(\S+)\s+(?:AS|as)\s+(\S+)", args):
             _read(reads, made, [old.strip("'\"")], where)
-            made.add(new.strip("'\""))
+            made.add(new.strip("'\","))
     elif name == "spath":
         options = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', args))
         if "input" in options:
@@ -682,4 +682,38 @@ def _command_reads(name: str, args: str, reads: Reads, made: set, where: str) ->
             made.update(re.findall(r"\|\s*eval\s+(\w+)=", sub))
     elif name == "makeresults":
         made.add("_time")
+    elif name == "tstats":  # what it reads is the data model's (datamodel_reads): checked against the model
+        use = tstats_use(args)
+        if not use.prestats:
+            made.clear()
+        made.update(use.made + (use.fields + ["_time"] if use.prestats else []))
     # return, collect, smbtrailfuse and other commands read what they need themselves: see the tests
+
+
+# --- tstats over a data model -------------------------------------------------------------------------
+
+@dataclass
+class TstatsUse:
+    datamodel: str  # "<model>.<root dataset>"
+    fields: List[str]  # "<dataset>.<field>" the search names (functions, where, by)
+    nodes: List[str]  # nodename= values: the dataset lineages it restricts to
+    made: List[str]  # the result's columns
+    prestats: bool
+
+
+def tstats_use(args: str) -> TstatsUse:
+    """What `| tstats <functions> from datamodel=<model>.<dataset> [where ...] [by ...]` reads and makes."""
+    options = dict(re.findall(r"^\s*(\w+)=(\S+)", args))
+    body = re.sub(r"^(\s*\w+=\S+\s+)+", "", args)
+    match = re.search(r"\s+from\s+datamodel=(\S+)", body)
+    if not match:
+        raise ValueError(f"tstats without a data model: {args[:120]}")
+    functions, rest = body[:match.start()], body[match.end():]
+    split = re.search(r"\s(?:by|BY)\s", rest)
+    where, by = (rest[:split.start()], rest[split.end():]) if split else (rest, "")
+    by = re.sub(r"\bspan=\S+", "", by)
+    reads, made = _aggregation(functions + (" by " + by if by.strip() else ""))
+    named = [f for f in reads if "." in f] + re.findall(r"(\w+\.\w+)\s*=", where)
+    nodes = re.findall(r"nodename=([\w.]+)", where)
+    return TstatsUse(match.group(1), sorted(set(named)), nodes, made,
+                     options.get("prestats", "f").lower() in ("t", "true", "1"))
