@@ -70,8 +70,9 @@ def read_public(path: Path) -> Tuple[Dict[str, List[Tuple[Any, int]]], int]:
             for side, records in data["sides"].items()}, data["pairs"]
 
 
-def write_frames(public: Tuple[Dict[str, Any], int], size: int, path: Path) -> int:
-    """getinfo, then the compact rows of both sides newest first, CHUNK a frame (the last finished)."""
+def write_frames(public: Tuple[Dict[str, Any], int], size: int, path: Path, args: List[str]) -> int:
+    """getinfo (with the command's `args`), then the compact rows of both sides newest first, CHUNK a
+    frame (the last finished). Every row is marked new: with fresh=, every trail is written."""
     from bench_fusion import stream
 
     from smbtrail.splunk import events, fuserows
@@ -89,7 +90,7 @@ def write_frames(public: Tuple[Dict[str, Any], int], size: int, path: Path) -> i
                 rows += _spill(bodies, batch, chunks, to_csv)
         rows += _spill(bodies, batch, chunks, to_csv)
         with path.open("wb") as out:
-            out.write(getinfo(path.parent, []))
+            out.write(getinfo(path.parent, args))
             for number, (offset, length) in enumerate(reversed(chunks)):
                 bodies.seek(offset)
                 out.write(frame({"action": "execute", "finished": number == len(chunks) - 1},
@@ -132,6 +133,7 @@ def timed(command: List[str], stdin: Path, stdout: Path, env: Dict[str, str]) ->
 
 
 def splunk_run(frames: Path, work: Path) -> Dict[str, Any]:
+    """The packaged command on the frames; its reply's trails and steps."""
     out = work / "reply.bin"
     result = timed([sys.executable, "-S", str(COMMAND)], frames, out, {"PATH": os.environ.get("PATH", "")})
     result["uids"] = _splunk_uids(out)
@@ -232,7 +234,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=1000000, help="network records, and as many Windows events")
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--workdir", help="where the frames go (about 1.2 KB a row); default: a temp dir")
+    parser.add_argument("--workdir", help="where the frames go (about 1.3 KB a row); default: a temp dir")
+    parser.add_argument("--fresh", action="store_true",
+                        help="run the command as the scheduled search does (fresh=smbtrail_fresh, every row new)")
     parser.add_argument("--cli", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cli:
@@ -246,7 +250,7 @@ def main() -> int:
         started = time.perf_counter()
         write_public(public_file)
         public = read_public(public_file)
-        rows = write_frames(public, args.size, frames)
+        rows = write_frames(public, args.size, frames, ["fresh=smbtrail_fresh"] if args.fresh else [])
         print(f"{rows} compact rows ({args.size} network + {args.size} Windows), {frames.stat().st_size / 1e9:.2f} GB of "
               f"frames, {CHUNK} rows a chunk, newest first; built in {time.perf_counter() - started:.0f} s", flush=True)
         for shape, cost in map_cost(public, work).items():
@@ -259,7 +263,8 @@ def main() -> int:
             cli_pkg = cli_run([sys.executable, "-S"], public_file, args.size, work, pkg_env)
             cli_here = cli_run([sys.executable], public_file, args.size, work, here_env)
             same = _digest(splunk["uids"]) == _digest(cli_pkg["uids"]) == _digest(cli_here["uids"])
-            for name, m in (("splunk smbtrailfuse (package)", splunk), ("cli fusion (package libs)", cli_pkg),
+            label = "splunk smbtrailfuse" + (" fresh=" if args.fresh else "") + " (package)"
+            for name, m in ((label, splunk), ("cli fusion (package libs)", cli_pkg),
                             ("cli fusion (as installed)", cli_here)):
                 print(f"  {name:30} wall {m['wall']:7.1f} s  cpu {m['cpu']:7.1f} s  peak RSS {m['peak']:6.0f} MB  "
                       f"trails+steps {len(m['uids'])}", flush=True)

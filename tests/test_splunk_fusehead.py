@@ -138,7 +138,9 @@ def test_the_declared_fields_are_all_the_map_phase_reads(shared_data):
 
 def test_limits_and_unreadable_rows_are_said_in_the_results(otrf_rows, tmp_path):
     garbage = [{"sourcetype": "access_combined", "_raw": "GET / HTTP/1.1"},
-               {"sourcetype": "XmlWinEventLog", "_raw": "<Event><System>&bogus;</System>"}]
+               {"sourcetype": "XmlWinEventLog", "_raw": "<Event><System>&bogus;</System>"},
+               {"sourcetype": "smbtrail:network", "_raw": '{"time": "2020-01-01T00:00:00Z", "kind": "session", '
+                                                          '"provenance": {"file": "x"}}'}]
     limit = len(otrf_rows) // 2
     run = dispatch_reporting([sys.executable, str(COMMAND)], tmp_path, [f"max_records={limit}"], otrf_rows + garbage,
                              chunk=20)
@@ -149,6 +151,7 @@ def test_limits_and_unreadable_rows_are_said_in_the_results(otrf_rows, tmp_path)
     assert any(e["message"].startswith(f"smbtrailfuse: {over} rows past max_records={limit}") for e in errors)
     assert any("1 rows not read: neither an smbtrail record" in e["message"] for e in errors)
     assert any("1 rows not read: unreadable Windows event" in e["message"] for e in errors)
+    assert any("1 rows not read: unreadable smbtrail event" in e["message"] for e in errors)
     assert all(e["partial"] for e in errors)
     assert any(level == "WARN" and "past max_records" in text for level, text in messages), messages
 

@@ -44,7 +44,7 @@ OUTPUT_FIELDS = [
     "share", "path", "event_id", "logon_id", "encrypted", "decrypted", "inferred", "partial", "confidence",
     "evidence", "join", "message", "fused_at",
 ]
-MAX_RECORDS = 20_000_000  # records kept for one run: about 1.2 KB of temporary disk each
+MAX_RECORDS = 5_000_000  # records one run fuses: each costs about 1.3 KB of temporary disk and 0.1 ms
 SPLUNK_FIELDS = ("_raw", "_time", "sourcetype", "source", "host")
 
 

@@ -109,6 +109,9 @@ def smbtrail_body(text: str) -> Dict[str, Any]:
         if not isinstance(body, dict) or not isinstance(body.get("kind"), str):
             raise ValueError("no record")
         time_us(body["time"])
+        provenance = body.get("provenance") or []
+        if not isinstance(provenance, list) or not all(isinstance(p, dict) for p in provenance):
+            raise TypeError("provenance")
     except (ValueError, KeyError, TypeError) as exc:
         raise Unreadable(f"unreadable smbtrail event: {exc.__class__.__name__}") from None
     if not isinstance(body.get("uid"), str):
