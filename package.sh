@@ -41,14 +41,21 @@ stage_files() {
     PYTHONPATH="$ROOT/src" "$PY" -m smbtrail.splunk.appbuild "$STAGE" "$VERSION"
 }
 
-sigma_alerts() {
-    local venv="$BUILD/venv-sigma"
-    if [ ! -x "$venv/bin/sigma" ]; then
+# tool_venv NAME EXECUTABLE PACKAGE...: a build tool in its own venv under the build dir (reused)
+tool_venv() {
+    local venv="$BUILD/venv-$1" exe="$2"
+    shift 2
+    if [ ! -x "$venv/bin/$exe" ]; then
         say "creating $venv"
         "$PY" -m venv "$venv"
-        # shellcheck disable=SC2086
-        "$venv/bin/pip" install "${PIP_QUIET[@]}" $SIGMA_PKGS
+        "$venv/bin/pip" install "${PIP_QUIET[@]}" "$@"
     fi
+}
+
+sigma_alerts() {
+    local venv="$BUILD/venv-sigma"
+    # shellcheck disable=SC2086
+    tool_venv sigma sigma $SIGMA_PKGS
     "$venv/bin/sigma" check -x attacktag -x d3_fendtag "$ROOT/sigma/rules" >&2
     "$venv/bin/python" "$ROOT/sigma/build_savedsearches.py" "$ROOT/sigma/rules" \
         "$ROOT/sigma/pipelines/smbtrail_splunk.yml" "$STAGE/default/savedsearches.conf" "$STAGE/default/macros.conf"
@@ -82,11 +89,7 @@ clean_tree() {
 
 inspect() {
     local venv="$BUILD/venv-appinspect" out="$1"
-    if [ ! -x "$venv/bin/splunk-appinspect" ]; then
-        say "creating $venv"
-        "$PY" -m venv "$venv"
-        "$venv/bin/pip" install "${PIP_QUIET[@]}" "$APPINSPECT_PKG"
-    fi
+    tool_venv appinspect splunk-appinspect "$APPINSPECT_PKG"
     # every default check (app/README.md: AppInspect)
     local code=0
     "$venv/bin/splunk-appinspect" inspect "$out" --mode test --ci --skip-trusted-libraries-update \
@@ -98,11 +101,7 @@ inspect() {
 partition() {
     # the deployment packages Splunk's packaging toolkit cuts from the app (forwarders, search heads)
     local venv="$BUILD/venv-slim" out="$1"
-    if [ ! -x "$venv/bin/slim" ]; then
-        say "creating $venv"
-        "$PY" -m venv "$venv"
-        "$venv/bin/pip" install "${PIP_QUIET[@]}" "$SLIM_PKG"
-    fi
+    tool_venv slim slim "$SLIM_PKG"
     rm -rf "$BUILD/partitions" && mkdir -p "$BUILD/partitions"
     "$venv/bin/slim" --quiet partition "$out" -o "$BUILD/partitions" >&2
     say "partitions in $BUILD/partitions"

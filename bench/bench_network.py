@@ -24,9 +24,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 from smbtrail.capture import tshark  # noqa: E402
-from smbtrail.capture.analyze import _decoder_fields  # noqa: E402
 from smbtrail.capture.fields import field_list  # noqa: E402
 from smbtrail.engine import network_records  # noqa: E402
+from smbtrail.network.pipeline import _decoder_fields  # noqa: E402
 
 DEFAULT_SOURCES = ["suricata-verify", "zeek/Traces", "pcap-attack", "samr-enum-lab", "otrf-security-datasets"]
 

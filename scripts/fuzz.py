@@ -22,12 +22,12 @@ from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from fuzz_targets import targets  # noqa: E402
 
 
-def fuzz(name: str, seconds: float, rounds_of: int = 200):
+def fuzz(name: str, seconds: float, rounds_of: int = 25):
     make, check = targets()[name]
     strategy = make()
     if strategy is None:
         return None
-    tried, findings, started = 0, [], time.monotonic()
+    tried, findings, started = 0, {}, time.monotonic()
 
     def counted(example):
         nonlocal tried
@@ -39,8 +39,13 @@ def fuzz(name: str, seconds: float, rounds_of: int = 200):
                                                     suppress_health_check=list(HealthCheck))(given(strategy)(counted)))
         try:
             run()
-        except Exception as exc:  # a finding: keep going with fresh seeds, report it at the end
-            findings.append(f"{exc.__class__.__name__}: {str(exc)[:300]}\n{traceback.format_exc(limit=3)[-1500:]}")
+        except Exception as exc:  # a finding: keep going with fresh seeds, report each distinct one at the end
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = next((f"{Path(f.filename).name}:{f.lineno}" for f in reversed(frames)
+                          if "smbtrail" in f.filename or "fuzz_targets" in f.filename), "?")
+            key = f"{exc.__class__.__name__} at {where}"
+            if key not in findings:
+                findings[key] = str(exc).splitlines()[0][:200] if str(exc) else ""
     return tried, findings, time.monotonic() - started
 
 
@@ -60,8 +65,8 @@ def main() -> int:
         tried, findings, took = result
         total_tried, total_found = total_tried + tried, total_found + len(findings)
         print(f"{name:<14} {tried:>9} {len(findings):>9} {took:>8.0f}", flush=True)
-        for finding in findings:
-            print("  finding:", finding.replace("\n", "\n    "))
+        for key, message in findings.items():
+            print(f"  finding: {key}: {message}")
     print(f"{'all':<14} {total_tried:>9} {total_found:>9}")
     return 1 if total_found else 0
 

@@ -212,7 +212,76 @@ def evtx_strategy() -> st.SearchStrategy:
 
 HOSTILE = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40) | st.sampled_from(
     ["\x1b]0;owned\x07", "\x1b[31mred", "a\nsmbtrail: error: forged", "<script>x</script>", "\udcff\udce9",
-     "\u202eevil", "'\"&<>", "\x00\x7f\x9b"])
+     "\u202eevil", "'\"&<>", "\x00\x7f\x9b", "a\u2028b\u2029c"])
+
+
+JSON_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+BEAT = {"@timestamp": "2026-11-25T20:09:03.599Z", "event": {"code": 4624, "created": "2026-11-25T20:09:04Z"},
+        "winlog": {"channel": "Security", "event_id": 4624, "computer_name": "srv.lab", "record_id": 7,
+                   "provider_name": "Microsoft-Windows-Security-Auditing",
+                   "event_data": {"TargetUserName": "bob", "IpAddress": "10.0.0.5", "IpPort": "50000",
+                                  "LogonType": "3", "TargetLogonId": "0x3e7"}}}
+
+
+@cache
+def json_docs() -> Tuple[object, ...]:
+    """Real JSON events: the lab DC's audit records, one Winlogbeat-shaped 4624, OTRF lines where present."""
+    import json
+    import zipfile
+
+    docs: List[object] = [json.loads(line) for line in audit_lines()[:60]] + [BEAT]
+    otrf = SHARED / "otrf-security-datasets/windows/lateral_movement/host/covenant_copy_smb_CreateRequest.zip"
+    if otrf.is_file():
+        with zipfile.ZipFile(otrf) as archive:
+            docs += [json.loads(line) for line in archive.read(archive.namelist()[0]).splitlines()[:60]]
+    return tuple(docs)
+
+
+def _paths(doc, prefix=()):
+    yield prefix
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from _paths(value, prefix + (key,))
+    elif isinstance(doc, list):
+        for index, value in enumerate(doc):
+            yield from _paths(value, prefix + (index,))
+
+
+def _replace(doc, path, value):
+    if not path:
+        return value
+    import copy
+
+    out = copy.deepcopy(doc)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return out
+
+
+def json_shape_strategy() -> st.SearchStrategy:
+    """A real event with one part (a value, an object, the whole event) replaced by any JSON, or nested deep."""
+    import json
+
+    docs = json_docs()
+
+    def build(drawn) -> bytes:
+        index, where, value, depth, samba = drawn
+        doc = docs[index]
+        paths = list(_paths(doc))
+        doc = _replace(doc, paths[int(where * (len(paths) - 1))], value)
+        text = json.dumps(doc)
+        if depth:
+            text = '{"a":' * depth + text + "}" * depth
+        if samba:
+            text = "[2026/11/25 20:09:03.599874,  3] ../../lib/audit_logging/audit_logging.c:141(audit_log_json)\n  " + text
+        return text.encode("utf-8", "surrogatepass")
+
+    return st.tuples(st.integers(0, len(docs) - 1), st.floats(0, 1, allow_nan=False), JSON_VALUE,
+                     st.sampled_from((0, 0, 0, 3, 50_000)), st.booleans()).map(build)
 
 
 def run_writers(drawn: Dict[str, str]) -> None:
@@ -260,5 +329,6 @@ def targets() -> Dict[str, TargetSpec]:
         "host_file": (lambda: mutated(list(audit_lines()[:20]) + list(full_audit_logs()[:3]) + list(event_xml()[:3]))
                       | st.binary(max_size=4096), run_host_file),
         "evtx_python": (lambda: evtx_strategy() if evtx_sample() else None, run_evtx_python),
+        "json_shapes": (json_shape_strategy, run_host_file),
         "writers": (writer_strategy, run_writers),
     }

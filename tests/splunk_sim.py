@@ -95,48 +95,37 @@ class Macros:
 
 def split_args(text: str) -> List[str]:
     """Macro arguments: commas outside quotes and parentheses separate them."""
-    out, depth, quote, current = [], 0, False, ""
-    for char in text:
-        if char == '"' and not current.endswith("\\"):
-            quote = not quote
-        elif not quote and char == "(":
-            depth += 1
-        elif not quote and char == ")":
-            depth -= 1
-        elif not quote and depth == 0 and char == ",":
-            out.append(current.strip())
-            current = ""
-            continue
-        current += char
-    out.append(current.strip())
-    return out
+    return split_top_level(text, ",", "(", ")")
 
 
-# --- pipeline -------------------------------------------------------------------------------------
-
-def split_pipeline(search: str) -> List[str]:
-    """The commands of a search, split at `|` outside quotes and subsearch brackets."""
+def split_top_level(text: str, sep: str, opens: str, closes: str) -> List[str]:
+    """`text` split at `sep` outside double quotes (backslash escapes) and brackets (`opens`/`closes`)."""
     parts, depth, quote, current, escaped = [], 0, False, "", False
-    for char in search:
+    for char in text:
         if escaped:
-            current += char
             escaped = False
-            continue
-        if char == "\\":
+        elif char == "\\":
             escaped = True
         elif char == '"':
             quote = not quote
-        elif not quote and char == "[":
+        elif not quote and char in opens:
             depth += 1
-        elif not quote and char == "]":
+        elif not quote and char in closes:
             depth -= 1
-        elif not quote and depth == 0 and char == "|":
+        elif not quote and depth == 0 and char == sep:
             parts.append(current.strip())
             current = ""
             continue
         current += char
     parts.append(current.strip())
     return parts
+
+
+# --- pipeline -------------------------------------------------------------------------------------
+
+def split_pipeline(search: str) -> List[str]:
+    """The commands of a search, split at `|` outside quotes and subsearch brackets."""
+    return split_top_level(search, "|", "[", "]")
 
 
 # --- the base-search language ---------------------------------------------------------------------
@@ -539,22 +528,8 @@ def expression_fields(expr: str) -> List[str]:
     return names
 
 
-def _top_level(text: str, sep: str = ",") -> List[str]:
-    parts, depth, quote, current = [], 0, False, ""
-    for char in text:
-        if char == '"':
-            quote = not quote
-        elif not quote and char in "([":
-            depth += 1
-        elif not quote and char in ")]":
-            depth -= 1
-        elif not quote and depth == 0 and char == sep:
-            parts.append(current)
-            current = ""
-            continue
-        current += char
-    parts.append(current)
-    return [p.strip() for p in parts if p.strip()]
+def _top_level(text: str) -> List[str]:
+    return [p for p in split_top_level(text, ",", "([", ")]") if p]
 
 
 def _aggregation(args: str) -> Tuple[List[str], List[str]]:

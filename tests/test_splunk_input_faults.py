@@ -321,3 +321,15 @@ def test_kill_9_anywhere_loses_nothing_and_sends_nothing_twice(tmp_path):
         got = [_stable(e) for e in parse_events(cut) + rest]
         assert got == want, f"kill with a {size}-byte pipe"
     assert kills >= 3
+
+
+def test_hostile_file_name_reaches_splunkd_log_escaped(tmp_path):
+    """ANSI/OSC escapes in a file name reached splunkd.log as they were."""
+    folder = spool(tmp_path, CAPTURES[:1])
+    bad = folder / "x\x1b]0;owned\x07\x1b[31m\nERROR forged.pcapng"
+    bad.write_bytes(CAPTURES[0].read_bytes()[:40])
+    os.utime(bad, (time.time() - 3600,) * 2)
+    got, log = poll("pcap", folder, tmp_path / "ckpt")
+    assert "\x1b" not in log and "\x07" not in log and "\\x1b]0;owned\\x07" in log
+    assert not [line for line in log.splitlines() if line.startswith("ERROR forged")]
+    assert any(e["sourcetype"] == events.HEALTH and "owned" in e["source"] for e in got)

@@ -23,6 +23,7 @@ from smbtrail.capture.inputs import sniff
 from smbtrail.engine import network_records
 from smbtrail.records import COMMAND, ERROR, FILE, OPERATION, TREE
 from smbtrail.zeek import names
+from smbtrail.zeek.logs import is_zeek_log
 
 SERVICE_LIFECYCLE = {"CreateServiceW", "StartServiceW", "DeleteService"}
 TASK_LIFECYCLE = {"SchRpcRegisterTask", "SchRpcRun", "SchRpcDelete"}
@@ -163,9 +164,10 @@ def test_zeek_gzip_and_capture_gzip_told_apart_by_content(shared_data, tmp_path)
     capture = tmp_path / "capture.gz"
     with open(shared_data / "zeek/Traces/smb/smb3.pcap", "rb") as src, gzip.open(capture, "wb") as dst:
         shutil.copyfileobj(src, dst)
-    assert sniff(str(capture)).kind == "gzip"
-    assert sniff(str(shared_data / "zeek-real/dce_rpc.log.gz")).kind == "zeek"
-    assert sniff(str(shared_data / "zeek/Baseline/scripts.base.protocols.smb.smb3/smb_mapping.log")).kind == "zeek"
+    assert sniff(str(capture), is_zeek_log).kind == "gzip"
+    assert sniff(str(shared_data / "zeek-real/dce_rpc.log.gz"), is_zeek_log).kind == "zeek"
+    baseline = shared_data / "zeek/Baseline/scripts.base.protocols.smb.smb3/smb_mapping.log"
+    assert sniff(str(baseline), is_zeek_log).kind == "zeek"
 
 
 def test_names_in_the_real_logs_resolve_both_ways(real):

@@ -99,8 +99,8 @@ def run_analyze(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     except UsageError as exc:
         err.write(f"smbtrail: error: {printable(exc)}\n")
         return EXIT_USAGE
-    from .capture.inputs import captures_among
     from .capture.tshark import TsharkMissing, check_tshark
+    from .network.pipeline import captures_among
 
     if captures_among(args.inputs):  # Zeek logs alone need no tshark
         try:

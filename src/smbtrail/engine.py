@@ -21,7 +21,7 @@ class Options(BaseModel):
 
 
 def network_records(paths: Sequence[str], options: Optional[Options] = None) -> Iterator[Record]:
-    from .capture.analyze import analyze_captures
+    from .network.pipeline import analyze_captures
 
     return analyze_captures(paths, options or Options())
 

@@ -32,7 +32,7 @@ MAX_FIRST_BLOCK = 1 << 20  # a pcapng section header block larger than this is n
 class Source:
     path: str  # what the user named (a member of a zip is shown as archive.zip!member)
     error: Optional[str] = None
-    kind: Optional[str] = None  # pcap | pcapng | gzip | zip | zeek (a Zeek log, read by smbtrail.zeek)
+    kind: Optional[str] = None  # pcap | pcapng | gzip | zip | zeek (a Zeek log, as the caller's zeek_log tells)
     size: int = 0
 
 
@@ -78,7 +78,15 @@ def header_problem(kind: str, head: bytes, size: Optional[int]) -> Optional[str]
     return None
 
 
-def sniff(path: str) -> Source:
+LogTest = Callable[[str], bool]
+
+
+def _no_log(path: str) -> bool:
+    return False
+
+
+def sniff(path: str, zeek_log: LogTest = _no_log) -> Source:
+    """What the file holds, by content. `zeek_log` tells a Zeek log (a reader above this package knows them)."""
     try:
         with open_regular(path) as handle:
             head = handle.read(64)
@@ -88,7 +96,7 @@ def sniff(path: str) -> Source:
     if not head:
         return Source(path, error="empty file")
     kind = kind_of(head)
-    if kind not in ("pcap", "pcapng", "zip") and _zeek_log(path):  # gzip'd Zeek logs too
+    if kind not in ("pcap", "pcapng", "zip") and zeek_log(path):  # gzip'd Zeek logs too
         return Source(path, kind="zeek", size=size)
     if kind is None:
         return Source(path, error="not a capture file (no pcap/pcapng/gzip/zip signature) nor a Zeek log")
@@ -96,13 +104,7 @@ def sniff(path: str) -> Source:
     return Source(path, error=problem, kind=kind, size=size)
 
 
-def _zeek_log(path: str) -> bool:
-    from ..zeek import is_zeek_log
-
-    return is_zeek_log(path)
-
-
-def expand(paths: Sequence[str]) -> List[Source]:
+def expand(paths: Sequence[str], zeek_log: LogTest = _no_log) -> List[Source]:
     """Every file named, and every capture-looking file under named directories, in a stable order."""
     sources: List[Source] = []
     for path in paths:
@@ -113,20 +115,15 @@ def expand(paths: Sequence[str]) -> List[Source]:
                     if named or "directory" in problem:
                         sources.append(Source(found, error=problem))
                     continue
-                source = sniff(found)
+                source = sniff(found, zeek_log)
                 if source.error and source.kind is None and not named:
                     continue  # a key file, a README... beside the captures: not ours to judge
                 sources.append(source)
         elif os.path.lexists(path):
-            sources.append(sniff(path))
+            sources.append(sniff(path, zeek_log))
         else:
             sources.append(Source(path, error="no such file or directory"))
     return sources
-
-
-def captures_among(paths: Sequence[str]) -> bool:
-    """Whether any input is (or claims to be) a capture rather than a Zeek log: tshark is needed then."""
-    return any(source.kind != "zeek" for source in expand(paths))
 
 
 def members(source: Source) -> Iterator[Member]:

@@ -287,8 +287,8 @@ class PcapInput(SmbtrailInput):
 
     def preflight(self) -> None:
         super().preflight()
-        from ..capture import analyze  # noqa: F401 (an engine part missing from this build shows here)
         from ..capture.tshark import check_tshark
+        from ..network import pipeline  # noqa: F401 (an engine part missing from this build shows here)
 
         check_tshark()
 

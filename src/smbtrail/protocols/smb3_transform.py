@@ -1,4 +1,5 @@
-"""What SMB3 encryption leaves visible: one record per session and burst of unreadable messages."""
+"""SMB3 transform headers (encrypted messages): what encryption leaves visible, one record per session and
+burst of unreadable messages."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List
 
 from ..capture.fields import to_int
-from ..protocols.connections import Conn, Frame
 from ..records import ENCRYPTED_ACTIVITY, Record
+from .connections import Conn, Frame
 
 BURST_GAP = 5.0  # seconds of silence that end a burst
 MAX_SIZES = 400  # OriginalMessageSize values kept per burst (direction-signed)
