@@ -364,9 +364,9 @@ def test_a_string_table_chain_that_loops_ends(shared_data, tmp_path):
 
 def test_a_string_array_of_odd_length_is_refused(shared_data, tmp_path):
     """python-evtx splits a string array (type 0x81) into its NUL-separated strings in a loop that never ends
-    when one byte is left over. Retyping record 2's one-byte Version value as a string array (one edited byte)
-    made rendering that record loop forever; the odd length is now refused, that record reported, and the
-    reader, which does not use the Version value, loses nothing."""
+    when one byte is left over. Retyping a one-byte value of record 2 as a string array (one edited byte) made
+    rendering that record loop forever; the odd length is now refused (an error the reader reports per record),
+    and the reader, whose records do not use that value, loses nothing."""
     data = bytearray((shared_data / ATSVC).read_bytes())
     declaration = 0x1CCE  # record 2, substitution 11: size 1, type 0x04 (UInt8)
     assert data[declaration:declaration + 3] == b"\x01\x00\x04"
