@@ -32,8 +32,7 @@ def analyze_captures(paths: Sequence[str], options=None, progress: Optional[Prog
     sources = expand(paths, is_zeek_log)
     zeek_logs = [s.path for s in sources if s.kind == "zeek"]
     captures = [s for s in sources if s.kind != "zeek"]
-    stream: Optional[Iterator[Record]] = (_raw_records(captures, options, progress or Progress())
-                                          if captures or not zeek_logs else None)
+    stream: Optional[Iterator[Record]] = _raw_records(captures, options, progress) if captures or not zeek_logs else None
     if zeek_logs:
         from ..zeek import network_records
 
@@ -46,7 +45,8 @@ def captures_among(paths: Sequence[str]) -> bool:
     return any(source.kind != "zeek" for source in expand(paths, is_zeek_log))
 
 
-def _raw_records(sources: Sequence[Source], options, progress: Progress) -> Iterator[Record]:
+def _raw_records(sources: Sequence[Source], options=None, progress: Optional[Progress] = None) -> Iterator[Record]:
+    progress = progress or Progress()
     run = RunState()
     try:
         binary = tshark.check_tshark()
