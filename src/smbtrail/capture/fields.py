@@ -1,7 +1,8 @@
-"""The tshark 4.0 fields the engine reads, and the row type the protocol layer consumes."""
+"""The tshark 4.0 fields the engine reads, and the row and frame types the protocol layer consumes."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import compress
 from typing import Dict, List, Sequence
 
@@ -72,3 +73,34 @@ def to_int(value: str, default: int = 0) -> int:
         return int(first, 16) if first[:2] in ("0x", "0X") else int(first)
     except ValueError:
         return default
+
+
+@dataclass
+class Frame:
+    """One tshark row with the values every protocol handler needs, pre-parsed once."""
+
+    number: int
+    time: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    stream: int
+    row: Row
+
+
+def make_frame(row: Row) -> Frame:
+    src = row.get("ip.src") or row.get("ipv6.src", "")
+    dst = row.get("ip.dst") or row.get("ipv6.dst", "")
+    sport = to_int(row.get("tcp.srcport", "") or row.get("udp.srcport", ""))
+    dport = to_int(row.get("tcp.dstport", "") or row.get("udp.dstport", ""))
+    return Frame(
+        number=to_int(row.get("frame.number", "")),
+        time=float(row.get("frame.time_epoch", "0") or 0),
+        src=src.split(",", 1)[0],
+        dst=dst.split(",", 1)[0],
+        sport=sport,
+        dport=dport,
+        stream=to_int(row.get("tcp.stream", ""), -1),
+        row=row,
+    )

@@ -1,44 +1,20 @@
-"""TCP connections: who is the client, and the per-connection protocol state hung off it."""
+"""TCP connections: who is the client, and the per-connection protocol state hung off it.
+
+Every kind of state a handler keeps is declared here: a connection (Conn) holds its SMB sessions
+(Session), its RPC channels (Channel: one per pipe open or TCP association) with their calls (Call),
+and the bursts of SMB3 messages no key opened (Burst). Opens of files and pipes are files.Open.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
-from ..capture.fields import Row, to_int
+from ..capture.fields import Frame
+from .auth import Identity
 
 SERVER_PORTS = {445, 139, 135, 88}
-
-
-@dataclass
-class Frame:
-    """One tshark row with the values every protocol handler needs, pre-parsed once."""
-
-    number: int
-    time: float
-    src: str
-    dst: str
-    sport: int
-    dport: int
-    stream: int
-    row: Row
-
-
-def make_frame(row: Row) -> Frame:
-    src = row.get("ip.src") or row.get("ipv6.src", "")
-    dst = row.get("ip.dst") or row.get("ipv6.dst", "")
-    sport = to_int(row.get("tcp.srcport", "") or row.get("udp.srcport", ""))
-    dport = to_int(row.get("tcp.dstport", "") or row.get("udp.dstport", ""))
-    return Frame(
-        number=to_int(row.get("frame.number", "")),
-        time=float(row.get("frame.time_epoch", "0") or 0),
-        src=src.split(",", 1)[0],
-        dst=dst.split(",", 1)[0],
-        sport=sport,
-        dport=dport,
-        stream=to_int(row.get("tcp.stream", ""), -1),
-        row=row,
-    )
+MAX_SIZES = 400  # OriginalMessageSize values kept per burst (direction-signed)
 
 
 @dataclass
@@ -95,3 +71,75 @@ class ConnectionTable:
 
     def drop(self, conn: Conn) -> None:
         self.conns.pop(conn.stream, None)
+
+
+@dataclass
+class Session:
+    sesid: str
+    identity: Identity
+    time: float
+    status: Optional[str] = None
+    encrypt: bool = False
+    dialect: Optional[str] = None
+    frames: List[int] = field(default_factory=list)
+    decrypted: bool = False
+
+
+@dataclass
+class Call:
+    call_id: int
+    opnum: int
+    uuid: Optional[str]
+    version: Optional[str]
+    time: float
+    alloc_hint: int = 0
+    sealed: bool = False
+    decrypted: bool = False
+    args: Dict[str, Any] = field(default_factory=dict)
+    frames: List[int] = field(default_factory=list)
+
+
+@dataclass
+class Channel:
+    key: str
+    transport: str
+    pipe: Optional[str] = None
+    pipe_open: Any = None
+    contexts: Dict[int, Tuple[str, str]] = field(default_factory=dict)
+    offered: Dict[int, List[Tuple[int, str, str]]] = field(default_factory=dict)
+    auth_level: int = 0
+    auth_type: int = 0
+    identity: Optional[Identity] = None
+    calls: Dict[int, Call] = field(default_factory=dict)
+    handles: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Burst:
+    sesid: str
+    start: float
+    end: float
+    frames: List[int] = field(default_factory=list)
+    sizes: List[int] = field(default_factory=list)  # + client->server, - server->client
+    size_frames: List[int] = field(default_factory=list)  # the frame of each kept size
+    to_server: int = 0
+    to_client: int = 0
+    bytes_to_server: int = 0
+    bytes_to_client: int = 0
+    nonces: List[str] = field(default_factory=list)
+
+    def add(self, frame: Frame, size: int, from_client: bool, nonce: str) -> None:
+        self.end = frame.time
+        if len(self.frames) < 16:
+            self.frames.append(frame.number)
+        if len(self.sizes) < MAX_SIZES:
+            self.sizes.append(size if from_client else -size)
+            self.size_frames.append(frame.number)
+        if from_client:
+            self.to_server += 1
+            self.bytes_to_server += size
+        else:
+            self.to_client += 1
+            self.bytes_to_client += size
+        if nonce and len(self.nonces) < 8:
+            self.nonces.append(nonce)

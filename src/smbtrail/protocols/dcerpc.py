@@ -7,13 +7,14 @@ Operations are classified by the bound interface UUID and the opnum, never by th
 from __future__ import annotations
 
 import binascii
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from .. import interfaces
-from ..capture.fields import split, to_int
-from .auth import Identity, kerberos_service, ntlm_identity
-from .connections import Conn, Frame
+from ..capture.fields import Frame, split, to_int
+from .auth import Identity, TicketIndex, kerberos_service, ntlm_identity
+from .connections import Call, Channel, Conn
+from .events import ProtocolEvents
+from .files import Open
 
 REQUEST, RESPONSE, FAULT, BIND, BIND_ACK, BIND_NAK, ALTER, ALTER_RESP, AUTH3 = 0, 2, 3, 11, 12, 13, 14, 15, 16
 PRIVACY = 6
@@ -21,44 +22,18 @@ EPM_UUID = "e1af8308-5d1f-11c9-91a4-08002b14a0fa"
 CONTEXT_KEYS = ("service_name", "key", "hive", "account", "log_name", "task_name", "clsid_name", "secret")
 
 
-@dataclass
-class Call:
-    call_id: int
-    opnum: int
-    uuid: Optional[str]
-    version: Optional[str]
-    time: float
-    alloc_hint: int = 0
-    sealed: bool = False
-    decrypted: bool = False
-    args: Dict[str, Any] = field(default_factory=dict)
-    frames: List[int] = field(default_factory=list)
-
-
-@dataclass
-class Channel:
-    key: str
-    transport: str
-    pipe: Optional[str] = None
-    pipe_open: Any = None
-    contexts: Dict[int, Tuple[str, str]] = field(default_factory=dict)
-    offered: Dict[int, List[Tuple[int, str, str]]] = field(default_factory=dict)
-    auth_level: int = 0
-    auth_type: int = 0
-    identity: Optional[Identity] = None
-    calls: Dict[int, Call] = field(default_factory=dict)
-    handles: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-
-
 class DcerpcHandler:
-    def __init__(self, ctx) -> None:
-        self.ctx = ctx
+    """Binds and calls of every channel of a connection; a completed call is reported to `events`."""
 
-    def pipe_opened(self, conn: Conn, pipe) -> None:
+    def __init__(self, events: ProtocolEvents, tickets: TicketIndex) -> None:
+        self.events = events
+        self.tickets = tickets
+
+    def pipe_opened(self, conn: Conn, pipe: Open) -> None:
         key = f"np:{pipe.fid}"
         conn.channels[key] = Channel(key=key, transport="ncacn_np", pipe=pipe.name, pipe_open=pipe)
 
-    def handle(self, frame: Frame, conn: Conn, channel: str = "tcp", pipe=None) -> None:
+    def handle(self, frame: Frame, conn: Conn, channel: str = "tcp", pipe: Optional[Open] = None) -> None:
         row = frame.row
         types = [to_int(t, -1) for t in split(row.get("dcerpc.pkt_type", ""))]
         if not types:
@@ -93,7 +68,7 @@ class DcerpcHandler:
             return
         service = kerberos_service(row)
         if service and not chan.identity:
-            chan.identity = self.ctx.tickets.lookup(conn.client_ip, frame.time, service) or Identity(
+            chan.identity = self.tickets.lookup(conn.client_ip, frame.time, service) or Identity(
                 method="kerberos", service=service)
 
     def _bind(self, chan: Channel, call_id: int, row) -> None:
@@ -131,7 +106,7 @@ class DcerpcHandler:
             call.args.update(_decode(call.uuid, opnum, True, row, stub))
         self._carry_handle_context(chan, call)
 
-    def _response(self, frame, conn, chan: Channel, call_id: int, pdus: _Pdus, i: int, pkt: int) -> None:
+    def _response(self, frame: Frame, conn: Conn, chan: Channel, call_id: int, pdus: _Pdus, i: int, pkt: int) -> None:
         row = frame.row
         call = chan.calls.pop(call_id, None)
         if call is None:
@@ -152,8 +127,8 @@ class DcerpcHandler:
             for key, value in result.items():
                 call.args.setdefault(key, value)
         if call.uuid == EPM_UUID and call.args.get("port"):
-            self.ctx.epm_mapped(conn.server_ip, call.args)
-        self.ctx.rpc_call_done(conn, chan, call, status)
+            self.events.epm_mapped(conn.server_ip, call.args)
+        self.events.rpc_call_done(conn, chan, call, status)
 
     def _stub(self, row, pdus: _Pdus, i: int, call: Call) -> Optional[bytes]:
         for name in ("dcerpc.decrypted_stub_data", "dcerpc.stub_data"):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from ..capture.fields import split, to_int
+from ..capture.fields import Frame, split, to_int
 from .auth import Identity, ntlm_identity
-from .connections import Conn, Frame
+from .connections import Conn, Session
+from .dcerpc import DcerpcHandler
+from .events import ProtocolEvents
 from .files import Open
-from .smb2 import Session
+from .names import HostNames
 
 MORE_PROCESSING = "0xc0000016"
 SESSION_SETUP, TREE_CONNECT, NT_CREATE, CLOSE, WRITE, READ, TRANS, LOGOFF = 0x73, 0x75, 0xA2, 0x04, 0x2F, 0x2E, 0x25, 0x74
@@ -14,8 +16,12 @@ WRITE_OLD, READ_OLD, DELETE, NEGOTIATE = 0x0B, 0x0A, 0x06, 0x72
 
 
 class Smb1Handler:
-    def __init__(self, ctx) -> None:
-        self.ctx = ctx
+    """Consumes the SMB1 part of a frame: pipes' payloads go to `rpc`, what is complete to `events`."""
+
+    def __init__(self, events: ProtocolEvents, rpc: DcerpcHandler, hosts: HostNames) -> None:
+        self.events = events
+        self.rpc = rpc
+        self.hosts = hosts
 
     def handle(self, frame: Frame, conn: Conn) -> None:
         row = frame.row
@@ -27,7 +33,7 @@ class Smb1Handler:
         tree = row.get("smb.path", "").split(",")[0] or None
         if tree:
             conn.trees[(uid, row.get("smb.tid", ""))] = tree
-            self.ctx.hosts.learn_unc(conn.server_ip, tree)
+            self.hosts.learn_unc(conn.server_ip, tree)
         status = row.get("smb.nt_status", "0x00000000").split(",")[0]
         ok = status == "0x00000000"
         key = f"smb1/{uid}/{row.get('smb.mid', '')}"
@@ -87,30 +93,30 @@ class Smb1Handler:
         pending = conn.pending.pop(key, None)
         if cmd == SESSION_SETUP and not ok and conn.pending_auth and (
                 row.get("smb.nt_status", "").split(",")[0] != MORE_PROCESSING):
-            self.ctx.session_failed(frame, conn, row["smb.nt_status"].split(",")[0])
+            self.events.session_failed(frame, conn, row["smb.nt_status"].split(",")[0])
         elif cmd == SESSION_SETUP and ok and conn.pending_auth:
             auth = conn.pending_auth
             session = Session(sesid=uid, identity=auth["identity"], time=auth["time"], dialect="1")
             conn.sessions[uid] = session
             conn.pending_auth = {}
-            self.ctx.session_started(frame, conn, session)
+            self.events.session_started(frame, conn, session)
         elif cmd == TREE_CONNECT and ok and tree:
-            self.ctx.tree_connected(frame, conn, uid, tree, row)
+            self.events.tree_connected(frame, conn, uid, tree, row)
         elif cmd == NT_CREATE and isinstance(pending, Open):
             pending.add_frame(frame.number)
             if ok:
                 pending.fid = row.get("smb.fid", "").split(",")[0] or key
                 conn.opens[pending.fid] = pending
                 if pending.is_pipe:
-                    self.ctx.rpc.pipe_opened(conn, pending)
+                    self.rpc.pipe_opened(conn, pending)
             else:
-                self.ctx.file_closed(conn, pending)
+                self.events.file_closed(conn, pending)
         elif isinstance(pending, tuple):
             pcmd, opened = pending
             opened.add_frame(frame.number)
             if pcmd == CLOSE:
                 conn.opens.pop(opened.fid or "", None)
-                self.ctx.file_closed(conn, opened)
+                self.events.file_closed(conn, opened)
             elif pcmd in (READ, READ_OLD) and ok:
                 opened.bytes_read += to_int(row.get("smb.data_len_low", ""))
                 opened.reads += 1
@@ -122,5 +128,5 @@ class Smb1Handler:
             return
         if not opened.is_pipe:  # tree connect not captured, but the payload is DCE/RPC
             opened.is_pipe = True
-            self.ctx.rpc.pipe_opened(conn, opened)
-        self.ctx.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)
+            self.rpc.pipe_opened(conn, opened)
+        self.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from ..capture.fields import split, to_int
-from .auth import Identity, kerberos_service, ntlm_identity, ntlm_server_names
-from .connections import Conn, Frame
+from ..capture.fields import Frame, split, to_int
+from .auth import Identity, TicketIndex, kerberos_service, ntlm_identity, ntlm_server_names
+from .connections import Conn, Session
+from .dcerpc import DcerpcHandler
+from .events import ProtocolEvents
 from .files import Open
+from .names import HostNames
+from .smb3_transform import EncryptedActivity
 
 NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, TREE_DISCONNECT = 0, 1, 2, 3, 4
 CREATE, CLOSE, READ, WRITE, IOCTL, SET_INFO = 5, 6, 8, 9, 11, 17
@@ -23,28 +26,21 @@ FILE_DISPOSITION = {13, 64}
 FILE_RENAME = 10
 
 
-@dataclass
-class Session:
-    sesid: str
-    identity: Identity
-    time: float
-    status: Optional[str] = None
-    encrypt: bool = False
-    dialect: Optional[str] = None
-    frames: List[int] = field(default_factory=list)
-    decrypted: bool = False
-
-
 def dialect_name(value: str) -> Optional[str]:
     code = to_int(value, -1)
     return DIALECTS.get(code, hex(code)) if code >= 0 else None
 
 
 class Smb2Handler:
-    """Consumes the SMB2 part of a frame; ctx is the per-capture Analyzer (records, identities, RPC)."""
+    """Consumes the SMB2 part of a frame: pipes' payloads go to `rpc`, what is complete to `events`."""
 
-    def __init__(self, ctx) -> None:
-        self.ctx = ctx
+    def __init__(self, events: ProtocolEvents, rpc: DcerpcHandler, encrypted: EncryptedActivity, hosts: HostNames,
+                 tickets: TicketIndex) -> None:
+        self.events = events
+        self.rpc = rpc
+        self.encrypted = encrypted
+        self.hosts = hosts
+        self.tickets = tickets
 
     def handle(self, frame: Frame, conn: Conn) -> None:
         row = frame.row
@@ -129,8 +125,8 @@ class Smb2Handler:
             return
         if not opened.is_pipe:  # tree not seen (capture started mid-session), but the payload is DCE/RPC
             opened.is_pipe = True
-            self.ctx.rpc.pipe_opened(conn, opened)
-        self.ctx.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)
+            self.rpc.pipe_opened(conn, opened)
+        self.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)
 
     # -- responses
     def _response(self, frame, conn, cmd, key, msg, i, sesid, tree) -> None:
@@ -142,20 +138,20 @@ class Smb2Handler:
         elif cmd == SESSION_SETUP:
             names = ntlm_server_names(row)
             if names:
-                self.ctx.hosts.learn(conn.server_ip, names.get("dns") or names.get("netbios"), "ntlm_challenge")
+                self.hosts.learn(conn.server_ip, names.get("dns") or names.get("netbios"), "ntlm_challenge")
                 conn.negotiate.setdefault("server_names", names)
             if ok and status == "0x00000000":
                 self._session_up(frame, conn, sesid, row)
             elif not ok and status != MORE_PROCESSING and conn.pending_auth:
-                self.ctx.session_failed(frame, conn, status)
+                self.events.session_failed(frame, conn, status)
         elif cmd == LOGOFF:
-            self.ctx.session_closed(conn, sesid)
+            self.encrypted.flush(conn, sesid)
         elif cmd == TREE_CONNECT:
             pending = conn.pending.pop(key, None)
             unc = pending[1] if isinstance(pending, tuple) and pending[0] == "tree" else tree
             if ok and unc:
                 conn.trees[(sesid, msg.at("smb2.tid", i))] = unc
-                self.ctx.tree_connected(frame, conn, sesid, unc, row)
+                self.events.tree_connected(frame, conn, sesid, unc, row)
         elif cmd == CREATE:
             pending = conn.pending.pop(key, None)
             if isinstance(pending, Open):
@@ -167,9 +163,9 @@ class Smb2Handler:
                     conn.opens[pending.fid] = pending
                     conn.pending[f"alias:{key}"] = pending.fid  # compounds name it by its CREATE
                     if pending.is_pipe:
-                        self.ctx.rpc.pipe_opened(conn, pending)
+                        self.rpc.pipe_opened(conn, pending)
                 else:
-                    self.ctx.file_closed(conn, pending)
+                    self.events.file_closed(conn, pending)
         elif status == STATUS_PENDING:  # interim async response: the real one follows
             return
         else:
@@ -186,7 +182,7 @@ class Smb2Handler:
         if cmd == CLOSE:
             conn.opens.pop(opened.fid or "", None)
             conn.pending.pop(f"alias:{fid}", None)
-            self.ctx.file_closed(conn, opened)
+            self.events.file_closed(conn, opened)
         elif not ok:
             return
         elif cmd == WRITE:
@@ -227,7 +223,7 @@ class Smb2Handler:
         pending = conn.pending_auth
         ident = pending.get("identity") or Identity()
         if ident.method == "kerberos" and not ident.user:
-            found = self.ctx.tickets.lookup(conn.client_ip, frame.time, ident.service)
+            found = self.tickets.lookup(conn.client_ip, frame.time, ident.service)
             ident = found or ident
         if not ident.user and row.get("smb2.acct"):
             ident = Identity(user=row.get("smb2.acct"), domain=row.get("smb2.domain"),
@@ -238,7 +234,7 @@ class Smb2Handler:
         session.frames = [f for f in (pending.get("frame"), frame.number) if f]
         conn.sessions[sesid] = session
         conn.pending_auth = {}
-        self.ctx.session_started(frame, conn, session)
+        self.events.session_started(frame, conn, session)
 
     def _tree(self, conn: Conn, row, sesid: str, tid: str) -> Optional[str]:
         tree = row.get("smb2.tree")
