@@ -59,6 +59,21 @@ def to_row(names: Sequence[str], values: Sequence[str]) -> Row:
     return dict(compress(zip(names, values), values))
 
 
+def first(row: Row, name: str, default: str = "") -> str:
+    """The first occurrence of a field (tshark joins repeated ones with commas); `default` when absent."""
+    value = row.get(name)
+    return value.split(",", 1)[0] if value else default
+
+
+def nth(row: Row, name: str, index: int) -> str:
+    """The occurrence of a field that belongs to the index-th message or PDU of a frame (the last one when
+    fewer were printed; "" when absent)."""
+    values = split(row.get(name, ""))
+    if not values:
+        return ""
+    return values[index] if index < len(values) else values[-1]
+
+
 def split(value: str) -> List[str]:
     """tshark joins repeated occurrences of a field with commas."""
     return value.split(",") if value else []

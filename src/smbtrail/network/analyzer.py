@@ -7,8 +7,9 @@ from typing import AbstractSet, Any, Dict, List, Optional, Sequence
 
 from .. import interfaces, windows_names
 from ..capture import tshark
-from ..capture.fields import Frame, Row
+from ..capture.fields import Frame, Row, to_int
 from ..protocols.auth import Identity, Refusal, Ticket, TicketIndex
+from ..protocols.codes import Pdu, Status, status_code
 from ..protocols.connections import Burst, Call, Channel, Conn, ConnectionTable, Session
 from ..protocols.dcerpc import DcerpcHandler
 from ..protocols.files import Open, access_names
@@ -17,6 +18,8 @@ from ..protocols.smb1 import Smb1Handler
 from ..protocols.smb2 import Smb2Handler
 from ..protocols.smb3_transform import EncryptedActivity, nonce_style, wire_order
 from ..records import ENCRYPTED_ACTIVITY, FILE, OPERATION, SESSION, TREE, Provenance, Record, from_epoch
+
+CLIENT_PDUS = (Pdu.REQUEST, Pdu.BIND, Pdu.ALTER_CONTEXT, Pdu.AUTH3)  # the side that sends these is the client
 
 
 class RunState:
@@ -71,8 +74,7 @@ class Analyzer:
             conn = self.table.get(frame, row.get("smb.flags.response", "").startswith("0"))
             self.smb1.handle(frame, conn)
         elif "dcerpc.pkt_type" in row:
-            first = row["dcerpc.pkt_type"].split(",", 1)[0]
-            conn = self.table.get(frame, first in ("0", "11", "14", "16"))
+            conn = self.table.get(frame, to_int(row["dcerpc.pkt_type"], -1) in CLIENT_PDUS)
             self.rpc.handle(frame, conn)
 
     def _ticket(self, frame: Frame, ticket: Ticket) -> None:
@@ -99,12 +101,12 @@ class Analyzer:
     def session_failed(self, frame: Frame, conn: Conn, status: str) -> None:
         """A SESSION_SETUP the server refused: the account, domain and workstation that tried, and the status
         (a spray shows as many of these, from one client)."""
-        pending, conn.pending_auth = conn.pending_auth, {}
-        ident = pending.get("identity")
+        auth, conn.pending_auth = conn.pending_auth, None
+        ident = auth.identity if auth is not None else None
         if ident is not None and ident.method == "kerberos" and not ident.user:
             ident = self.tickets.lookup(conn.client_ip, frame.time, ident.service) or ident
-        frames = [f for f in (pending.get("frame"), frame.number) if f]
-        rec = self.base_fields(conn, pending.get("time", frame.time), SESSION, frames, ident=ident)
+        frames = [f for f in (auth.frame if auth is not None else None, frame.number) if f]
+        rec = self.base_fields(conn, auth.time if auth is not None else frame.time, SESSION, frames, ident=ident)
         args = {k: v for k, v in conn.negotiate.items() if k not in ("server_names", "last_status")}
         args.update(auth=ident.method if ident else None, nt_status=status,
                     status_name=windows_names.status(status) or status)
@@ -199,7 +201,7 @@ class Analyzer:
             return
         rec = self.base_fields(conn, opened.time, FILE, opened.frames, sesid=opened.session)
         share = tshark.share_of(opened.share) if opened.share else None
-        status = "ok" if opened.status in (None, "0x00000000") else opened.status
+        status = "ok" if opened.status is None or status_code(opened.status) == Status.SUCCESS else opened.status
         rec.update(protocol=_smb_protocol(conn.negotiate.get("dialect")), transport="smb", share=share,
                    path=opened.name, operation=opened.operation(), args=opened.args(), status=status,
                    partial=partial, access=_access(opened.access))

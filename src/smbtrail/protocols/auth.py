@@ -10,7 +10,7 @@ from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass
 from typing import Deque, Dict, NamedTuple, Optional, Tuple
 
-from ..capture.fields import Frame, Row, split, to_int
+from ..capture.fields import Frame, Row, first, split, to_int
 
 KDC_REPLIES = {11: "as", 13: "tgs"}
 KDC_REQUESTS = {10: "as", 12: "tgs"}
@@ -103,24 +103,24 @@ class TicketIndex:
         when the error names none)."""
         row = frame.row
         types = [to_int(t) for t in split(row.get("kerberos.msg_type", ""))]
-        cname = _clean(_first(row.get("kerberos.CNameString")))
+        cname = _clean(first(row, "kerberos.CNameString"))
         sname = "/".join(split(row.get("kerberos.SNameString", "")))
         kind = next((KDC_REQUESTS[t] for t in types if t in KDC_REQUESTS), None)
         if kind:
             self.requests.pop((frame.src, frame.sport), None)
-            self.requests[(frame.src, frame.sport)] = KdcRequest(kind, cname, _clean(_first(row.get("kerberos.realm"))),
+            self.requests[(frame.src, frame.sport)] = KdcRequest(kind, cname, _clean(first(row, "kerberos.realm")),
                                                                  sname)
             while len(self.requests) > MAX_REQUESTS:
                 self.requests.pop(next(iter(self.requests)))
             return None
         if KRB_ERROR not in types:
             return None
-        code = to_int(_first(row.get("kerberos.error_code")) or "", -1)
+        code = to_int(row.get("kerberos.error_code", ""), -1)
         asked = self.requests.get((frame.dst, frame.dport))
         if code in (PREAUTH_REQUIRED, -1) or (asked is None and not cname):
             return None
         asked = asked or KdcRequest("as", None, None, "")
-        realm = _clean(_first(row.get("kerberos.crealm"))) or asked.realm
+        realm = _clean(first(row, "kerberos.crealm")) or asked.realm
         return Refusal(asked.kind, cname or asked.cname, realm, sname or asked.sname, code)
 
     def observe(self, frame: Frame) -> Optional[Ticket]:
@@ -130,8 +130,8 @@ class TicketIndex:
         kind = next((KDC_REPLIES[t] for t in types if t in KDC_REPLIES), None)
         if not kind:
             return None
-        cname = _clean(_first(row.get("kerberos.CNameString")))
-        realm = _clean(_first(row.get("kerberos.crealm")))
+        cname = _clean(first(row, "kerberos.CNameString"))
+        realm = _clean(first(row, "kerberos.crealm"))
         sname = "/".join(split(row.get("kerberos.SNameString", "")))
         if not cname:
             return None
@@ -155,10 +155,6 @@ def _service_host(sname: Optional[str]) -> Optional[str]:
         return None
     parts = sname.lower().replace(",", "/").split("/")
     return parts[1].split(".")[0] if len(parts) > 1 else None
-
-
-def _first(value: Optional[str]) -> Optional[str]:
-    return value.split(",", 1)[0] if value else None
 
 
 def _clean(value) -> Optional[str]:

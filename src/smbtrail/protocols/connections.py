@@ -8,13 +8,36 @@ and the bursts of SMB3 messages no key opened (Burst). Opens of files and pipes 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from ..capture.fields import Frame
 from .auth import Identity
+from .files import Open
 
 SERVER_PORTS = {445, 139, 135, 88}
 MAX_SIZES = 400  # OriginalMessageSize values kept per burst (direction-signed)
+
+
+class PendingAuth(NamedTuple):
+    """A SESSION_SETUP request that named its account (NTLM) or service (Kerberos), until the answer."""
+
+    identity: Identity
+    time: float
+    frame: int
+
+
+@dataclass
+class Request:
+    """An SMB request awaiting its response (one kind for every command: `command` says which)."""
+
+    command: int
+    opened: Optional[Open] = None  # CREATE: the open it makes; SMB1 commands on a file: that file
+    unc: Optional[str] = None  # TREE_CONNECT: the share asked for
+    fid: Optional[str] = None  # SMB2 commands on a file: its id (in a compound, its CREATE's message key)
+    length: int = 0  # READ, WRITE: bytes asked for
+    info_class: int = 0  # SET_INFO
+    info_level: int = 0
+    delete: bool = False  # SET_INFO: delete on close asked
 
 
 @dataclass
@@ -28,14 +51,16 @@ class Conn:
     last_time: float
     file: str
     # protocol state, filled by the handlers
-    negotiate: Dict[str, Any] = field(default_factory=dict)
-    pending_auth: Dict[str, Any] = field(default_factory=dict)
-    sessions: Dict[str, Any] = field(default_factory=dict)
-    trees: Dict[tuple, str] = field(default_factory=dict)
-    opens: Dict[str, Any] = field(default_factory=dict)
-    pending: Dict[str, Any] = field(default_factory=dict)
-    channels: Dict[str, Any] = field(default_factory=dict)
-    encrypted: Dict[str, Any] = field(default_factory=dict)
+    negotiate: Dict[str, Any] = field(default_factory=dict)  # what NEGOTIATE told, by the name records show it
+    pending_auth: Optional[PendingAuth] = None
+    sessions: Dict[str, Session] = field(default_factory=dict)  # by session id (SMB1: uid)
+    trees: Dict[Tuple[str, str], str] = field(default_factory=dict)  # (session id, tree id) -> UNC
+    opens: Dict[str, Open] = field(default_factory=dict)  # by file id
+    requests: Dict[str, Request] = field(default_factory=dict)  # by message key, until answered
+    aliases: Dict[str, str] = field(default_factory=dict)  # a CREATE's message key -> the file id it got
+    last_create: Optional[str] = None  # message key of the last CREATE asked (a compound's related file)
+    channels: Dict[str, Channel] = field(default_factory=dict)  # RPC: "np:<fid>" per pipe open, or "tcp"
+    encrypted: Dict[str, Burst] = field(default_factory=dict)  # by session id: the burst going on
     frames: List[int] = field(default_factory=list)
     failed_logons: int = 0  # SESSION_SETUPs the server refused (each one a record of its own)
 
@@ -85,6 +110,21 @@ class Session:
     decrypted: bool = False
 
 
+class Offer(NamedTuple):
+    """One presentation context a BIND or ALTER_CONTEXT offers."""
+
+    ctx_id: int
+    uuid: str
+    version: str
+
+
+class Binding(NamedTuple):
+    """The interface an accepted context id stands for."""
+
+    uuid: Optional[str]
+    version: Optional[str]
+
+
 @dataclass
 class Call:
     call_id: int
@@ -104,14 +144,14 @@ class Channel:
     key: str
     transport: str
     pipe: Optional[str] = None
-    pipe_open: Any = None
-    contexts: Dict[int, Tuple[str, str]] = field(default_factory=dict)
-    offered: Dict[int, List[Tuple[int, str, str]]] = field(default_factory=dict)
+    pipe_open: Optional[Open] = None
+    contexts: Dict[int, Binding] = field(default_factory=dict)  # by context id, once the server accepted it
+    offered: Dict[int, List[Offer]] = field(default_factory=dict)  # by call id of the BIND, until its ack
     auth_level: int = 0
     auth_type: int = 0
     identity: Optional[Identity] = None
-    calls: Dict[int, Call] = field(default_factory=dict)
-    handles: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    calls: Dict[int, Call] = field(default_factory=dict)  # by call id, until the response
+    handles: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # context handle -> the arguments it stands for
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from ..capture.fields import Frame, to_int
+from ..capture.fields import Frame, first, to_int
 from .connections import Burst, Conn
 from .events import ProtocolEvents
 
@@ -49,7 +49,7 @@ class EncryptedActivity:
 
     def message(self, frame: Frame, conn: Conn) -> None:
         row = frame.row
-        sesid = row.get("smb2.sesid", "").split(",")[0]
+        sesid = first(row, "smb2.sesid")
         sizes = [to_int(s) for s in row.get("smb2.header.transform.msg_size", "").split(",") if s]
         bursts = conn.encrypted
         burst = bursts.get(sesid)
@@ -58,7 +58,7 @@ class EncryptedActivity:
             burst = None
         if burst is None:
             burst = bursts[sesid] = Burst(sesid=sesid, start=frame.time, end=frame.time)
-        nonce = row.get("smb2.header.transform.nonce", "").split(",")[0]
+        nonce = first(row, "smb2.header.transform.nonce")
         for size in sizes:
             burst.add(frame, size, conn.from_client(frame), nonce)
 
