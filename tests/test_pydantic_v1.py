@@ -29,7 +29,7 @@ V1_LIB = ROOT / "build" / f"pydantic-{PIN}"
 
 def lab_output(workdir: str) -> str:
     """Fused and decrypted records as the CLI and the Splunk inputs write them, and a coverage report."""
-    from smbtrail.coverage import coverage_report
+    from smbtrail.whatif.coverage import coverage_report
     from smbtrail.engine import Options, analyze
     from smbtrail.pydantic_api import SecretStr
 
