@@ -18,7 +18,7 @@ from .engine import Options, analyze
 from .output import printable
 from .pydantic_api import SecretStr
 from .records import ERROR, Record
-from .whatif.rewrite import SCOPES
+from .whatif.rewrite import SCOPES, WhatIfError, rewrite_capture
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_TSHARK, EXIT_OUTPUT = 0, 1, 2, 3, 4
 
@@ -186,8 +186,6 @@ def run_coverage(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def run_whatif(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """One capture rewritten; its statistics on stdout. 1: damage in the capture was copied as it was."""
-    from .whatif.rewrite import WhatIfError, rewrite_capture
-
     try:
         stats = rewrite_capture(args.capture, args.rewritten, args.scope)
     except WhatIfError as exc:
