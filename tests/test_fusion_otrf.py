@@ -16,11 +16,11 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from smbtrail.whatif.rewrite import rewrite_capture
 from smbtrail.engine import host_records, network_records
 from smbtrail.fusion import fuse_records
 from smbtrail.fusion.trails import same_command
 from smbtrail.records import Record
+from smbtrail.whatif.rewrite import rewrite_capture
 
 OTRF = "otrf-security-datasets"
 PAIRS = ["covenant_copy_smb_CreateRequest", "covenant_sc_query_dcerpc_smb_svcctl",

@@ -12,9 +12,9 @@ from smbtrail.encryption.fingerprints import calibrate
 from smbtrail.encryption.fingerprints import load as load_fingerprints
 from smbtrail.encryption.inference import ANY_LABEL, Gate, commands_for, gates, infer, templates
 from smbtrail.encryption.sizes import create_request, structure, tree_connect_request
-from smbtrail.whatif.rewrite import rewrite_capture
 from smbtrail.engine import Options, network_records
 from smbtrail.records import COMMAND, ENCRYPTED_ACTIVITY, Record
+from smbtrail.whatif.rewrite import rewrite_capture
 
 LAB = Path(__file__).resolve().parent / "fixtures" / "lab" / "enc-global"
 # the size model itself, before the calibration decides which labels are shown by default
