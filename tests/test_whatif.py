@@ -19,7 +19,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from network_helpers import records
+from helpers.network import records
 from smbtrail.cli import main
 from smbtrail.whatif.rewrite import RewriteStats, WhatIfError, rewrite_capture
 
