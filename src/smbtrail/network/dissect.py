@@ -25,6 +25,7 @@ from ..capture import tshark
 from ..capture.inputs import Source
 from ..capture.pieces import split
 from ..capture.prefilter import select
+from ..encryption.keys import TsharkSecrets
 from ..input_files import reason
 
 PIECE_BYTES = 96 * 1024 * 1024  # a tshark per piece of about this much capture: ~2.5x as much memory each
@@ -63,12 +64,12 @@ class Job:
 
 class Dissection:
     def __init__(self, sources: Sequence[Source], build: Callable[[str], List[str]], names: List[str],
-                 secret_args, workers: int = 0, prefilter: bool = True) -> None:
+                 secrets: TsharkSecrets, workers: int = 0, prefilter: bool = True) -> None:
         self.sources = list(sources)
         self.build = build  # input path -> tshark command
         self.frame_at, self.stream_at = names.index("frame.number"), names.index("tcp.stream")
         self.nfields = len(names)
-        self.env, self.pass_fds = secret_args.get("env"), secret_args.get("pass_fds", ())
+        self.env, self.pass_fds = secrets.env, secrets.pass_fds
         self.workers = worker_count(workers)
         self.prefilter = prefilter
         self.jobs: Dict[int, Job] = {}

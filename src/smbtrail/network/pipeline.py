@@ -1,5 +1,5 @@
-"""Captures (and Zeek logs) -> network records: one tshark pass per file, streamed, each file's failure
-contained."""
+"""Captures (and Zeek logs) -> network records: tcpdump's selection, tshark passes run ahead on every core
+(long captures in pieces), rows handed back in the serial order; each file's failure contained."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import Callable, Iterator, List, Optional, Sequence
 
 from .. import interfaces
 from ..capture import tshark
-from ..capture.fields import field_list, to_row
+from ..capture.fields import field_list, make_frame, to_row
 from ..capture.inputs import Member, Source, expand, members
+from ..encryption.keys import TsharkSecrets, tshark_secrets
 from ..input_files import is_environment_fault, reason
+from ..options import Options
 from ..progress import Progress
-from ..protocols.connections import make_frame
 from ..records import ERROR, Provenance, Record, from_epoch
 from ..zeek.logs import is_zeek_log
 from .analyzer import Analyzer, RunState
@@ -23,7 +24,8 @@ IDLE_FLUSH = 900.0  # seconds of silence after which a connection's open state i
 FLUSH_EVERY = 20000  # frames (of the original file) between idle checks
 
 
-def analyze_captures(paths: Sequence[str], options=None, progress: Optional[Progress] = None) -> Iterator[Record]:
+def analyze_captures(paths: Sequence[str], options: Options, progress: Optional[Progress] = None
+                     ) -> Iterator[Record]:
     """All network records of all inputs (captures and Zeek logs, told apart by content); unreadable
     inputs become error records, never exceptions."""
     from ..encryption.inference import infer
@@ -45,26 +47,24 @@ def captures_among(paths: Sequence[str]) -> bool:
     return any(source.kind != "zeek" for source in expand(paths, is_zeek_log))
 
 
-def _raw_records(sources: Sequence[Source], options=None, progress: Optional[Progress] = None) -> Iterator[Record]:
+def _raw_records(sources: Sequence[Source], options: Options, progress: Optional[Progress] = None
+                 ) -> Iterator[Record]:
     progress = progress or Progress()
     run = RunState()
     try:
-        binary = tshark.check_tshark()
+        binary = tshark.check_tshark(options.tshark)
     except tshark.TsharkMissing as exc:
         yield _error(sources[0].path if sources else "-", str(exc))
         return
     names = field_list(_decoder_fields())
-    prefilter = getattr(options, "prefilter", True)
-    from ..encryption.keys import tshark_secrets
-
-    with tshark_secrets(options) as secret_args:
-        for message in secret_args["errors"]:
+    with tshark_secrets(options) as secrets:
+        for message in secrets.errors:
             path, _, why = message.partition(": ")
             yield _error(path, why)
         on_disk = [s for s in sources if s.kind in ("pcap", "pcapng") and not s.error]
         dissected = {id(s) for s in on_disk}
-        build = partial(_command, binary, names, secret_args)
-        dissection = Dissection(on_disk, build, names, secret_args, getattr(options, "workers", 0), prefilter)
+        dissection = Dissection(on_disk, partial(_command, binary, names, secrets), names, secrets,
+                                options.workers, options.prefilter)
         progress.plan(len(sources), sum(s.size for s in sources))
         try:
             dissection.start()
@@ -75,30 +75,31 @@ def _raw_records(sources: Sequence[Source], options=None, progress: Optional[Pro
                 elif id(source) in dissected:
                     job = dissection.job(done)
                     done += 1
-                    yield from _guarded(_from_job(dissection, job, names, run, secret_args, progress), source.path)
+                    yield from _guarded(_from_job(dissection, job, names, run, secrets, progress), source.path)
                     dissection.done(job)
                 else:
-                    yield from _streamed(binary, source, names, run, secret_args)
+                    yield from _streamed(binary, source, names, run, secrets)
                 progress.file_done(source.size)
         finally:
             dissection.close()
 
 
-def _streamed(binary: str, source: Source, names: List[str], run: RunState, secret_args) -> Iterator[Record]:
+def _streamed(binary: str, source: Source, names: List[str], run: RunState, secrets: TsharkSecrets
+              ) -> Iterator[Record]:
     """gzip captures and zip members: decompressed here and fed to one tshark, one after another."""
     for member in members(source):
         if member.error:
             yield _error(member.name, member.error)
             continue
-        yield from _guarded(_one_file(binary, member, names, run, secret_args), member.name)
+        yield from _guarded(_one_file(binary, member, names, run, secrets), member.name)
 
 
-def _command(binary: str, names: List[str], secret_args, path: str) -> List[str]:
-    return tshark.build_command(binary, path, names, prefs=secret_args.get("prefs", ()),
-                                keytab=secret_args.get("keytab"), disabled=interfaces.all_dissectors())
+def _command(binary: str, names: List[str], secrets: TsharkSecrets, path: str) -> List[str]:
+    return tshark.build_command(binary, path, names, prefs=secrets.prefs, keytab=secrets.keytab,
+                                disabled=interfaces.all_dissectors())
 
 
-def _from_job(dissection: Dissection, job: Job, names: List[str], run: RunState, secret_args,
+def _from_job(dissection: Dissection, job: Job, names: List[str], run: RunState, secrets: TsharkSecrets,
               progress: Progress) -> Iterator[Record]:
     if job.error:
         yield _error(job.source.path, job.error)
@@ -107,7 +108,7 @@ def _from_job(dissection: Dissection, job: Job, names: List[str], run: RunState,
     at = None
     if job.packets:
         at = lambda number: progress.at(job.source.size * min(number, job.packets) // job.packets)  # noqa: E731
-    yield from _analysed(job.source.path, dissection.rows(job), statuses, names, run, secret_args, at)
+    yield from _analysed(job.source.path, dissection.rows(job), statuses, names, run, secrets, at)
 
 
 def _guarded(records: Iterator[Record], name: str) -> Iterator[Record]:
@@ -124,24 +125,24 @@ def _guarded(records: Iterator[Record], name: str) -> Iterator[Record]:
         yield _error(name, f"reading stopped: {reason(exc)}", partial=count > 0)
 
 
-def _one_file(binary: str, member: Member, names: List[str], run: RunState, secret_args) -> Iterator[Record]:
+def _one_file(binary: str, member: Member, names: List[str], run: RunState, secrets: TsharkSecrets
+              ) -> Iterator[Record]:
     try:
         feed = member.open() if member.open is not None else None
     except Exception as exc:
         yield _error(member.name, reason(exc))
         return
     status = tshark.TsharkRun()
-    cmd = _command(binary, names, secret_args, "-" if feed is not None else member.path)
-    rows = tshark.stream_rows(cmd, len(names), status, env=secret_args.get("env"), feed=feed,
-                              pass_fds=secret_args.get("pass_fds", ()))
-    yield from _analysed(member.name, rows, [status], names, run, secret_args)
+    cmd = _command(binary, names, secrets, "-" if feed is not None else member.path)
+    rows = tshark.stream_rows(cmd, len(names), status, env=secrets.env, feed=feed, pass_fds=secrets.pass_fds)
+    yield from _analysed(member.name, rows, [status], names, run, secrets)
 
 
 def _analysed(display: str, rows: Iterator[List[str]], statuses: List[tshark.TsharkRun], names: List[str],
-              run: RunState, secret_args, at: Optional[Callable[[int], None]] = None) -> Iterator[Record]:
+              run: RunState, secrets: TsharkSecrets, at: Optional[Callable[[int], None]] = None
+              ) -> Iterator[Record]:
     """One file's tshark rows (original frame numbers, in frame order) through the analyzer."""
-    analyzer = Analyzer(display, run, decrypting=bool(secret_args.get("env")),
-                        keyed_sessions=secret_args.get("session_ids") or frozenset())
+    analyzer = Analyzer(display, run, decrypting=secrets.decrypting, keyed_sessions=secrets.session_ids)
     count = checked = 0
     last_time = 0.0
     for values in rows:
@@ -159,9 +160,8 @@ def _analysed(display: str, rows: Iterator[List[str]], statuses: List[tshark.Tsh
             analyzer.out.clear()
     analyzer.flush(list(analyzer.table.conns.values()))
     yield from analyzer.out
-    problems = [s.problem() for s in statuses]
+    problem = next((p for p in (s.problem() for s in statuses) if p), None)
     bad_lines = sum(s.bad_lines for s in statuses)
-    problem = next((p for p in problems if p), None)
     if problem or bad_lines:
         yield _error(display, problem or f"{bad_lines} unreadable tshark lines", partial=count > 0)
 
