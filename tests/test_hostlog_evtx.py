@@ -215,7 +215,7 @@ def test_template_recipes_give_what_rendering_each_record_gives(shared_data):
                 filled = repr(exc)
             assert filled == rendered, (path.name, number, rec.record_num())
             compared += 1
-    assert compared > 1500
+    assert compared > 1350  # up to 150 of each distinct sample
 
 
 def test_fallback_is_used_when_evtx_cannot_be_imported(shared_data, monkeypatch):
