@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from smbtrail import interfaces
-from smbtrail.interfaces import MODULES, decoder_for, interface_name, lookups_dir, operation_name
+from smbtrail.interfaces import MODULES, decoder_for, interface_name, operation_name
+from smbtrail.lookups import lookups_dir
 from test_interfaces_support import require_tshark
 
 KEY_ACTIONS = {

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
-from .. import interfaces, windows_names
+from .. import interfaces, lookups, windows_names
 from ..capture import tshark
 from ..protocols.auth import TicketIndex
 from ..protocols.connections import Conn, ConnectionTable, Frame
 from ..protocols.dcerpc import DcerpcHandler
-from ..protocols.files import access_names
 from ..protocols.names import HostNames
 from ..protocols.smb1 import Smb1Handler
 from ..protocols.smb2 import Smb2Handler
@@ -253,4 +252,4 @@ def _smb_protocol(dialect: Optional[str]) -> str:
 
 
 def _access(mask: int) -> List[str]:
-    return access_names(mask)
+    return lookups.access_names(mask, "network")

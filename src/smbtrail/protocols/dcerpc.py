@@ -10,7 +10,7 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from .. import interfaces
+from .. import interfaces, lookups
 from ..capture.fields import split, to_int
 from .auth import Identity, kerberos_service, ntlm_identity
 from .connections import Conn, Frame
@@ -18,7 +18,6 @@ from .connections import Conn, Frame
 REQUEST, RESPONSE, FAULT, BIND, BIND_ACK, BIND_NAK, ALTER, ALTER_RESP, AUTH3 = 0, 2, 3, 11, 12, 13, 14, 15, 16
 PRIVACY = 6
 EPM_UUID = "e1af8308-5d1f-11c9-91a4-08002b14a0fa"
-CONTEXT_KEYS = ("service_name", "key", "hive", "account", "log_name", "task_name", "clsid_name", "secret")
 
 
 @dataclass
@@ -145,7 +144,8 @@ class DcerpcHandler:
             result = _decode(call.uuid, call.opnum, False, row, stub)
             handle_out = result.pop("_handle_out", None)
             if handle_out:
-                chan.handles[handle_out] = {k: call.args[k] for k in CONTEXT_KEYS if k in call.args}
+                kept = lookups.argument_names("handle_context")  # what later calls on the handle inherit
+                chan.handles[handle_out] = {k: call.args[k] for k in kept if k in call.args}
             code = result.get("return_code")
             if isinstance(code, int) and code != 0:
                 status = hex(code)
