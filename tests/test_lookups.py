@@ -155,7 +155,7 @@ def test_argument_names_and_roles_are_defined_once():
     assert all(r["meaning"] for r in table)
     roles: Dict[str, List[int]] = {}
     for row in table:
-        for entry in row["roles"].split():
+        for entry in lookups.cells(row["roles"]):
             role, _, rank = entry.partition(":")
             assert role in ROLES, (row["name"], role)
             roles.setdefault(role, []).append(int(rank) if rank else 0)

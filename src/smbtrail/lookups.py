@@ -1,19 +1,5 @@
-"""The shared knowledge tables (lookups/*.csv): where they live (a checkout or the Splunk app) and the one
-reader every module uses. Each table is also a Splunk lookup (package.sh defines one per CSV).
-
-Which table holds what:
-    rpc_interfaces.csv      interface UUID -> name, spec, usual pipe, other names (`aliases`: the short names
-                            rules use, Zeek's spelling); also DCOM classes and transfer syntaxes (`kind`)
-    rpc_operations.csv      (UUID, opnum) -> operation, action verb, Wireshark's name
-    zeek_dce_rpc.csv        Zeek's names where they differ from the two above
-    arguments.csv           the argument names records carry, and which lists each belongs to (`roles`)
-    access_rights.csv       file and pipe access mask bits -> the names both sides write
-    command_signatures.csv  network command rules; size_templates.csv, rpc_size_fingerprints.csv and
-                            inference_calibration.csv the same under encryption; host_commands.csv and
-                            command_lines.csv the host-side rules; suspicion.csv the trail scores
-    windows_events.csv, windows_messages.csv, ad_guids.csv, status_codes.csv, well_known_sids.csv
-                            Windows' own codes and names; assets.csv the site's address book
-"""
+"""The shared knowledge tables (lookups/*.csv, described in lookups/README.md): where they live (a checkout or
+the Splunk app) and the one reader every module uses."""
 
 from __future__ import annotations
 
@@ -72,11 +58,11 @@ def cells(text: Optional[str]) -> List[str]:
 
 @cache
 def argument_names(role: str) -> Tuple[str, ...]:
-    """The arguments that play `role` (lookups/arguments.csv `roles`, e.g. `key`, `carried`), in the order of
-    that role's list: a role written `carried:3` is third; a bare role keeps the table's order."""
+    """The arguments that play `role` (lookups/arguments.csv `roles`: `identifies`, `carried`, ...), in the order
+    of that role's list: an entry `carried:3` is third; a role written without ranks keeps the table's order."""
     ranked = []
     for position, row in enumerate(rows("arguments.csv")):
-        for entry in row["roles"].split():
+        for entry in cells(row["roles"]):
             name, _, rank = entry.partition(":")
             if name == role:
                 ranked.append((int(rank) if rank else position, position, row["name"]))
@@ -87,7 +73,7 @@ def argument_names(role: str) -> Tuple[str, ...]:
 def access_rights(side: str) -> Tuple[Tuple[int, str], ...]:
     """(mask bit, name) of the file and pipe rights a side reports (`host` or `network`), in bit order."""
     table = [(int(row["mask"], 16), row["name"]) for row in rows("access_rights.csv")
-             if side in row["reported_by"].split("|")]
+             if side in cells(row["reported_by"])]
     return tuple(sorted(table))
 
 
