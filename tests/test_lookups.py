@@ -99,6 +99,12 @@ def test_size_fingerprints_name_operations_as_the_operation_table_does():
             if r["pipe"] not in pipes[interface_uuid(r["interface"])]] == []
 
 
+def test_host_rules_name_pipes_of_known_interfaces():
+    pipes = {p.strip().lower() for r in rows("rpc_interfaces.csv") for p in r["usual_pipe"].split("/")}
+    contexts = {r["context"].strip().rstrip("!").lower() for r in rows("host_commands.csv")} - {""}
+    assert contexts and contexts - pipes == set()
+
+
 def test_calibrated_commands_are_commands_the_rules_name():
     named = {(r["command"], r["action"]) for table in ("size_templates.csv", "command_signatures.csv") for r in rows(table)}
     assert {(r["command"], r["action"]) for r in rows("inference_calibration.csv")} - named == set()
