@@ -41,11 +41,11 @@ def test_operations_are_unique_and_lower_case():
 
 def test_every_decoder_uuid_and_parsed_opnum_is_named():
     for module in MODULES:
-        for uuid in module.UUIDS:
+        for uuid in interfaces.uuids(module):
             assert interface_name(uuid), uuid
             assert decoder_for(uuid.upper()) is module
         for opnum in list(getattr(module, "REQUESTS", {})) + list(getattr(module, "RESPONSES", {})):
-            assert any(operation_name(uuid, opnum) for uuid in module.UUIDS), (module.__name__, opnum)
+            assert any(operation_name(uuid, opnum) for uuid in interfaces.uuids(module)), (module.__name__, opnum)
 
 
 def test_key_actions():

@@ -110,9 +110,11 @@ def test_calibrated_commands_are_commands_the_rules_name():
     assert {(r["command"], r["action"]) for r in rows("inference_calibration.csv")} - named == set()
 
 
-def test_every_decoder_interface_is_in_the_interface_table():
-    kinds = {row["uuid"]: row["kind"] for row in rows("rpc_interfaces.csv")}
-    assert [(m.__name__, u) for m in interfaces.MODULES for u in m.UUIDS if kinds.get(u) != "interface"] == []
+def test_every_decoder_names_interfaces_of_the_interface_table():
+    assert [(m.__name__, n) for m in interfaces.MODULES for n in m.INTERFACES if interface_uuid(n) is None] == []
+    decoded = [u for m in interfaces.MODULES for u in interfaces.uuids(m)]
+    assert len(decoded) == len(set(decoded)) > 15  # one decoder per interface
+    assert interfaces.decoder_for("367ABB81-9844-35F1-AD32-98F038001003") is interfaces.svcctl
 
 
 def test_zeek_names_point_at_known_interfaces_and_operations():

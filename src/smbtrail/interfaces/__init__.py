@@ -1,6 +1,7 @@
 """One argument decoder per MS-RPC interface, chosen by bind UUID (never by pipe name).
 
-Each module holds UUIDS, FIELDS (the tshark 4.0 fields it reads), DISSECTORS (the tshark
+Each module holds INTERFACES (the names of the interfaces it decodes: lookups/rpc_interfaces.csv gives
+their UUIDs), FIELDS (the tshark 4.0 fields it reads), DISSECTORS (the tshark
 sub-dissectors whose calls it can also parse from the raw stub) and
 decode(opnum, request, fields, stub) -> dict of intent arguments.
 Interface and operation names come from lookups/rpc_interfaces.csv and lookups/rpc_operations.csv; rules name
@@ -45,7 +46,7 @@ MODULES = (svcctl, atsvc, sasec, tsch, winreg, srvsvc, wkssvc, samr, lsarpc, eve
 
 
 class InterfaceDecoder(Protocol):
-    UUIDS: Tuple[str, ...]
+    INTERFACES: Tuple[str, ...]
     FIELDS: Tuple[str, ...]
     DISSECTORS: Tuple[str, ...]
 
@@ -53,11 +54,24 @@ class InterfaceDecoder(Protocol):
                stub: Optional[bytes]) -> Dict[str, Any]: ...
 
 
-_BY_UUID: Dict[str, Any] = {uuid: module for module in MODULES for uuid in module.UUIDS}
+def uuids(module: InterfaceDecoder) -> Tuple[str, ...]:
+    """The UUIDs of the interfaces a decoder module names."""
+    found = []
+    for name in module.INTERFACES:
+        uuid = interface_uuid(name)
+        if uuid is None:
+            raise LookupError(f"{module.__name__} decodes {name!r}, an interface lookups/rpc_interfaces.csv lacks")
+        found.append(uuid)
+    return tuple(found)
+
+
+@lru_cache(maxsize=1)
+def _by_uuid() -> Dict[str, InterfaceDecoder]:
+    return {uuid: module for module in MODULES for uuid in uuids(module)}
 
 
 def decoder_for(uuid: str) -> Optional[InterfaceDecoder]:
-    return _BY_UUID.get((uuid or "").strip().lower())
+    return _by_uuid().get((uuid or "").strip().lower())
 
 
 def identify(opnum: int, request: bool, stub: Optional[bytes]) -> Optional[str]:
@@ -65,7 +79,7 @@ def identify(opnum: int, request: bool, stub: Optional[bytes]) -> Optional[str]:
     (DCOM activation, IDispatch::Invoke); None otherwise. The caller should mark the record inferred."""
     for module in (dcom, dispatch):
         if module.matches(opnum, request, stub):
-            return module.UUIDS[0]
+            return uuids(module)[0]
     return None
 
 

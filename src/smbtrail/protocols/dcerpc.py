@@ -17,7 +17,6 @@ from .connections import Conn, Frame
 
 REQUEST, RESPONSE, FAULT, BIND, BIND_ACK, BIND_NAK, ALTER, ALTER_RESP, AUTH3 = 0, 2, 3, 11, 12, 13, 14, 15, 16
 PRIVACY = 6
-EPM_UUID = "e1af8308-5d1f-11c9-91a4-08002b14a0fa"
 
 
 @dataclass
@@ -151,7 +150,7 @@ class DcerpcHandler:
                 status = hex(code)
             for key, value in result.items():
                 call.args.setdefault(key, value)
-        if call.uuid == EPM_UUID and call.args.get("port"):
+        if interfaces.interface_name(call.uuid) == "epmapper" and call.args.get("port"):
             self.ctx.epm_mapped(conn.server_ip, call.args)
         self.ctx.rpc_call_done(conn, chan, call, status)
 
