@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from ..lookups import header, rows
+from .. import lookups
 
 # automatic lookups: csv stem -> (sourcetype, columns the CSV must have, LOOKUP- clause)
 AUTOMATIC = {
@@ -26,7 +26,7 @@ def lookup_stanzas(lookup_dir: Path) -> Tuple[str, List[str]]:
     """transforms.conf text for every CSV, and the props LOOKUP- lines whose CSV has the columns."""
     stanzas, autos = [], []
     for path in sorted(lookup_dir.glob("*.csv")):
-        columns = header(path)
+        columns = lookups.header(path)
         stanzas.append(f"[smbtrail_{path.stem}]\nfilename = {path.name}\ncase_sensitive_match = false\n")
         if path.stem in AUTOMATIC and AUTOMATIC[path.stem][1] <= set(columns):
             sourcetype, _, clause = AUTOMATIC[path.stem]
@@ -41,7 +41,7 @@ NOT_WINDOWS_CHANNELS = {"Samba"}
 def windows_macros(lookup_dir: Path) -> str:
     """macros.conf text of the Windows side smbtrailfuse reads, from the events the engine covers:
     their channels (XML or classic rendering, local or forwarded) and their event codes."""
-    events = [r for r in rows("windows_events.csv", lookup_dir / "windows_events.csv")
+    events = [r for r in lookups.rows("windows_events.csv", lookup_dir / "windows_events.csv")
               if r["channel"] not in NOT_WINDOWS_CHANNELS]
     channels = sorted({r["channel"] for r in events}) + ["ForwardedEvents"]
     sources = ", ".join(f'"{kind}:{c}"' for c in channels for kind in ("XmlWinEventLog", "WinEventLog"))
