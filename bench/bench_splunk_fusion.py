@@ -75,8 +75,8 @@ def write_frames(public: Tuple[Dict[str, Any], int], size: int, path: Path, args
     frame (the last finished). Every row is marked new: with fresh=, every trail is written."""
     from bench_fusion import stream
 
+    from helpers.splunk_sim import frame, getinfo, to_csv
     from smbtrail.splunk import events, fuserows
-    from splunk_sim import frame, getinfo, to_csv
 
     chunks: List[Tuple[int, int]] = []  # (offset, length) of each chunk's body, oldest chunk first
     rows = 0
@@ -141,7 +141,7 @@ def splunk_run(frames: Path, work: Path) -> Dict[str, Any]:
 
 
 def _splunk_uids(reply: Path) -> List[str]:
-    from splunk_sim import read_frames
+    from helpers.splunk_sim import read_frames
 
     uids: List[str] = []
     for meta, body in read_frames(reply.read_bytes()):
@@ -184,8 +184,8 @@ def map_cost(public: Tuple[Dict[str, Any], int], work: Path) -> Dict[str, float]
     """CPU per input row of the packaged map phase (phase=map), per shape of input row."""
     from bench_fusion import sides
 
+    from helpers.splunk_sim import frame, getinfo, to_csv
     from smbtrail.splunk import events
-    from splunk_sim import frame, getinfo, to_csv
 
     network, host = (list(side) for side in sides(public, MAP_SAMPLE, False))
     shapes = {

@@ -16,9 +16,9 @@ from typing import Dict, Set
 
 import pytest
 
+from helpers.splunk_sim import Macros, expression_fields, json_fields, read_conf, search_reads, split_pipeline, tstats_use
 from smbtrail.splunk import events, fusecommand, winevent, zeekevent
 from smbtrail.zeek.logs import USED as ZEEK_LOGS
-from splunk_sim import Macros, expression_fields, json_fields, read_conf, search_reads, split_pipeline, tstats_use
 from test_splunk_flow import fuse_in_splunk
 
 # Splunk's own fields, and those of its logs the health searches read (sourcetypes scheduler, splunkd)

@@ -16,9 +16,8 @@ from itertools import chain
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from smbtrail import engine
-from smbtrail.fusion.order import by_time
-from splunk_sim import (
+from helpers import network
+from helpers.splunk_sim import (
     Event,
     Macros,
     dispatch_reporting,
@@ -28,6 +27,8 @@ from splunk_sim import (
     search_events,
     split_pipeline,
 )
+from smbtrail import engine
+from smbtrail.fusion.order import by_time
 
 FUSION = "smbtrail - fuse trails to summary"
 OTRF_PAIR = "otrf-security-datasets/windows/lateral_movement/{side}/covenant_sc_query_dcerpc_smb_svcctl.zip"
@@ -70,8 +71,8 @@ def command_line_per_file(captures: Sequence[str], hostlogs: Sequence[str]) -> L
     a sensor's rotation arrives), fused with the host logs in time order as `analyze` fuses them.
     (One run over all files can label a capture differently: the encrypted-size inference carries a
     client's recent uploads, and endpoint-mapper answers map ports, across the files of one run.)"""
-    network = chain.from_iterable(engine.network_records([c]) for c in captures)
-    fused = engine.fuse(by_time(network, engine.host_records(list(hostlogs))))
+    stream = chain.from_iterable(network.records(c) for c in captures)
+    fused = engine.fuse(by_time(stream, engine.host_records(list(hostlogs))))
     return [r.to_dict() for r in fused if r.kind in ("trail", "command")]
 
 

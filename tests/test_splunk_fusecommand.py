@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
+from helpers.splunk_sim import dispatch_reporting, result_rows
 from smbtrail import engine
 from smbtrail.splunk import events, fuserows, winevent
-from splunk_sim import dispatch_reporting, result_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ROOT / "bin" / "smbtrailfuse.py"

@@ -15,12 +15,12 @@ from typing import Any, Dict, List
 
 import pytest
 
+from helpers.splunk_sim import dispatch_reporting, result_rows
 from smbtrail import engine
 from smbtrail.fusion import order
 from smbtrail.records import Record
 from smbtrail.splunk import events, fusecommand, fuserows
 from smbtrail.splunk.fusehead import HeadFusion
-from splunk_sim import dispatch_reporting, result_rows
 from test_splunk_fusecommand import COMMAND, PAIR, network_rows, nxlog_rows
 from test_splunk_zeek import addon_rows
 from test_zeek_logs import zeek_rows as read_tsv

@@ -234,7 +234,7 @@ def test_forwarder_package_cut_by_splunk_runs_the_capture_input(built, fixtures,
     spool = tmp_path / "spool"
     spool.mkdir()
     shutil.copyfile(fixtures / "lab" / "plain" / "sc_create_start_stop_delete.pcapng", spool / "sc.pcapng")
-    from splunk_sim import run_input
+    from helpers.splunk_sim import run_input
 
     indexed = run_input(app, "smbtrail_pcap", str(spool / "*.pcapng"), tmp_path / "forwarder-run")
     full = run_input(built["stage"], "smbtrail_pcap", str(spool / "*.pcapng"), tmp_path / "full-run")

@@ -2,7 +2,7 @@
 
 The add-on indexes each Zeek JSON log as `bro:<log>:json`, `_raw` the JSON line, search-time fields
 by Zeek's names (KV_MODE=json). The rows here are the real Zeek logs of zeek-real/ in that shape, and
-the Zeek-equivalent of an OTRF capture (tests/zeek_helpers.py) beside the run's Windows events, driven
+the Zeek-equivalent of an OTRF capture (tests/helpers/zeek_logs.py) beside the run's Windows events, driven
 through the command's chunked protocol.
 """
 
@@ -14,12 +14,12 @@ from typing import Any, Dict, List
 
 import pytest
 
+from helpers.zeek_logs import zeek_rows
 from smbtrail.engine import network_records
 from smbtrail.records import COMMAND
 from smbtrail.splunk import fuserows, zeekevent
 from test_splunk_fusecommand import drive, nxlog_rows, record_of, result_rows
 from test_zeek_logs import zeek_rows as read_tsv
-from zeek_helpers import zeek_rows
 
 PAIR = "covenant_sharpsc_create_dcerpc_smb_svcctl"
 

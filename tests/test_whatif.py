@@ -19,7 +19,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from network_helpers import records
+from helpers.network import records
 from smbtrail.encryption.whatif import RewriteStats, WhatIfError, rewrite_capture
 
 LAB = Path(__file__).resolve().parent / "fixtures" / "lab"

@@ -15,7 +15,7 @@ import struct
 import time
 import zlib
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
 
 from ..records import Record
@@ -87,7 +87,7 @@ def chunks(buf: Any) -> Iterator[Tuple[int, Any]]:
         yield number, bounded(bytes(buf[offset:offset + CHUNK_SIZE]), 0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bounded_chunk() -> type:
     """python-evtx's ChunkHeader with walks that end: it follows the string and template tables' hash chains
     until an offset of 0 (a chain that loops back, as one corrupt pointer makes it, never ends) and walks
