@@ -13,9 +13,9 @@ from smbtrail.encryption.fingerprints import calibrate
 from smbtrail.encryption.fingerprints import load as load_fingerprints
 from smbtrail.encryption.inference import ANY_LABEL, Gate, commands_for, gates, infer, templates
 from smbtrail.encryption.sizes import create_request, structure, tree_connect_request
-from smbtrail.encryption.whatif import rewrite_capture
 from smbtrail.engine import Options, network_records
 from smbtrail.records import COMMAND, ENCRYPTED_ACTIVITY, Record
+from smbtrail.whatif.rewrite import rewrite_capture
 
 LAB = Path(__file__).resolve().parent / "fixtures" / "lab" / "enc-global"
 # the size model itself, before the calibration decides which labels are shown by default
@@ -175,7 +175,7 @@ def test_odd_size_sequences_do_not_crash():
 
 
 def _rewritten(path: Path, tmp_path: Path, scope: str = "server"):
-    """The capture as a sensor sees it under SMB3 encryption (encryption/whatif.py), read without secrets and
+    """The capture as a sensor sees it under SMB3 encryption (whatif/rewrite.py), read without secrets and
     without inference."""
     target = tmp_path / f"{scope}-{path.name}"
     rewrite_capture(str(path), str(target), scope)

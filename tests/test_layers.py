@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "smbtrail"
 
 LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("cli",),  # the command line
-    ("splunk", "coverage"),  # the Splunk adapters; the coverage report
+    ("splunk", "whatif"),  # the Splunk adapters; the capture rewriter and coverage report (offline tools)
     ("engine",),  # the one entry point every adapter calls
     ("network",),  # the network pipeline: captures and Zeek logs -> network records
     ("zeek",),  # Zeek logs as a network source
@@ -23,7 +23,7 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("hostlog", "recognize", "encryption"),  # host logs; commands from operations; what encryption leaves
     ("protocols",),  # SMB1/2/3, DCE/RPC, Kerberos/NTLM state machines over tshark rows
     ("capture", "interfaces", "output"),  # tshark I/O and inputs; per-interface stub decoders; writers
-    ("records", "windows_names"),  # the record model; Windows' own names for codes
+    ("records", "options", "windows_names"),  # the record model; every setting of a run; Windows' names for codes
     ("lookups", "input_files", "pydantic_api", "__init__"),  # knowledge tables, safe file access, pydantic
 )
 

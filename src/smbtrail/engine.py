@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, List, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
-from .pydantic_api import BaseModel, ConfigDict, Field, SecretStr
+from .options import Options
 from .records import Record
 
-
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    all_events: bool = False  # host side: pass through events outside the covered set
-    keys_file: Optional[str] = None  # SMB3 session keys, one session per line
-    session_keys: List[SecretStr] = Field(default_factory=list)  # the same lines, held in memory only
-    passwords: List[SecretStr] = Field(default_factory=list)
-    nt_hashes: List[SecretStr] = Field(default_factory=list)
-    keytab: Optional[str] = None
-    fuse: bool = True
+__all__ = ["Options", "analyze", "fuse", "host_records", "network_records"]
 
 
 def network_records(paths: Sequence[str], options: Optional[Options] = None) -> Iterator[Record]:

@@ -14,10 +14,9 @@ from typing import AbstractSet, FrozenSet, Iterable, List, Tuple
 
 from smbtrail import interfaces
 from smbtrail.capture import tshark
-from smbtrail.capture.fields import Row, field_list, to_row
+from smbtrail.capture.fields import Row, field_list, make_frame, to_row
 from smbtrail.network.analyzer import Analyzer, RunState
 from smbtrail.network.pipeline import _decoder_fields
-from smbtrail.protocols.connections import make_frame
 from smbtrail.records import Record
 
 

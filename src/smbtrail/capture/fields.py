@@ -1,7 +1,8 @@
-"""The tshark 4.0 fields the engine reads, and the row type the protocol layer consumes."""
+"""The tshark 4.0 fields the engine reads, and the row and frame types the protocol layer consumes."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import compress
 from typing import Dict, List, Sequence
 
@@ -58,6 +59,21 @@ def to_row(names: Sequence[str], values: Sequence[str]) -> Row:
     return dict(compress(zip(names, values), values))
 
 
+def first(row: Row, name: str, default: str = "") -> str:
+    """The first occurrence of a field (tshark joins repeated ones with commas); `default` when absent."""
+    value = row.get(name)
+    return value.split(",", 1)[0] if value else default
+
+
+def nth(row: Row, name: str, index: int) -> str:
+    """The occurrence of a field that belongs to the index-th message or PDU of a frame (the last one when
+    fewer were printed; "" when absent)."""
+    values = split(row.get(name, ""))
+    if not values:
+        return ""
+    return values[index] if index < len(values) else values[-1]
+
+
 def split(value: str) -> List[str]:
     """tshark joins repeated occurrences of a field with commas."""
     return value.split(",") if value else []
@@ -72,3 +88,34 @@ def to_int(value: str, default: int = 0) -> int:
         return int(first, 16) if first[:2] in ("0x", "0X") else int(first)
     except ValueError:
         return default
+
+
+@dataclass
+class Frame:
+    """One tshark row with the values every protocol handler needs, pre-parsed once."""
+
+    number: int
+    time: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    stream: int
+    row: Row
+
+
+def make_frame(row: Row) -> Frame:
+    src = row.get("ip.src") or row.get("ipv6.src", "")
+    dst = row.get("ip.dst") or row.get("ipv6.dst", "")
+    sport = to_int(row.get("tcp.srcport", "") or row.get("udp.srcport", ""))
+    dport = to_int(row.get("tcp.dstport", "") or row.get("udp.dstport", ""))
+    return Frame(
+        number=to_int(row.get("frame.number", "")),
+        time=float(row.get("frame.time_epoch", "0") or 0),
+        src=src.split(",", 1)[0],
+        dst=dst.split(",", 1)[0],
+        sport=sport,
+        dport=dport,
+        stream=to_int(row.get("tcp.stream", ""), -1),
+        row=row,
+    )

@@ -57,9 +57,10 @@ def share_of(unc: str) -> str:
     return re.sub(r"\\([nrtbf])", lambda m: FIELD_ESCAPES[m.group(1)], share)
 
 
-def find_tshark() -> str:
-    """Locate tshark: $SMBTRAIL_TSHARK, PATH, then pyshark's search of the usual install places."""
-    candidates = [os.environ.get("SMBTRAIL_TSHARK"), shutil.which("tshark")]
+def find_tshark(configured: Optional[str] = None) -> str:
+    """Locate tshark: the configured path, $SMBTRAIL_TSHARK, PATH, then pyshark's search of the usual install
+    places."""
+    candidates = [configured, os.environ.get("SMBTRAIL_TSHARK"), shutil.which("tshark")]
     for path in candidates:
         if path and os.access(path, os.X_OK):
             return path
@@ -82,8 +83,8 @@ def tshark_version(path: str) -> Tuple[int, ...]:
     return _VERSION_CACHE[path]
 
 
-def check_tshark() -> str:
-    path = find_tshark()
+def check_tshark(configured: Optional[str] = None) -> str:
+    path = find_tshark(configured)
     version = tshark_version(path)
     if version[:2] < MIN_VERSION:
         shown = ".".join(map(str, version)) if version != (0, 0, 0) else "unknown"

@@ -17,8 +17,8 @@ import struct
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import AbstractSet, Dict, Iterator, List, Optional, Tuple
 
 HEX = re.compile(r"^[0-9a-fA-F]*$")
 
@@ -101,8 +101,24 @@ def rc4_keytab(hashes: List[bytes]) -> bytes:
     return b"".join(out)
 
 
+@dataclass
+class TsharkSecrets:
+    """What tshark is given for the configured secrets, and what was wrong with them."""
+
+    prefs: List[str] = field(default_factory=list)  # `-o` preferences
+    keytab: Optional[str] = None  # `-K`
+    env: Optional[Dict[str, str]] = None  # WIRESHARK_CONFIG_DIR: set when any secret is given
+    errors: List[str] = field(default_factory=list)  # one line each, naming the file and line, never a secret
+    session_ids: AbstractSet[str] = frozenset()  # sessions (wire order) a key was given for
+    pass_fds: Tuple[int, ...] = ()  # memory-only files tshark inherits
+
+    @property
+    def decrypting(self) -> bool:
+        return self.env is not None
+
+
 @contextmanager
-def tshark_secrets(options) -> Iterator[Dict[str, object]]:
+def tshark_secrets(options) -> Iterator[TsharkSecrets]:
     """tshark arguments and environment for the configured secrets, plus errors about them.
 
     The one place secrets are handed to tshark: a private (0700) WIRESHARK_CONFIG_DIR whose `preferences`,
@@ -110,11 +126,9 @@ def tshark_secrets(options) -> Iterator[Dict[str, object]]:
     tshark inherits: nothing secret is ever written to disk, and the memory goes with the processes, also
     on SIGKILL. Elsewhere they are 0600 files in that directory, removed on exit and on SIGTERM/SIGHUP
     (terminate_on_signals), and by the next run after a SIGKILL (a directory whose lock nobody holds)."""
-    result: Dict[str, object] = {"prefs": [], "keytab": None, "env": None, "errors": [], "session_ids": set(),
-                                 "pass_fds": ()}
     if options is None or not (options.keys_file or options.session_keys or options.passwords or options.nt_hashes
                                or options.keytab):
-        yield result
+        yield TsharkSecrets()
         return
     sweep_stale()
     with _SecretDir() as store:
@@ -129,9 +143,8 @@ def tshark_secrets(options) -> Iterator[Dict[str, object]]:
         keytab = _user_keytab(options.keytab, errors)
         if hashes:
             keytab = store.write("smbtrail.keytab", _merged_keytab(keytab, rc4_keytab(hashes)))
-        result.update(keytab=keytab, env={"WIRESHARK_CONFIG_DIR": store.path}, errors=errors,
-                      session_ids={k.session_id for k in keys}, pass_fds=tuple(store.fds))
-        yield result
+        yield TsharkSecrets(keytab=keytab, env={"WIRESHARK_CONFIG_DIR": store.path}, errors=errors,
+                            session_ids=frozenset(k.session_id for k in keys), pass_fds=tuple(store.fds))
 
 
 STALE_PREFIX = "smbtrail-tshark-"

@@ -3,18 +3,23 @@ each protocol event becomes."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import AbstractSet, Any, Dict, List, Optional, Sequence
 
 from .. import interfaces, lookups, windows_names
 from ..capture import tshark
-from ..protocols.auth import TicketIndex
-from ..protocols.connections import Conn, ConnectionTable, Frame
+from ..capture.fields import Frame, Row, to_int
+from ..protocols.auth import Identity, Refusal, Ticket, TicketIndex
+from ..protocols.codes import Pdu, Status, status_code
+from ..protocols.connections import Burst, Call, Channel, Conn, ConnectionTable, Session
 from ..protocols.dcerpc import DcerpcHandler
+from ..protocols.files import Open
 from ..protocols.names import HostNames
 from ..protocols.smb1 import Smb1Handler
 from ..protocols.smb2 import Smb2Handler
-from ..protocols.smb3_transform import EncryptedActivity
-from ..records import FILE, OPERATION, SESSION, TREE, Provenance, Record, from_epoch
+from ..protocols.smb3_transform import EncryptedActivity, nonce_style, wire_order
+from ..records import ENCRYPTED_ACTIVITY, FILE, OPERATION, SESSION, TREE, Provenance, Record, from_epoch
+
+CLIENT_PDUS = (Pdu.REQUEST, Pdu.BIND, Pdu.ALTER_CONTEXT, Pdu.AUTH3)  # the side that sends these is the client
 
 
 class RunState:
@@ -27,9 +32,10 @@ class RunState:
 
 
 class Analyzer:
-    """Per-capture state; protocol handlers call back into it to emit records."""
+    """One capture: frames dispatched to the protocol handlers, whose events (ProtocolEvents) become records."""
 
-    def __init__(self, file: str, run: RunState, decrypting: bool = False, keyed_sessions=frozenset()) -> None:
+    def __init__(self, file: str, run: RunState, decrypting: bool = False,
+                 keyed_sessions: AbstractSet[str] = frozenset()) -> None:
         self.file = file
         self.decrypting = decrypting  # without secrets, a "decrypted" transform is tshark misreading noise
         self.keyed_sessions = keyed_sessions  # session ids (wire order) the key file names
@@ -38,10 +44,10 @@ class Analyzer:
         self.hosts = run.hosts
         self.table = ConnectionTable(file)
         self.out: List[Record] = []
-        self.smb2 = Smb2Handler(self)
-        self.smb1 = Smb1Handler(self)
-        self.rpc = DcerpcHandler(self)
+        self.rpc = DcerpcHandler(self, self.tickets)
         self.encrypted = EncryptedActivity(self)
+        self.smb2 = Smb2Handler(self, self.rpc, self.encrypted, self.hosts, self.tickets)
+        self.smb1 = Smb1Handler(self, self.rpc, self.hosts)
 
     # -- frame dispatch
     def feed(self, frame: Frame) -> None:
@@ -68,40 +74,39 @@ class Analyzer:
             conn = self.table.get(frame, row.get("smb.flags.response", "").startswith("0"))
             self.smb1.handle(frame, conn)
         elif "dcerpc.pkt_type" in row:
-            first = row["dcerpc.pkt_type"].split(",", 1)[0]
-            conn = self.table.get(frame, first in ("0", "11", "14", "16"))
+            conn = self.table.get(frame, to_int(row["dcerpc.pkt_type"], -1) in CLIENT_PDUS)
             self.rpc.handle(frame, conn)
 
-    def _ticket(self, frame: Frame, ticket: tuple) -> None:
+    def _ticket(self, frame: Frame, ticket: Ticket) -> None:
         """A KDC reply: which account got a ticket for which service (the account behind Kerberos SMB)."""
-        _, kind, cname, realm, sname = ticket
         self.out.append(Record(
-            time=from_epoch(frame.time), kind=SESSION, protocol="kerberos", operation=f"{kind}_rep",
-            src_ip=frame.dst, src_port=frame.dport, dest_ip=frame.src, dest_port=frame.sport, user=cname,
-            domain=realm, src_host=self.hosts.name(frame.dst), dest_host=self.hosts.name(frame.src),
-            args={"service": sname}, status="ok", evidence=["network"],
+            time=from_epoch(frame.time), kind=SESSION, protocol="kerberos", operation=f"{ticket.kind}_rep",
+            src_ip=frame.dst, src_port=frame.dport, dest_ip=frame.src, dest_port=frame.sport, user=ticket.cname,
+            domain=ticket.realm, src_host=self.hosts.name(frame.dst), dest_host=self.hosts.name(frame.src),
+            args={"service": ticket.sname}, status="ok", evidence=["network"],
             provenance=[Provenance(file=self.file, frames=[frame.number])]))
 
-    def _kdc_refused(self, frame: Frame, refused: tuple) -> None:
+    def _kdc_refused(self, frame: Frame, refused: Refusal) -> None:
         """A KRB-ERROR: the account whose AS or TGS request the KDC refused, and why (a failed logon)."""
-        kind, cname, realm, sname, code = refused
+        code = refused.code
         name = windows_names.status(code, windows_names.KERBEROS)
         self.out.append(Record(
-            time=from_epoch(frame.time), kind=SESSION, protocol="kerberos", operation=f"{kind}_req",
-            src_ip=frame.dst, src_port=frame.dport, dest_ip=frame.src, dest_port=frame.sport, user=cname,
-            domain=realm, src_host=self.hosts.name(frame.dst), dest_host=self.hosts.name(frame.src),
-            args={"service": sname.lower(), "error_code": hex(code), "status_name": name or f"KRB error {code}"},
+            time=from_epoch(frame.time), kind=SESSION, protocol="kerberos", operation=f"{refused.kind}_req",
+            src_ip=frame.dst, src_port=frame.dport, dest_ip=frame.src, dest_port=frame.sport, user=refused.cname,
+            domain=refused.realm, src_host=self.hosts.name(frame.dst), dest_host=self.hosts.name(frame.src),
+            args={"service": refused.sname.lower(), "error_code": hex(code),
+                  "status_name": name or f"KRB error {code}"},
             status=name or hex(code), evidence=["network"], provenance=[Provenance(file=self.file, frames=[frame.number])]))
 
     def session_failed(self, frame: Frame, conn: Conn, status: str) -> None:
         """A SESSION_SETUP the server refused: the account, domain and workstation that tried, and the status
         (a spray shows as many of these, from one client)."""
-        pending, conn.pending_auth = conn.pending_auth, {}
-        ident = pending.get("identity")
+        auth, conn.pending_auth = conn.pending_auth, None
+        ident = auth.identity if auth is not None else None
         if ident is not None and ident.method == "kerberos" and not ident.user:
             ident = self.tickets.lookup(conn.client_ip, frame.time, ident.service) or ident
-        frames = [f for f in (pending.get("frame"), frame.number) if f]
-        rec = self.base_fields(conn, pending.get("time", frame.time), SESSION, frames, ident=ident)
+        frames = [f for f in (auth.frame if auth is not None else None, frame.number) if f]
+        rec = self.base_fields(conn, auth.time if auth is not None else frame.time, SESSION, frames, ident=ident)
         args = {k: v for k, v in conn.negotiate.items() if k not in ("server_names", "last_status")}
         args.update(auth=ident.method if ident else None, nt_status=status,
                     status_name=windows_names.status(status) or status)
@@ -140,7 +145,7 @@ class Analyzer:
 
     # -- record building
     def base_fields(self, conn: Conn, when: float, kind: str, frames: Sequence[int], sesid: Optional[str] = None,
-              ident=None) -> Dict[str, Any]:
+                    ident: Optional[Identity] = None) -> Dict[str, Any]:
         session = conn.sessions.get(sesid) if sesid is not None else None
         ident = ident or (session.identity if session else None)
         base: Dict[str, Any] = dict(
@@ -158,12 +163,12 @@ class Analyzer:
             base["decrypted"] = session.decrypted
         return base
 
-    def _client_name(self, conn: Conn, ident) -> Optional[str]:
+    def _client_name(self, conn: Conn, ident: Optional[Identity]) -> Optional[str]:
         if ident and ident.workstation:
             self.hosts.learn(conn.client_ip, ident.workstation, "ntlm_workstation")
         return self.hosts.name(conn.client_ip)
 
-    def session_started(self, frame: Frame, conn: Conn, session) -> None:
+    def session_started(self, frame: Frame, conn: Conn, session: Session) -> None:
         ident = session.identity
         args = {k: v for k, v in conn.negotiate.items() if k not in ("server_names",)}
         args.update(auth=ident.method, session_encrypted=session.encrypt)
@@ -177,10 +182,7 @@ class Analyzer:
                    transport="smb", operation="session_setup", args=args, status="ok")
         self.out.append(Record(**rec))
 
-    def session_closed(self, conn: Conn, sesid: str) -> None:
-        self.encrypted.flush(conn, sesid)
-
-    def tree_connected(self, frame: Frame, conn: Conn, sesid: str, tree: Optional[str], row) -> None:
+    def tree_connected(self, frame: Frame, conn: Conn, sesid: str, tree: Optional[str], row: Row) -> None:
         self.hosts.learn_unc(conn.server_ip, tree)
         rec = self.base_fields(conn, frame.time, TREE, [frame.number], sesid=sesid)
         share = tshark.share_of(tree) if tree else None
@@ -192,20 +194,20 @@ class Analyzer:
                    operation="tree_connect", args=args, status="ok")
         self.out.append(Record(**rec))
 
-    def file_closed(self, conn: Conn, opened, partial: bool = False) -> None:
+    def file_closed(self, conn: Conn, opened: Open, partial: bool = False) -> None:
         if opened.is_directory() and not opened.deleted:
             return
         if not opened.name and not opened.is_pipe:
             return
         rec = self.base_fields(conn, opened.time, FILE, opened.frames, sesid=opened.session)
         share = tshark.share_of(opened.share) if opened.share else None
-        status = "ok" if opened.status in (None, "0x00000000") else opened.status
+        status = "ok" if opened.status is None or status_code(opened.status) == Status.SUCCESS else opened.status
         rec.update(protocol=_smb_protocol(conn.negotiate.get("dialect")), transport="smb", share=share,
                    path=opened.name, operation=opened.operation(), args=opened.args(), status=status,
                    partial=partial, access=_access(opened.access))
         self.out.append(Record(**rec))
 
-    def rpc_call_done(self, conn: Conn, chan, call, status: Optional[str]) -> None:
+    def rpc_call_done(self, conn: Conn, chan: Channel, call: Call, status: Optional[str]) -> None:
         pipe = chan.pipe_open
         ident = None
         if pipe is None or not (conn.sessions.get(pipe.session) and conn.sessions[pipe.session].identity.user):
@@ -234,6 +236,35 @@ class Analyzer:
         uuid = args.get("interface_uuid")
         if port:
             self.run.epm_ports[(server_ip, int(port))] = str(uuid or "")
+
+    def encrypted_burst(self, conn: Conn, burst: Burst) -> None:
+        session = conn.sessions.get(burst.sesid)
+        base = self.base_fields(conn, burst.start, ENCRYPTED_ACTIVITY, burst.frames, sesid=burst.sesid)
+        args = {
+            "messages_to_server": burst.to_server, "messages_to_client": burst.to_client,
+            "bytes_to_server": burst.bytes_to_server, "bytes_to_client": burst.bytes_to_client,
+            "duration": round(burst.end - burst.start, 6), "message_sizes": burst.sizes,
+            "message_frames": burst.size_frames,
+            "nonce_style": nonce_style(burst.nonces),
+        }
+        for key in ("dialect", "cipher", "client_guid", "netname"):
+            if conn.negotiate.get(key):
+                args[key] = conn.negotiate[key]
+        if session is None:
+            args["session_setup_seen"] = False  # started before the capture: no user, no key derivation
+        args["decryption"] = self._decryption(burst.sesid, session is not None)
+        base.update(protocol="smb3", transport="smb", encrypted=True, decrypted=False, args=args,
+                    operation="encrypted_messages", session_id=burst.sesid,
+                    partial=session is None)
+        self.out.append(Record(**base))
+
+    def _decryption(self, sesid: str, setup_seen: bool) -> str:
+        """Why these messages stayed encrypted: no secrets, or secrets that did not open them."""
+        if not self.decrypting:
+            return "no_secrets"
+        if wire_order(sesid) in self.keyed_sessions:
+            return "failed_with_given_key" if setup_seen else "failed_mid_session"
+        return "no_matching_secret"
 
 
 def interfaces_name(uuid: Optional[str]) -> Optional[str]:

@@ -8,10 +8,11 @@ from typing import Iterator, List, Optional, Sequence
 
 from .. import interfaces
 from ..capture import tshark
-from ..capture.fields import field_list, to_row
+from ..capture.fields import field_list, make_frame, to_row
 from ..capture.inputs import Member, Source, expand, members
+from ..encryption.keys import TsharkSecrets, tshark_secrets
 from ..input_files import is_environment_fault, reason
-from ..protocols.connections import make_frame
+from ..options import Options
 from ..records import ERROR, Provenance, Record, from_epoch
 from ..zeek.logs import is_zeek_log
 from .analyzer import Analyzer, RunState
@@ -20,7 +21,7 @@ IDLE_FLUSH = 900.0  # seconds of silence after which a connection's open state i
 FLUSH_EVERY = 20000  # frames between idle checks
 
 
-def analyze_captures(paths: Sequence[str], options=None) -> Iterator[Record]:
+def analyze_captures(paths: Sequence[str], options: Options) -> Iterator[Record]:
     """All network records of all inputs (captures and Zeek logs, told apart by content); unreadable
     inputs become error records, never exceptions."""
     from ..encryption.inference import infer
@@ -42,18 +43,16 @@ def captures_among(paths: Sequence[str]) -> bool:
     return any(source.kind != "zeek" for source in expand(paths, is_zeek_log))
 
 
-def _raw_records(sources: Sequence[Source], options=None) -> Iterator[Record]:
+def _raw_records(sources: Sequence[Source], options: Options) -> Iterator[Record]:
     run = RunState()
     try:
-        binary = tshark.check_tshark()
+        binary = tshark.check_tshark(options.tshark)
     except tshark.TsharkMissing as exc:
         yield _error(sources[0].path if sources else "-", str(exc))
         return
     names = field_list(_decoder_fields())
-    from ..encryption.keys import tshark_secrets
-
-    with tshark_secrets(options) as secret_args:
-        for message in secret_args["errors"]:
+    with tshark_secrets(options) as secrets:
+        for message in secrets.errors:
             path, _, why = message.partition(": ")
             yield _error(path, why)
         for source in sources:
@@ -64,7 +63,7 @@ def _raw_records(sources: Sequence[Source], options=None) -> Iterator[Record]:
                 if member.error:
                     yield _error(member.name, member.error)
                     continue
-                yield from _guarded(_one_file(binary, member, names, run, secret_args), member.name)
+                yield from _guarded(_one_file(binary, member, names, run, secrets), member.name)
 
 
 def _guarded(records: Iterator[Record], name: str) -> Iterator[Record]:
@@ -81,7 +80,8 @@ def _guarded(records: Iterator[Record], name: str) -> Iterator[Record]:
         yield _error(name, f"reading stopped: {reason(exc)}", partial=count > 0)
 
 
-def _one_file(binary: str, member: Member, names: List[str], run: RunState, secret_args) -> Iterator[Record]:
+def _one_file(binary: str, member: Member, names: List[str], run: RunState, secrets: TsharkSecrets
+              ) -> Iterator[Record]:
     display = member.name
     feed = None
     if member.open is not None:
@@ -90,16 +90,14 @@ def _one_file(binary: str, member: Member, names: List[str], run: RunState, secr
         except Exception as exc:
             yield _error(display, reason(exc))
             return
-    analyzer = Analyzer(display, run, decrypting=bool(secret_args.get("env")),
-                        keyed_sessions=secret_args.get("session_ids") or frozenset())
+    analyzer = Analyzer(display, run, decrypting=secrets.decrypting, keyed_sessions=secrets.session_ids)
     status = tshark.TsharkRun()
-    prefs, keytab, env = secret_args.get("prefs", ()), secret_args.get("keytab"), secret_args.get("env")
     path = "-" if feed is not None else member.path
-    cmd = tshark.build_command(binary, path, names, prefs=prefs, keytab=keytab, disabled=interfaces.all_dissectors())
+    cmd = tshark.build_command(binary, path, names, prefs=secrets.prefs, keytab=secrets.keytab,
+                               disabled=interfaces.all_dissectors())
     count = 0
     last_time = 0.0
-    for values in tshark.stream_rows(cmd, len(names), status, env=env, feed=feed,
-                                     pass_fds=secret_args.get("pass_fds", ())):
+    for values in tshark.stream_rows(cmd, len(names), status, env=secrets.env, feed=feed, pass_fds=secrets.pass_fds):
         frame = make_frame(to_row(names, values))
         analyzer.feed(frame)
         count += 1

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass
-from typing import Deque, Dict, Optional, Tuple
+from typing import Deque, Dict, NamedTuple, Optional, Tuple
 
-from ..capture.fields import Row, split, to_int
-from .connections import Frame
+from ..capture.fields import Frame, Row, first, split, to_int
 
 KDC_REPLIES = {11: "as", 13: "tgs"}
 KDC_REQUESTS = {10: "as", 12: "tgs"}
@@ -33,6 +32,33 @@ class Identity:
         if not self.user:
             return None
         return f"{self.domain}\\{self.user}" if self.domain else self.user
+
+
+class Ticket(NamedTuple):
+    """A KDC reply: the account (cname@realm) got a ticket for the service sname."""
+
+    time: float
+    kind: str  # as | tgs
+    cname: str
+    realm: Optional[str]
+    sname: str  # lower case
+
+
+class KdcRequest(NamedTuple):
+    kind: str  # as | tgs
+    cname: Optional[str]
+    realm: Optional[str]
+    sname: str
+
+
+class Refusal(NamedTuple):
+    """A KRB-ERROR and the request it refused."""
+
+    kind: str  # as | tgs
+    cname: Optional[str]
+    realm: Optional[str]
+    sname: str
+    code: int
 
 
 def ntlm_identity(row: Row) -> Optional[Identity]:
@@ -69,58 +95,59 @@ class TicketIndex:
     """KDC replies per client address, newest last, bounded per client; KDC requests until answered."""
 
     def __init__(self) -> None:
-        self.by_client: Dict[str, Deque[tuple]] = defaultdict(lambda: deque(maxlen=64))
-        self.requests: Dict[Tuple[str, int], tuple] = OrderedDict()  # client socket -> (kind, cname, realm, sname)
+        self.by_client: Dict[str, Deque[Ticket]] = defaultdict(lambda: deque(maxlen=64))
+        self.requests: Dict[Tuple[str, int], KdcRequest] = OrderedDict()  # by client socket
 
-    def refused(self, frame: Frame) -> Optional[tuple]:
-        """Remember a KDC request; for a KRB-ERROR, the request it refused:
-        (kind, cname, realm, sname, error code), the account from the request when the error names none."""
+    def refused(self, frame: Frame) -> Optional[Refusal]:
+        """Remember a KDC request; for a KRB-ERROR, the request it refused (the account from the request
+        when the error names none)."""
         row = frame.row
         types = [to_int(t) for t in split(row.get("kerberos.msg_type", ""))]
-        cname = _clean(_first(row.get("kerberos.CNameString")))
+        cname = _clean(first(row, "kerberos.CNameString"))
         sname = "/".join(split(row.get("kerberos.SNameString", "")))
         kind = next((KDC_REQUESTS[t] for t in types if t in KDC_REQUESTS), None)
         if kind:
             self.requests.pop((frame.src, frame.sport), None)
-            self.requests[(frame.src, frame.sport)] = (kind, cname, _clean(_first(row.get("kerberos.realm"))), sname)
+            self.requests[(frame.src, frame.sport)] = KdcRequest(kind, cname, _clean(first(row, "kerberos.realm")),
+                                                                 sname)
             while len(self.requests) > MAX_REQUESTS:
                 self.requests.pop(next(iter(self.requests)))
             return None
         if KRB_ERROR not in types:
             return None
-        code = to_int(_first(row.get("kerberos.error_code")) or "", -1)
+        code = to_int(row.get("kerberos.error_code", ""), -1)
         asked = self.requests.get((frame.dst, frame.dport))
         if code in (PREAUTH_REQUIRED, -1) or (asked is None and not cname):
             return None
-        kind, asked_name, realm, asked_sname = asked or ("as", None, None, "")
-        realm = _clean(_first(row.get("kerberos.crealm"))) or realm
-        return kind, cname or asked_name, realm, sname or asked_sname, code
+        asked = asked or KdcRequest("as", None, None, "")
+        realm = _clean(first(row, "kerberos.crealm")) or asked.realm
+        return Refusal(asked.kind, cname or asked.cname, realm, sname or asked.sname, code)
 
-    def observe(self, frame: Frame) -> Optional[tuple]:
-        """Remember a KDC reply; returns (time, kind, cname, realm, sname) when the frame holds one."""
+    def observe(self, frame: Frame) -> Optional[Ticket]:
+        """Remember a KDC reply; returns it when the frame holds one."""
         row = frame.row
         types = [to_int(t) for t in split(row.get("kerberos.msg_type", ""))]
         kind = next((KDC_REPLIES[t] for t in types if t in KDC_REPLIES), None)
         if not kind:
             return None
-        cname = _clean(_first(row.get("kerberos.CNameString")))
-        realm = _clean(_first(row.get("kerberos.crealm")))
+        cname = _clean(first(row, "kerberos.CNameString"))
+        realm = _clean(first(row, "kerberos.crealm"))
         sname = "/".join(split(row.get("kerberos.SNameString", "")))
         if not cname:
             return None
-        entry = (frame.time, kind, cname, realm, sname.lower())
+        entry = Ticket(frame.time, kind, cname, realm, sname.lower())
         self.by_client[frame.dst].append(entry)
         return entry
 
     def lookup(self, client_ip: str, when: float, service: Optional[str]) -> Optional[Identity]:
         """The account whose ticket for `service` (else any ticket) the client got last before `when`."""
-        entries = [e for e in self.by_client.get(client_ip, ()) if 0 <= when - e[0] <= TICKET_HORIZON]
+        entries = [t for t in self.by_client.get(client_ip, ()) if 0 <= when - t.time <= TICKET_HORIZON]
         if not entries:
             return None
         wanted = _service_host(service)
-        matching = [e for e in entries if e[1] == "tgs" and wanted and _service_host(e[4]) == wanted]
+        matching = [t for t in entries if t.kind == "tgs" and wanted and _service_host(t.sname) == wanted]
         best = (matching or entries)[-1]
-        return Identity(user=best[2], domain=best[3], method="kerberos", service=service)
+        return Identity(user=best.cname, domain=best.realm, method="kerberos", service=service)
 
 
 def _service_host(sname: Optional[str]) -> Optional[str]:
@@ -128,10 +155,6 @@ def _service_host(sname: Optional[str]) -> Optional[str]:
         return None
     parts = sname.lower().replace(",", "/").split("/")
     return parts[1].split(".")[0] if len(parts) > 1 else None
-
-
-def _first(value: Optional[str]) -> Optional[str]:
-    return value.split(",", 1)[0] if value else None
 
 
 def _clean(value) -> Optional[str]:

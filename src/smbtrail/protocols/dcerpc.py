@@ -7,56 +7,31 @@ Operations are classified by the bound interface UUID and the opnum, never by th
 from __future__ import annotations
 
 import binascii
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from .. import interfaces, lookups
-from ..capture.fields import split, to_int
-from .auth import Identity, kerberos_service, ntlm_identity
-from .connections import Conn, Frame
+from ..capture.fields import Frame, Row, nth, split, to_int
+from .auth import Identity, TicketIndex, kerberos_service, ntlm_identity
+from .codes import Pdu
+from .connections import Binding, Call, Channel, Conn, Offer
+from .events import ProtocolEvents
+from .files import Open
 
-REQUEST, RESPONSE, FAULT, BIND, BIND_ACK, BIND_NAK, ALTER, ALTER_RESP, AUTH3 = 0, 2, 3, 11, 12, 13, 14, 15, 16
-PRIVACY = 6
-
-
-@dataclass
-class Call:
-    call_id: int
-    opnum: int
-    uuid: Optional[str]
-    version: Optional[str]
-    time: float
-    alloc_hint: int = 0
-    sealed: bool = False
-    decrypted: bool = False
-    args: Dict[str, Any] = field(default_factory=dict)
-    frames: List[int] = field(default_factory=list)
-
-
-@dataclass
-class Channel:
-    key: str
-    transport: str
-    pipe: Optional[str] = None
-    pipe_open: Any = None
-    contexts: Dict[int, Tuple[str, str]] = field(default_factory=dict)
-    offered: Dict[int, List[Tuple[int, str, str]]] = field(default_factory=dict)
-    auth_level: int = 0
-    auth_type: int = 0
-    identity: Optional[Identity] = None
-    calls: Dict[int, Call] = field(default_factory=dict)
-    handles: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+PRIVACY = 6  # RPC_C_AUTHN_LEVEL_PKT_PRIVACY: stubs sealed
 
 
 class DcerpcHandler:
-    def __init__(self, ctx) -> None:
-        self.ctx = ctx
+    """Binds and calls of every channel of a connection; a completed call is reported to `events`."""
 
-    def pipe_opened(self, conn: Conn, pipe) -> None:
+    def __init__(self, events: ProtocolEvents, tickets: TicketIndex) -> None:
+        self.events = events
+        self.tickets = tickets
+
+    def pipe_opened(self, conn: Conn, pipe: Open) -> None:
         key = f"np:{pipe.fid}"
         conn.channels[key] = Channel(key=key, transport="ncacn_np", pipe=pipe.name, pipe_open=pipe)
 
-    def handle(self, frame: Frame, conn: Conn, channel: str = "tcp", pipe=None) -> None:
+    def handle(self, frame: Frame, conn: Conn, channel: str = "tcp", pipe: Optional[Open] = None) -> None:
         row = frame.row
         types = [to_int(t, -1) for t in split(row.get("dcerpc.pkt_type", ""))]
         if not types:
@@ -70,13 +45,13 @@ class DcerpcHandler:
         pdus = _Pdus(row, len(types))
         for i, pkt in enumerate(types):
             call_id = to_int(pdus.at("dcerpc.cn_call_id", i), -1)
-            if pkt in (BIND, ALTER):
+            if pkt in (Pdu.BIND, Pdu.ALTER_CONTEXT):
                 self._bind(chan, call_id, row)
-            elif pkt in (BIND_ACK, ALTER_RESP, BIND_NAK):
+            elif pkt in (Pdu.BIND_ACK, Pdu.ALTER_CONTEXT_RESP, Pdu.BIND_NAK):
                 self._bind_ack(chan, call_id, row, pkt)
-            elif pkt == REQUEST:
+            elif pkt == Pdu.REQUEST:
                 self._request(frame, chan, call_id, pdus, i)
-            elif pkt in (RESPONSE, FAULT):
+            elif pkt in (Pdu.RESPONSE, Pdu.FAULT):
                 self._response(frame, conn, chan, call_id, pdus, i, pkt)
 
     def _auth(self, frame: Frame, conn: Conn, chan: Channel) -> None:
@@ -91,27 +66,27 @@ class DcerpcHandler:
             return
         service = kerberos_service(row)
         if service and not chan.identity:
-            chan.identity = self.ctx.tickets.lookup(conn.client_ip, frame.time, service) or Identity(
+            chan.identity = self.tickets.lookup(conn.client_ip, frame.time, service) or Identity(
                 method="kerberos", service=service)
 
-    def _bind(self, chan: Channel, call_id: int, row) -> None:
+    def _bind(self, chan: Channel, call_id: int, row: Row) -> None:
         uuids = [u.lower() for u in split(row.get("dcerpc.cn_bind_to_uuid", ""))]
         ctx_ids = [to_int(c) for c in split(row.get("dcerpc.cn_ctx_id", ""))]
         versions = split(row.get("dcerpc.cn_bind_if_ver", ""))
         items = []
         for n, uuid in enumerate(uuids):
             ctx_id = ctx_ids[n] if n < len(ctx_ids) else n
-            items.append((ctx_id, uuid, versions[n] if n < len(versions) else ""))
+            items.append(Offer(ctx_id, uuid, versions[n] if n < len(versions) else ""))
         chan.offered[call_id] = items
 
-    def _bind_ack(self, chan: Channel, call_id: int, row, pkt: int) -> None:
+    def _bind_ack(self, chan: Channel, call_id: int, row: Row, pkt: int) -> None:
         items = chan.offered.pop(call_id, [])
-        if pkt == BIND_NAK:
+        if pkt == Pdu.BIND_NAK:
             return
         results = [to_int(r, 2) for r in split(row.get("dcerpc.cn_ack_result", ""))]
         for n, (ctx_id, uuid, version) in enumerate(items):
             if n < len(results) and results[n] == 0:
-                chan.contexts[ctx_id] = (uuid, version)
+                chan.contexts[ctx_id] = Binding(uuid, version)
 
     def _request(self, frame: Frame, chan: Channel, call_id: int, pdus: _Pdus, i: int) -> None:
         row = frame.row
@@ -119,7 +94,7 @@ class DcerpcHandler:
         opnum = to_int(pdus.at("dcerpc.opnum", i), -1)
         call = chan.calls.get(call_id)
         if call is None or call.opnum != opnum:
-            uuid, version = chan.contexts.get(ctx_id, (None, None)) if chan.contexts else _unacked(chan, ctx_id)
+            uuid, version = chan.contexts.get(ctx_id, Binding(None, None)) if chan.contexts else _unacked(chan, ctx_id)
             call = chan.calls[call_id] = Call(call_id, opnum, uuid, version, frame.time)
         call.frames.append(frame.number)
         call.alloc_hint = max(call.alloc_hint, to_int(pdus.at("dcerpc.cn_alloc_hint", i)))
@@ -129,14 +104,14 @@ class DcerpcHandler:
             call.args.update(_decode(call.uuid, opnum, True, row, stub))
         self._carry_handle_context(chan, call)
 
-    def _response(self, frame, conn, chan: Channel, call_id: int, pdus: _Pdus, i: int, pkt: int) -> None:
+    def _response(self, frame: Frame, conn: Conn, chan: Channel, call_id: int, pdus: _Pdus, i: int, pkt: int) -> None:
         row = frame.row
         call = chan.calls.pop(call_id, None)
         if call is None:
             return
         call.frames.append(frame.number)
         status = None
-        if pkt == FAULT:
+        if pkt == Pdu.FAULT:
             status = pdus.at("dcerpc.cn_status", i) or "fault"
         else:
             stub = self._stub(row, pdus, i, call)
@@ -151,10 +126,10 @@ class DcerpcHandler:
             for key, value in result.items():
                 call.args.setdefault(key, value)
         if interfaces.interface_name(call.uuid) == "epmapper" and call.args.get("port"):
-            self.ctx.epm_mapped(conn.server_ip, call.args)
-        self.ctx.rpc_call_done(conn, chan, call, status)
+            self.events.epm_mapped(conn.server_ip, call.args)
+        self.events.rpc_call_done(conn, chan, call, status)
 
-    def _stub(self, row, pdus: _Pdus, i: int, call: Call) -> Optional[bytes]:
+    def _stub(self, row: Row, pdus: _Pdus, i: int, call: Call) -> Optional[bytes]:
         for name in ("dcerpc.decrypted_stub_data", "dcerpc.stub_data"):
             value = pdus.at(name, i) if pdus.count > 1 else row.get(name, "")
             if value:
@@ -181,16 +156,16 @@ class DcerpcHandler:
             call.args["key"] = f"{hive}\\{key}"  # full path, as reg.exe and 4657 events write it
 
 
-def _unacked(chan: Channel, ctx_id: int) -> Tuple[Optional[str], Optional[str]]:
+def _unacked(chan: Channel, ctx_id: int) -> Binding:
     """Bind ack not captured: the offered item with this context id, if the bind was seen."""
     for items in chan.offered.values():
-        for item_ctx, uuid, version in items:
-            if item_ctx == ctx_id:
-                return uuid, version
-    return None, None
+        for offer in items:
+            if offer.ctx_id == ctx_id:
+                return Binding(offer.uuid, offer.version)
+    return Binding(None, None)
 
 
-def _decode(uuid: Optional[str], opnum: int, request: bool, row, stub: Optional[bytes]) -> Dict[str, Any]:
+def _decode(uuid: Optional[str], opnum: int, request: bool, row: Row, stub: Optional[bytes]) -> Dict[str, Any]:
     decoder = interfaces.decoder_for(uuid) if uuid else None
     if decoder is None:
         return {}
@@ -201,12 +176,11 @@ def _decode(uuid: Optional[str], opnum: int, request: bool, row, stub: Optional[
 
 
 class _Pdus:
-    def __init__(self, row, count: int) -> None:
+    """The PDUs of one frame (several when tshark reassembled or coalesced them)."""
+
+    def __init__(self, row: Row, count: int) -> None:
         self.row = row
         self.count = count
 
     def at(self, name: str, index: int) -> str:
-        values = split(self.row.get(name, ""))
-        if not values:
-            return ""
-        return values[index] if index < len(values) else values[-1]
+        return nth(self.row, name, index)

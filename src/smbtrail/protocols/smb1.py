@@ -2,51 +2,60 @@
 
 from __future__ import annotations
 
-from ..capture.fields import split, to_int
-from .auth import Identity, ntlm_identity
-from .connections import Conn, Frame
-from .files import Open
-from .smb2 import Session
+from typing import Optional
 
-MORE_PROCESSING = "0xc0000016"
-SESSION_SETUP, TREE_CONNECT, NT_CREATE, CLOSE, WRITE, READ, TRANS, LOGOFF = 0x73, 0x75, 0xA2, 0x04, 0x2F, 0x2E, 0x25, 0x74
-WRITE_OLD, READ_OLD, DELETE, NEGOTIATE = 0x0B, 0x0A, 0x06, 0x72
+from ..capture.fields import Frame, Row, first, split, to_int
+from .auth import Identity, ntlm_identity
+from .codes import SUCCESS_TEXT, Smb1, Status, status_code
+from .connections import Conn, PendingAuth, Request, Session
+from .dcerpc import DcerpcHandler
+from .events import ProtocolEvents
+from .files import Open
+from .names import HostNames
+
+WRITES = (Smb1.WRITE_ANDX, Smb1.WRITE)
+READS = (Smb1.READ_ANDX, Smb1.READ)
+FILE_COMMANDS = WRITES + READS + (Smb1.TRANSACTION, Smb1.CLOSE)
 
 
 class Smb1Handler:
-    def __init__(self, ctx) -> None:
-        self.ctx = ctx
+    """Consumes the SMB1 part of a frame: pipes' payloads go to `rpc`, what is complete to `events`."""
+
+    def __init__(self, events: ProtocolEvents, rpc: DcerpcHandler, hosts: HostNames) -> None:
+        self.events = events
+        self.rpc = rpc
+        self.hosts = hosts
 
     def handle(self, frame: Frame, conn: Conn) -> None:
         row = frame.row
         cmds = [to_int(c, -1) for c in split(row.get("smb.cmd", ""))]
         if not cmds:
             return
-        is_response = row.get("smb.flags.response", "").split(",")[0] in ("1", "True")
-        uid = row.get("smb.uid", "").split(",")[0]
-        tree = row.get("smb.path", "").split(",")[0] or None
+        is_response = first(row, "smb.flags.response") in ("1", "True")
+        uid = first(row, "smb.uid")
+        tree = first(row, "smb.path") or None
         if tree:
             conn.trees[(uid, row.get("smb.tid", ""))] = tree
-            self.ctx.hosts.learn_unc(conn.server_ip, tree)
-        status = row.get("smb.nt_status", "0x00000000").split(",")[0]
-        ok = status == "0x00000000"
+            self.hosts.learn_unc(conn.server_ip, tree)
+        status = first(row, "smb.nt_status", SUCCESS_TEXT)
+        ok = status_code(status) == Status.SUCCESS
         key = f"smb1/{uid}/{row.get('smb.mid', '')}"
         if len(conn.frames) < 4:
             conn.frames.append(frame.number)
         for cmd in cmds:
-            if cmd == 0xFF:
+            if cmd == Smb1.NO_ANDX_COMMAND:
                 continue
-            if cmd == NEGOTIATE:
+            if cmd == Smb1.NEGOTIATE:
                 self._negotiate(conn, row, is_response)
                 continue
             if is_response and not ok:
                 conn.negotiate["last_status"] = status
             if is_response:
-                self._response(frame, conn, cmd, key, uid, tree, ok)
+                self._response(frame, conn, cmd, key, uid, tree, status)
             else:
                 self._request(frame, conn, cmd, key, uid, tree)
 
-    def _negotiate(self, conn: Conn, row, is_response: bool) -> None:
+    def _negotiate(self, conn: Conn, row: Row, is_response: bool) -> None:
         offered = [d for d in row.get("smb.dialect.name", "").split(",") if d]
         if not is_response and offered:
             conn.negotiate["offered"] = offered
@@ -56,71 +65,83 @@ class Smb1Handler:
             conn.negotiate["dialect_smb1"] = chosen[index] if 0 <= index < len(chosen) else "NT LM 0.12"
             conn.negotiate.setdefault("dialect", "1")
 
-    def _request(self, frame, conn, cmd, key, uid, tree) -> None:
+    def _request(self, frame: Frame, conn: Conn, cmd: int, key: str, uid: str, tree: Optional[str]) -> None:
         row = frame.row
-        if cmd == SESSION_SETUP:
+        if cmd == Smb1.SESSION_SETUP_ANDX:
             ident = ntlm_identity(row)
             if not ident and row.get("smb.account"):
                 ident = Identity(user=row["smb.account"], domain=row.get("smb.primary_domain"), method="ntlm")
             if ident:
-                conn.pending_auth = {"identity": ident, "time": frame.time, "frame": frame.number}
-        elif cmd == NT_CREATE:
+                conn.pending_auth = PendingAuth(ident, frame.time, frame.number)
+        elif cmd == Smb1.NT_CREATE_ANDX:
             name = row.get("smb.file", "")
             is_pipe = bool(tree) and tree.upper().endswith("\\IPC$")
-            conn.pending[key] = Open(name=name.lstrip("\\"), share=tree, is_pipe=is_pipe, session=uid,
-                                     time=frame.time, disposition=to_int(row.get("smb.create.disposition", ""), -1),
-                                     access=to_int(row.get("smb.access_mask", "")))
-        elif cmd in (WRITE, WRITE_OLD, TRANS, READ, READ_OLD, CLOSE):
-            opened = conn.opens.get(row.get("smb.fid", "").split(",")[0])
+            opened = Open(name=name.lstrip("\\"), share=tree, is_pipe=is_pipe, session=uid, time=frame.time,
+                          disposition=to_int(row.get("smb.create.disposition", ""), -1),
+                          access=to_int(row.get("smb.access_mask", "")))
+            conn.requests[key] = Request(cmd, opened=opened)
+        elif cmd in FILE_COMMANDS:
+            opened = conn.opens.get(first(row, "smb.fid"))
             if opened is None:
                 return
             opened.add_frame(frame.number)
-            if cmd in (WRITE, WRITE_OLD):
+            if cmd in WRITES:
                 opened.bytes_written += to_int(row.get("smb.data_len_low", ""))
                 opened.writes += 1
-            conn.pending[key] = (cmd, opened)
-            if cmd in (WRITE, TRANS):
+            conn.requests[key] = Request(cmd, opened=opened)
+            if cmd in (Smb1.WRITE_ANDX, Smb1.TRANSACTION):
                 self._rpc(frame, conn, opened)
 
-    def _response(self, frame, conn, cmd, key, uid, tree, ok) -> None:
+    def _response(self, frame: Frame, conn: Conn, cmd: int, key: str, uid: str, tree: Optional[str],
+                  status: str) -> None:
         row = frame.row
-        pending = conn.pending.pop(key, None)
-        if cmd == SESSION_SETUP and not ok and conn.pending_auth and (
-                row.get("smb.nt_status", "").split(",")[0] != MORE_PROCESSING):
-            self.ctx.session_failed(frame, conn, row["smb.nt_status"].split(",")[0])
-        elif cmd == SESSION_SETUP and ok and conn.pending_auth:
-            auth = conn.pending_auth
-            session = Session(sesid=uid, identity=auth["identity"], time=auth["time"], dialect="1")
+        ok = status_code(status) == Status.SUCCESS
+        pending = conn.requests.pop(key, None)
+        auth = conn.pending_auth
+        if cmd == Smb1.SESSION_SETUP_ANDX and not ok and auth is not None and (
+                status_code(first(row, "smb.nt_status")) != Status.MORE_PROCESSING_REQUIRED):
+            self.events.session_failed(frame, conn, first(row, "smb.nt_status"))
+        elif cmd == Smb1.SESSION_SETUP_ANDX and ok and auth is not None:
+            session = Session(sesid=uid, identity=auth.identity, time=auth.time, dialect="1")
             conn.sessions[uid] = session
-            conn.pending_auth = {}
-            self.ctx.session_started(frame, conn, session)
-        elif cmd == TREE_CONNECT and ok and tree:
-            self.ctx.tree_connected(frame, conn, uid, tree, row)
-        elif cmd == NT_CREATE and isinstance(pending, Open):
-            pending.add_frame(frame.number)
-            if ok:
-                pending.fid = row.get("smb.fid", "").split(",")[0] or key
-                conn.opens[pending.fid] = pending
-                if pending.is_pipe:
-                    self.ctx.rpc.pipe_opened(conn, pending)
-            else:
-                self.ctx.file_closed(conn, pending)
-        elif isinstance(pending, tuple):
-            pcmd, opened = pending
-            opened.add_frame(frame.number)
-            if pcmd == CLOSE:
-                conn.opens.pop(opened.fid or "", None)
-                self.ctx.file_closed(conn, opened)
-            elif pcmd in (READ, READ_OLD) and ok:
-                opened.bytes_read += to_int(row.get("smb.data_len_low", ""))
-                opened.reads += 1
-            if pcmd in (READ, TRANS):
-                self._rpc(frame, conn, opened)
+            conn.pending_auth = None
+            self.events.session_started(frame, conn, session)
+        elif cmd == Smb1.TREE_CONNECT_ANDX and ok and tree:
+            self.events.tree_connected(frame, conn, uid, tree, row)
+        elif cmd == Smb1.NT_CREATE_ANDX and pending is not None and pending.command == Smb1.NT_CREATE_ANDX:
+            self._created(frame, conn, pending, key, ok)
+        elif pending is not None and pending.command != Smb1.NT_CREATE_ANDX and pending.opened is not None:
+            self._completed(frame, conn, pending, ok)
+
+    def _created(self, frame: Frame, conn: Conn, pending: Request, key: str, ok: bool) -> None:
+        opened = pending.opened
+        assert opened is not None
+        opened.add_frame(frame.number)
+        if not ok:
+            self.events.file_closed(conn, opened)
+            return
+        opened.fid = first(frame.row, "smb.fid") or key
+        conn.opens[opened.fid] = opened
+        if opened.is_pipe:
+            self.rpc.pipe_opened(conn, opened)
+
+    def _completed(self, frame: Frame, conn: Conn, pending: Request, ok: bool) -> None:
+        opened = pending.opened
+        assert opened is not None
+        opened.add_frame(frame.number)
+        if pending.command == Smb1.CLOSE:
+            conn.opens.pop(opened.fid or "", None)
+            self.events.file_closed(conn, opened)
+        elif pending.command in READS and ok:
+            opened.bytes_read += to_int(frame.row.get("smb.data_len_low", ""))
+            opened.reads += 1
+        if pending.command in (Smb1.READ_ANDX, Smb1.TRANSACTION):
+            self._rpc(frame, conn, opened)
 
     def _rpc(self, frame: Frame, conn: Conn, opened: Open) -> None:
         if "dcerpc.pkt_type" not in frame.row:
             return
         if not opened.is_pipe:  # tree connect not captured, but the payload is DCE/RPC
             opened.is_pipe = True
-            self.ctx.rpc.pipe_opened(conn, opened)
-        self.ctx.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)
+            self.rpc.pipe_opened(conn, opened)
+        self.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)

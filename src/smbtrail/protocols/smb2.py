@@ -2,37 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
-from ..capture.fields import split, to_int
-from .auth import Identity, kerberos_service, ntlm_identity, ntlm_server_names
-from .connections import Conn, Frame
+from ..capture.fields import Frame, Row, first, nth, split, to_int
+from .auth import Identity, TicketIndex, kerberos_service, ntlm_identity, ntlm_server_names
+from .codes import SUCCESS_TEXT, Smb2, Status, status_code
+from .connections import Conn, PendingAuth, Request, Session
+from .dcerpc import DcerpcHandler
+from .events import ProtocolEvents
 from .files import Open
+from .names import HostNames
+from .smb3_transform import EncryptedActivity
 
-NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, TREE_DISCONNECT = 0, 1, 2, 3, 4
-CREATE, CLOSE, READ, WRITE, IOCTL, SET_INFO = 5, 6, 8, 9, 11, 17
-FID_COMMANDS = {CLOSE, READ, WRITE, IOCTL, 14, 16, SET_INFO, 7, 15}
+FID_COMMANDS = {Smb2.CLOSE, Smb2.READ, Smb2.WRITE, Smb2.IOCTL, Smb2.QUERY_DIRECTORY, Smb2.QUERY_INFO, Smb2.SET_INFO,
+                Smb2.FLUSH, Smb2.CHANGE_NOTIFY}
 RELATED_FID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
-STATUS_PENDING = "0x00000103"
-MORE_PROCESSING = "0xc0000016"  # an interim SESSION_SETUP answer: authentication goes on
-SUCCESS = {"0x00000000", STATUS_PENDING, "0x80000005"}  # success, pending, buffer overflow
+SUCCESS = {Status.SUCCESS, Status.PENDING, Status.BUFFER_OVERFLOW}
 CIPHERS = {1: "AES-128-CCM", 2: "AES-128-GCM", 3: "AES-256-CCM", 4: "AES-256-GCM"}
 DIALECTS = {0x0202: "2.0.2", 0x0210: "2.1", 0x0300: "3.0", 0x0302: "3.0.2", 0x0311: "3.1.1", 0x02FF: "2.x"}
-FILE_DISPOSITION = {13, 64}
-FILE_RENAME = 10
+SMB2_0_INFO_FILE = 1
+FILE_DISPOSITION = {13, 64}  # FileDispositionInformation(Ex)
+FILE_RENAME = 10  # FileRenameInformation
+TRUE = ("1", "True")
 
 
-@dataclass
-class Session:
+class Message(NamedTuple):
+    """One message of a frame (a compound frame holds several)."""
+
+    command: int
+    index: int  # its place in the frame: which occurrence of a repeated field is its own
+    key: str  # session id / message id: what pairs a response with its request
     sesid: str
-    identity: Identity
-    time: float
-    status: Optional[str] = None
-    encrypt: bool = False
-    dialect: Optional[str] = None
-    frames: List[int] = field(default_factory=list)
-    decrypted: bool = False
+    tree: Optional[str]  # the share of its tree id, when known
 
 
 def dialect_name(value: str) -> Optional[str]:
@@ -41,10 +42,15 @@ def dialect_name(value: str) -> Optional[str]:
 
 
 class Smb2Handler:
-    """Consumes the SMB2 part of a frame; ctx is the per-capture Analyzer (records, identities, RPC)."""
+    """Consumes the SMB2 part of a frame: pipes' payloads go to `rpc`, what is complete to `events`."""
 
-    def __init__(self, ctx) -> None:
-        self.ctx = ctx
+    def __init__(self, events: ProtocolEvents, rpc: DcerpcHandler, encrypted: EncryptedActivity, hosts: HostNames,
+                 tickets: TicketIndex) -> None:
+        self.events = events
+        self.rpc = rpc
+        self.encrypted = encrypted
+        self.hosts = hosts
+        self.tickets = tickets
 
     def handle(self, frame: Frame, conn: Conn) -> None:
         row = frame.row
@@ -54,67 +60,69 @@ class Smb2Handler:
         msg = _Messages(row, len(cmds))
         decrypted = bool(row.get("smb2.header.transform.msg_size"))
         for i, cmd in enumerate(cmds):
-            is_response = msg.at("smb2.flags.response", i) in ("1", "True")
-            sesid = msg.at("smb2.sesid", i)
+            is_response = nth(row, "smb2.flags.response", i) in TRUE
+            sesid = nth(row, "smb2.sesid", i)
             if decrypted and sesid in conn.sessions:
                 conn.sessions[sesid].decrypted = True
-            tree = self._tree(conn, row, sesid, msg.at("smb2.tid", i))
-            key = f"{sesid}/{msg.at('smb2.msg_id', i)}"
+            tree = self._tree(conn, row, sesid, nth(row, "smb2.tid", i))
+            message = Message(cmd, i, f"{sesid}/{nth(row, 'smb2.msg_id', i)}", sesid, tree)
             if is_response:
-                self._response(frame, conn, cmd, key, msg, i, sesid, tree)
+                self._response(frame, conn, message, msg)
             else:
-                self._request(frame, conn, cmd, key, msg, i, sesid, tree)
+                self._request(frame, conn, message, msg)
 
     # -- requests: remember what was asked until the response says how it went
-    def _request(self, frame, conn, cmd, key, msg, i, sesid, tree) -> None:
+    def _request(self, frame: Frame, conn: Conn, m: Message, msg: _Messages) -> None:
         row = frame.row
-        if cmd == NEGOTIATE:
+        cmd, key = m.command, m.key
+        if cmd == Smb2.NEGOTIATE:
             conn.negotiate["offered"] = [d for d in (dialect_name(v) for v in split(row.get("smb2.dialect", ""))) if d]
             if row.get("smb2.negotiate_context.netname"):
                 conn.negotiate["netname"] = row["smb2.negotiate_context.netname"]
             if row.get("smb2.client_guid"):
                 conn.negotiate["client_guid"] = row["smb2.client_guid"]
-        elif cmd == SESSION_SETUP:
+        elif cmd == Smb2.SESSION_SETUP:
             ident = ntlm_identity(row)
             service = kerberos_service(row)
             if ident or service:
-                conn.pending_auth["identity"] = ident or Identity(method="kerberos", service=service)
-                conn.pending_auth["time"] = frame.time
-                conn.pending_auth["frame"] = frame.number
-        elif cmd == TREE_CONNECT:
-            conn.pending[key] = ("tree", row.get("smb2.tree", "").split(",")[0])
-        elif cmd == CREATE:
+                conn.pending_auth = PendingAuth(ident or Identity(method="kerberos", service=service), frame.time,
+                                                frame.number)
+        elif cmd == Smb2.TREE_CONNECT:
+            conn.requests[key] = Request(cmd, unc=first(row, "smb2.tree"))
+        elif cmd == Smb2.CREATE:
             name = msg.once("smb2.filename") or ""
-            conn.pending[key] = Open(
-                name=name, share=tree, is_pipe=_is_pipe(tree, row), session=sesid, time=frame.time,
+            opened = Open(
+                name=name, share=m.tree, is_pipe=_is_pipe(m.tree, row), session=m.sesid, time=frame.time,
                 disposition=to_int(msg.once("smb2.create.disposition"), -1),
                 access=to_int(msg.once("smb.access_mask")), create_options=to_int(msg.once("smb.create_options")),
             )
-            conn.pending[key].add_frame(frame.number)
-            conn.pending["last_create"] = key
+            opened.add_frame(frame.number)
+            conn.requests[key] = Request(cmd, opened=opened)
+            conn.last_create = key
         elif cmd in FID_COMMANDS:
-            fid = msg.take("smb2.fid")
+            fid: Optional[str] = msg.take("smb2.fid")
             if fid == RELATED_FID:
-                fid = conn.pending.get("last_create")
-            conn.pending[key] = (cmd, fid, self._request_details(cmd, msg))
-            self._apply_request(frame, conn, cmd, fid, msg)
+                fid = conn.last_create
+            conn.requests[key] = self._fid_request(cmd, fid, msg)
+            self._apply_request(frame, conn, cmd, fid)
 
-    def _request_details(self, cmd: int, msg: _Messages) -> Dict[str, Any]:
-        if cmd == WRITE:
-            return {"length": to_int(msg.take("smb2.write_length"))}
-        if cmd == READ:
-            return {"length": to_int(msg.take("smb2.read_length"))}
-        if cmd == SET_INFO:
-            return {"class": to_int(msg.take("smb2.class")), "level": to_int(msg.take("smb2.file_info.infolevel")),
-                    "delete": msg.take("smb2.disposition.delete_on_close") in ("1", "True")}
-        return {}
+    def _fid_request(self, cmd: int, fid: Optional[str], msg: _Messages) -> Request:
+        if cmd == Smb2.WRITE:
+            return Request(cmd, fid=fid, length=to_int(msg.take("smb2.write_length")))
+        if cmd == Smb2.READ:
+            return Request(cmd, fid=fid, length=to_int(msg.take("smb2.read_length")))
+        if cmd == Smb2.SET_INFO:
+            return Request(cmd, fid=fid, info_class=to_int(msg.take("smb2.class")),
+                           info_level=to_int(msg.take("smb2.file_info.infolevel")),
+                           delete=msg.take("smb2.disposition.delete_on_close") in TRUE)
+        return Request(cmd, fid=fid)
 
-    def _apply_request(self, frame: Frame, conn: Conn, cmd: int, fid: Optional[str], msg) -> None:
+    def _apply_request(self, frame: Frame, conn: Conn, cmd: int, fid: Optional[str]) -> None:
         opened = self._open(conn, fid) or self._unseen_pipe(frame, conn, fid)
         if opened is None:
             return
         opened.add_frame(frame.number)
-        if cmd in (WRITE, IOCTL):
+        if cmd in (Smb2.WRITE, Smb2.IOCTL):
             self._rpc(frame, conn, opened)
 
     def _unseen_pipe(self, frame: Frame, conn: Conn, fid: Optional[str]) -> Optional[Open]:
@@ -129,87 +137,92 @@ class Smb2Handler:
             return
         if not opened.is_pipe:  # tree not seen (capture started mid-session), but the payload is DCE/RPC
             opened.is_pipe = True
-            self.ctx.rpc.pipe_opened(conn, opened)
-        self.ctx.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)
+            self.rpc.pipe_opened(conn, opened)
+        self.rpc.handle(frame, conn, channel=f"np:{opened.fid}", pipe=opened)
 
     # -- responses
-    def _response(self, frame, conn, cmd, key, msg, i, sesid, tree) -> None:
+    def _response(self, frame: Frame, conn: Conn, m: Message, msg: _Messages) -> None:
         row = frame.row
-        status = msg.at("smb2.nt_status", i) or "0x00000000"
-        ok = status in SUCCESS
-        if cmd == NEGOTIATE:
+        cmd, key, sesid = m.command, m.key, m.sesid
+        status = nth(row, "smb2.nt_status", m.index) or SUCCESS_TEXT
+        code = status_code(status)
+        ok = code in SUCCESS
+        if cmd == Smb2.NEGOTIATE:
             self._negotiated(conn, row)
-        elif cmd == SESSION_SETUP:
+        elif cmd == Smb2.SESSION_SETUP:
             names = ntlm_server_names(row)
             if names:
-                self.ctx.hosts.learn(conn.server_ip, names.get("dns") or names.get("netbios"), "ntlm_challenge")
+                self.hosts.learn(conn.server_ip, names.get("dns") or names.get("netbios"), "ntlm_challenge")
                 conn.negotiate.setdefault("server_names", names)
-            if ok and status == "0x00000000":
+            if code == Status.SUCCESS:
                 self._session_up(frame, conn, sesid, row)
-            elif not ok and status != MORE_PROCESSING and conn.pending_auth:
-                self.ctx.session_failed(frame, conn, status)
-        elif cmd == LOGOFF:
-            self.ctx.session_closed(conn, sesid)
-        elif cmd == TREE_CONNECT:
-            pending = conn.pending.pop(key, None)
-            unc = pending[1] if isinstance(pending, tuple) and pending[0] == "tree" else tree
+            elif not ok and code != Status.MORE_PROCESSING_REQUIRED and conn.pending_auth is not None:
+                self.events.session_failed(frame, conn, status)
+        elif cmd == Smb2.LOGOFF:
+            self.encrypted.flush(conn, sesid)
+        elif cmd == Smb2.TREE_CONNECT:
+            pending = conn.requests.pop(key, None)
+            unc = pending.unc if pending is not None and pending.command == Smb2.TREE_CONNECT else m.tree
             if ok and unc:
-                conn.trees[(sesid, msg.at("smb2.tid", i))] = unc
-                self.ctx.tree_connected(frame, conn, sesid, unc, row)
-        elif cmd == CREATE:
-            pending = conn.pending.pop(key, None)
-            if isinstance(pending, Open):
-                pending.status = status
-                pending.add_frame(frame.number)
-                if ok:
-                    pending.fid = msg.take("smb2.fid") or key
-                    pending.action = to_int(msg.once("smb2.create.action"), -1)
-                    conn.opens[pending.fid] = pending
-                    conn.pending[f"alias:{key}"] = pending.fid  # compounds name it by its CREATE
-                    if pending.is_pipe:
-                        self.ctx.rpc.pipe_opened(conn, pending)
-                else:
-                    self.ctx.file_closed(conn, pending)
-        elif status == STATUS_PENDING:  # interim async response: the real one follows
+                conn.trees[(sesid, nth(row, "smb2.tid", m.index))] = unc
+                self.events.tree_connected(frame, conn, sesid, unc, row)
+        elif cmd == Smb2.CREATE:
+            pending = conn.requests.pop(key, None)
+            if pending is not None and pending.opened is not None and pending.command == Smb2.CREATE:
+                self._created(frame, conn, pending.opened, key, status, msg)
+        elif code == Status.PENDING:  # interim async response: the real one follows
             return
         else:
-            pending = conn.pending.pop(key, None)
-            if isinstance(pending, tuple):
+            pending = conn.requests.pop(key, None)
+            if pending is not None and pending.command in FID_COMMANDS:
                 self._completed(frame, conn, pending, ok)
 
-    def _completed(self, frame: Frame, conn: Conn, pending: tuple, ok: bool) -> None:
-        cmd, fid, details = pending
-        opened = self._open(conn, fid)
+    def _created(self, frame: Frame, conn: Conn, opened: Open, key: str, status: str, msg: _Messages) -> None:
+        opened.status = status
+        opened.add_frame(frame.number)
+        if status_code(status) not in SUCCESS:
+            self.events.file_closed(conn, opened)
+            return
+        opened.fid = msg.take("smb2.fid") or key
+        opened.action = to_int(msg.once("smb2.create.action"), -1)
+        conn.opens[opened.fid] = opened
+        conn.aliases[key] = opened.fid  # compounds name it by its CREATE
+        if opened.is_pipe:
+            self.rpc.pipe_opened(conn, opened)
+
+    def _completed(self, frame: Frame, conn: Conn, request: Request, ok: bool) -> None:
+        opened = self._open(conn, request.fid)
         if opened is None:
             return
         opened.add_frame(frame.number)
-        if cmd == CLOSE:
+        cmd = request.command
+        if cmd == Smb2.CLOSE:
             conn.opens.pop(opened.fid or "", None)
-            conn.pending.pop(f"alias:{fid}", None)
-            self.ctx.file_closed(conn, opened)
+            conn.aliases.pop(request.fid or "", None)
+            self.events.file_closed(conn, opened)
         elif not ok:
             return
-        elif cmd == WRITE:
-            opened.bytes_written += details.get("length", 0)
+        elif cmd == Smb2.WRITE:
+            opened.bytes_written += request.length
             opened.writes += 1
-        elif cmd == READ:
-            opened.bytes_read += details.get("length", 0)
+        elif cmd == Smb2.READ:
+            opened.bytes_read += request.length
             opened.reads += 1
             self._rpc(frame, conn, opened)
-        elif cmd == IOCTL:
+        elif cmd == Smb2.IOCTL:
             self._rpc(frame, conn, opened)
-        elif cmd == SET_INFO and details.get("class") == 1:
-            if details.get("level") in FILE_DISPOSITION and details.get("delete"):
+        elif cmd == Smb2.SET_INFO and request.info_class == SMB2_0_INFO_FILE:
+            if request.info_level in FILE_DISPOSITION and request.delete:
                 opened.deleted = True
-            elif details.get("level") == FILE_RENAME:
+            elif request.info_level == FILE_RENAME:
                 opened.renamed_to = frame.row.get("smb2.filename") or "?"
 
     def _open(self, conn: Conn, fid: Optional[str]) -> Optional[Open]:
         if not fid:
             return None
-        return conn.opens.get(conn.pending.get(f"alias:{fid}", fid))
+        return conn.opens.get(conn.aliases.get(fid, fid))
 
-    def _negotiated(self, conn: Conn, row) -> None:
+    def _negotiated(self, conn: Conn, row: Row) -> None:
         dialect = dialect_name(row.get("smb2.dialect", ""))
         if dialect:
             conn.negotiate["dialect"] = dialect
@@ -219,28 +232,28 @@ class Smb2Handler:
         for name, key in (("smb2.capabilities.encryption", "encryption_capable"),
                           ("smb2.sec_mode.sign_required", "signing_required")):
             if row.get(name):
-                conn.negotiate[key] = row[name].split(",")[0] in ("1", "True")
+                conn.negotiate[key] = first(row, name) in TRUE
         if row.get("smb2.server_guid"):
             conn.negotiate["server_guid"] = row["smb2.server_guid"]
 
-    def _session_up(self, frame: Frame, conn: Conn, sesid: str, row) -> None:
-        pending = conn.pending_auth
-        ident = pending.get("identity") or Identity()
+    def _session_up(self, frame: Frame, conn: Conn, sesid: str, row: Row) -> None:
+        auth = conn.pending_auth
+        ident = auth.identity if auth is not None else Identity()
         if ident.method == "kerberos" and not ident.user:
-            found = self.ctx.tickets.lookup(conn.client_ip, frame.time, ident.service)
+            found = self.tickets.lookup(conn.client_ip, frame.time, ident.service)
             ident = found or ident
         if not ident.user and row.get("smb2.acct"):
             ident = Identity(user=row.get("smb2.acct"), domain=row.get("smb2.domain"),
                              workstation=row.get("smb2.host"), method="ntlm")
-        session = Session(sesid=sesid, identity=ident, time=pending.get("time", frame.time),
-                          encrypt=row.get("smb2.ses_flags.encrypt", "") in ("1", "True"),
+        session = Session(sesid=sesid, identity=ident, time=auth.time if auth is not None else frame.time,
+                          encrypt=row.get("smb2.ses_flags.encrypt", "") in TRUE,
                           dialect=conn.negotiate.get("dialect"))
-        session.frames = [f for f in (pending.get("frame"), frame.number) if f]
+        session.frames = [f for f in (auth.frame if auth is not None else None, frame.number) if f]
         conn.sessions[sesid] = session
-        conn.pending_auth = {}
-        self.ctx.session_started(frame, conn, session)
+        conn.pending_auth = None
+        self.events.session_started(frame, conn, session)
 
-    def _tree(self, conn: Conn, row, sesid: str, tid: str) -> Optional[str]:
+    def _tree(self, conn: Conn, row: Row, sesid: str, tid: str) -> Optional[str]:
         tree = row.get("smb2.tree")
         key = (sesid, tid)
         if tree and "," not in tree:
@@ -249,7 +262,7 @@ class Smb2Handler:
         return conn.trees.get(key)
 
 
-def _is_pipe(tree: Optional[str], row) -> bool:
+def _is_pipe(tree: Optional[str], row: Row) -> bool:
     if to_int(row.get("smb2.share_type", "")) == 2:
         return True
     return bool(tree) and tree.upper().endswith("\\IPC$")
@@ -258,16 +271,10 @@ def _is_pipe(tree: Optional[str], row) -> bool:
 class _Messages:
     """Per-message values of a compound frame; tshark comma-joins repeated fields."""
 
-    def __init__(self, row, count: int) -> None:
+    def __init__(self, row: Row, count: int) -> None:
         self.row = row
         self.count = count
         self.queues: Dict[str, List[str]] = {}
-
-    def at(self, name: str, index: int) -> str:
-        values = split(self.row.get(name, ""))
-        if not values:
-            return ""
-        return values[index] if index < len(values) else values[-1]
 
     def take(self, name: str) -> str:
         """Next unconsumed occurrence: each command of a compound owns one occurrence of its fields."""
@@ -279,4 +286,4 @@ class _Messages:
     def once(self, name: str) -> str:
         """A field that only one command of the frame carries (strings may contain commas)."""
         value = self.row.get(name, "")
-        return value if self.count == 1 else value.split(",", 1)[0]
+        return value if self.count == 1 else first(self.row, name)

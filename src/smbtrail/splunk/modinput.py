@@ -96,7 +96,7 @@ class SmbtrailInput(Script):
                 ckpt.close()
 
     def run_stanza(self, stanza: str, params: Dict[str, Any], ckpt: Checkpoints, ew: EventWriter) -> None:
-        problem = self.not_ready()
+        problem = self.not_ready(params)
         if problem:  # not any file's fault: every file waits, unread and unrecorded, for a fixed installation
             ew.log(EventWriter.ERROR, f"{stanza}: not run: {printable(problem)}; files are left for the next run")
             return
@@ -142,18 +142,18 @@ class SmbtrailInput(Script):
             else:
                 self.process_file(stanza, params, ident, digest, options, ckpt, ew)
 
-    def not_ready(self) -> Optional[str]:
+    def not_ready(self, params: Dict[str, Any]) -> Optional[str]:
         """Why this installation cannot read any file now (an engine part, a lookup or tshark missing)."""
         try:
             self.engine()
-            self.preflight()
+            self.preflight(params)
         except Exception as exc:
             if is_environment_fault(exc):
                 return reason(exc)
             raise
         return None
 
-    def preflight(self) -> None:
+    def preflight(self, params: Dict[str, Any]) -> None:
         from ..lookups import lookup_path
 
         lookup_path("rpc_operations.csv")  # a package cut without lookups/ stops here, before any file
@@ -285,21 +285,18 @@ class PcapInput(SmbtrailInput):
             found.append(problem)
         return found
 
-    def preflight(self) -> None:
-        super().preflight()
+    def preflight(self, params: Dict[str, Any]) -> None:
+        super().preflight(params)
         from ..capture.tshark import check_tshark
         from ..network import pipeline  # noqa: F401 (an engine part missing from this build shows here)
 
-        check_tshark()
+        check_tshark(_configured_tshark(params))
 
     def options(self, params: Dict[str, Any], ckpt: Checkpoints):
-        tshark = (params.get("tshark") or "").strip()
-        if tshark:
-            os.environ["SMBTRAIL_TSHARK"] = tshark
         names = secrets.wanted(params.get("secrets") or "")
-        if not names:
-            return super().options(params, ckpt)
-        return secrets.to_options(secrets.fetch(self.service, names))
+        options = secrets.to_options(secrets.fetch(self.service, names)) if names else super().options(params, ckpt)
+        options.tshark = _configured_tshark(params)
+        return options
 
     def engine(self) -> Engine:
         from ..engine import network_records
@@ -326,8 +323,8 @@ class HostlogInput(SmbtrailInput):
             found.append(f"all_events must be true or false, got {params.get('all_events')!r}")
         return found
 
-    def preflight(self) -> None:
-        super().preflight()
+    def preflight(self, params: Dict[str, Any]) -> None:
+        super().preflight(params)
         from ..hostlog import commands, read_hostlogs  # noqa: F401 (an engine part missing shows here)
 
     def options(self, params: Dict[str, Any], ckpt: Checkpoints):
@@ -342,6 +339,10 @@ class HostlogInput(SmbtrailInput):
 
 
 BOOLEANS = {"1": True, "true": True, "t": True, "yes": True, "0": False, "false": False, "f": False, "no": False}
+
+
+def _configured_tshark(params: Dict[str, Any]) -> Optional[str]:
+    return (params.get("tshark") or "").strip() or None
 
 
 def _tshark_problem(configured: str) -> Optional[str]:

@@ -1,0 +1,20 @@
+"""Every setting of a run, in one model that each adapter fills and every layer of the engine reads."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from .pydantic_api import BaseModel, ConfigDict, Field, SecretStr
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    all_events: bool = False  # host side: pass through events outside the covered set
+    keys_file: Optional[str] = None  # SMB3 session keys, one session per line
+    session_keys: List[SecretStr] = Field(default_factory=list)  # the same lines, held in memory only
+    passwords: List[SecretStr] = Field(default_factory=list)
+    nt_hashes: List[SecretStr] = Field(default_factory=list)
+    keytab: Optional[str] = None
+    fuse: bool = True
+    tshark: Optional[str] = None  # the tshark binary (default: $SMBTRAIL_TSHARK, PATH, the usual install places)
