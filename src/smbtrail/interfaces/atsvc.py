@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional
 from .decoding import decode_call, server
 from .ndr import Reader
 
-UUIDS = ("1ff70682-0a51-30e8-076d-740be8cee98b",)
+INTERFACES = ("atsvc",)
 DISSECTORS = ("atsvc",)
 FIELD_ARGS = {
     "atsvc.server": "server",

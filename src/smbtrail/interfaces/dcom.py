@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from .decoding import decode_call, text
 from .ndr import NdrError, Reader
 
-UUIDS = ("000001a0-0000-0000-c000-000000000046", "4d9f4ab8-7d1c-11cf-861e-0020af6e7c57")
+INTERFACES = ("IRemoteSCMActivator", "IRemoteActivation")
 DISSECTORS = ("isystemactivator", "remact")
 FIELD_ARGS = {
     "isystemactivator.properties.instninfo.clsid": "clsid",

@@ -9,7 +9,7 @@ from .dcom import bstr, orpcthis
 from .decoding import decode_call
 from .ndr import NdrError, Reader
 
-UUIDS = ("00020400-0000-0000-c000-000000000046",)
+INTERFACES = ("IDispatch",)
 DISSECTORS = ("dispatch",)
 FIELD_ARGS = {
     "dispatch.name": ("dispatch_names", "list"),

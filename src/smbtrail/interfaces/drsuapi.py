@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from .decoding import MAX_ITEMS, decode_call
 from .ndr import NdrError, Reader
 
-UUIDS = ("e3514235-4b06-11d1-ab04-00c04fc2dcd2",)
+INTERFACES = ("drsuapi",)
 DISSECTORS = ("drsuapi",)  # its stubs are ours to read: tshark keeps them as stub_data
 FIELDS: tuple = ()
 NULL_GUID = "00000000-0000-0000-0000-000000000000"

@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional
 from .decoding import decode_call
 from .ndr import Reader
 
-UUIDS = ("f6beaff7-1e19-4fbb-9f8f-b89e2018337c",)
+INTERFACES = ("even6",)
 DISSECTORS: tuple = ()
 FIELDS: tuple = ()
 

@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional
 from .decoding import decode_call, handle_only, handle_response
 from .ndr import Reader
 
-UUIDS = ("82273fdc-e32a-18c3-3f78-827929dc23ea",)
+INTERFACES = ("eventlog",)
 DISSECTORS = ("eventlog",)
 FIELD_ARGS = {
     "eventlog.eventlog_OpenEventLogW.Module": "log_name",

@@ -10,7 +10,7 @@ from typing import Any, Dict, Mapping, Optional
 from .decoding import decode_call
 from .ndr import Reader
 
-UUIDS = ("894de0c0-0d55-11d3-a322-00c04fa321a1", "d95afe70-a6d5-4259-822e-2c84da1ddb0d")
+INTERFACES = ("initshutdown", "WindowsShutdown")
 DISSECTORS = ("initshutdown",)
 FIELD_ARGS = {
     "initshutdown.initshutdown_InitEx.timeout": ("timeout", "int"),

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from .decoding import MAX_ITEMS, counted_sids, decode_call, handle_and_string, handle_only, handle_response
 from .ndr import NdrError, Reader
 
-UUIDS = ("12345778-1234-abcd-ef00-0123456789ab",)
+INTERFACES = ("lsarpc",)
 DISSECTORS = ("lsarpc",)
 FIELD_ARGS = {
     "lsarpc.lsa_OpenPolicy2.system_name": "server",

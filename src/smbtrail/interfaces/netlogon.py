@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional
 from .decoding import decode_call, server
 from .ndr import Reader
 
-UUIDS = ("12345678-1234-abcd-ef00-01234567cffb",)
+INTERFACES = ("netlogon",)
 DISSECTORS = ("rpc_netlogon",)
 FIELDS: tuple = ()
 

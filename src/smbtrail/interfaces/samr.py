@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from .decoding import MAX_ITEMS, counted_sids, decode_call, handle_and_string, handle_only, handle_response
 from .ndr import NdrError, Reader
 
-UUIDS = ("12345778-1234-abcd-ef00-0123456789ac",)
+INTERFACES = ("samr",)
 DISSECTORS = ("samr",)
 FIELD_ARGS = {
     "samr.samr_Connect5.system_name": "server",

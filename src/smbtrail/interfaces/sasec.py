@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional
 from .decoding import decode_call, server
 from .ndr import Reader
 
-UUIDS = ("378e52b0-c0a9-11cf-822d-00aa0051e40f",)
+INTERFACES = ("SASec",)
 DISSECTORS: tuple = ()
 FIELDS: tuple = ()
 

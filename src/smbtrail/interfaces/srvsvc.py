@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from .decoding import decode_call, server
 from .ndr import NdrError, Reader
 
-UUIDS = ("4b324fc8-1670-01d3-1278-5a47bf6ee188",)
+INTERFACES = ("srvsvc",)
 DISSECTORS = ("srvsvc",)
 FIELD_ARGS = {
     "srvsvc.srvsvc_NetShareEnumAll.server_unc": "server",

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 from .decoding import decode_call, handle_only, handle_response
 from .ndr import NdrError, Reader
 
-UUIDS = ("367abb81-9844-35f1-ad32-98f038001003",)
+INTERFACES = ("svcctl",)
 DISSECTORS = ("svcctl",)
 FIELD_ARGS = {
     "svcctl.servicename": "service_name",

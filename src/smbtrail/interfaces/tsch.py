@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from .decoding import decode_call
 from .ndr import NdrError, Reader
 
-UUIDS = ("86d35949-83c9-4044-b424-db363231fd0c",)
+INTERFACES = ("ITaskSchedulerService",)
 DISSECTORS = ("taskschedulerservice",)
 FIELDS: tuple = ()
 

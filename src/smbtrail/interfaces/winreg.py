@@ -13,7 +13,7 @@ from .decoding import decode_call, handle_and_string, handle_only, handle_respon
 from .initshutdown import shutdown_request
 from .ndr import Reader
 
-UUIDS = ("338cd001-2244-31f1-aaaa-900038001003",)
+INTERFACES = ("winreg",)
 DISSECTORS = ("winreg",)
 FIELD_ARGS = {
     "winreg.winreg_OpenKey.keyname": "key",

@@ -8,7 +8,7 @@ from .decoding import decode_call, server
 from .ndr import Reader
 from .srvsvc import column, enum_entries
 
-UUIDS = ("6bffd098-a112-3610-9833-46c3f87e345a",)
+INTERFACES = ("wkssvc",)
 DISSECTORS = ("wkssvc",)
 FIELD_ARGS = {
     "wkssvc.wkssvc_NetWkstaGetInfo.server_name": "server",

@@ -9,7 +9,7 @@ from .dcom import bstr, orpcthis
 from .decoding import decode_call
 from .ndr import Reader
 
-UUIDS = ("9556dc99-828c-11cf-a37e-00aa003240c7",)
+INTERFACES = ("IWbemServices",)
 DISSECTORS: tuple = ()
 FIELDS: tuple = ()
 

@@ -8,7 +8,7 @@ from .dcom import orpcthis
 from .decoding import decode_call
 from .ndr import Reader
 
-UUIDS = ("f309ad18-d86a-11d0-a075-00c04fb68820",)
+INTERFACES = ("IWbemLevel1Login",)
 DISSECTORS: tuple = ()
 FIELDS: tuple = ()
 
