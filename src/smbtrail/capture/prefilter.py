@@ -30,6 +30,7 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 PORTS = (445, 139, 135, 88, 464, 53, 137, 138, 5355)
 MAX_FLOWS = 1000  # more dynamic RPC flows than this: one BPF clause each is too long, read the whole file
 WORTH_IT = 0.9  # keep the original when the selection holds more than this share of its bytes
+RELEASE_EVERY = 32 * 1024 * 1024  # bytes of a mapped capture read before they are released
 
 
 PORT_LIST = " or ".join(f"port {p}" for p in PORTS)
@@ -154,11 +155,28 @@ def original_numbers(original: str, selected: str) -> Optional[array]:
 
 
 def packets(data) -> Iterator[Tuple[int, int]]:
-    """(offset, captured length) of each packet's bytes in a pcap or pcapng file held in `data`."""
+    """(offset, captured length) of each packet's bytes in a pcap or pcapng file held in `data`, read
+    front to back. When `data` is an mmap, the pages behind the packet last handed out are released as
+    it goes: a file read whole would otherwise stay resident in this process (2 GB for a 2 GB capture)."""
     magic = bytes(data[:4])
-    if magic == b"\x0a\x0d\x0d\x0a":
-        yield from _pcapng_packets(data)
-        return
+    found = _pcapng_packets(data) if magic == b"\x0a\x0d\x0d\x0a" else _pcap_packets(data, magic)
+    released = 0
+    for offset, length in found:
+        if offset - released >= RELEASE_EVERY:
+            released = _release(data, released, offset)
+        yield offset, length
+
+
+def _release(data, start: int, upto: int) -> int:
+    """Drop [start, upto) of a mapped file from this process (it stays in the page cache; read again,
+    it is mapped again): returns where the next release starts (page-aligned)."""
+    end = upto - upto % mmap.PAGESIZE
+    if end > start and isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        data.madvise(mmap.MADV_DONTNEED, start, end - start)
+    return end
+
+
+def _pcap_packets(data, magic: bytes) -> Iterator[Tuple[int, int]]:
     endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
     header = struct.Struct(endian + "8xI4x")
     offset, end = 24, len(data)

@@ -29,6 +29,7 @@ from ..encryption.keys import TsharkSecrets
 from ..input_files import reason
 
 PIECE_BYTES = 96 * 1024 * 1024  # a tshark per piece of about this much capture: ~2.5x as much memory each
+PUMP_EVERY = 4096  # rows read between checks for a free core
 
 
 def worker_count(asked: int = 0) -> int:
@@ -171,8 +172,13 @@ class Dissection:
         while job_pass.proc is None:
             self._wait()
         frames, frame_at, stream_at = job_pass.frames, self.frame_at, self.stream_at
+        count = 0
         for values in tshark.follow_rows(job_pass.proc, job_pass.spool, self.nfields, job_pass.run,  # type: ignore[arg-type]
                                          wait=self._wait):
+            count += 1
+            if not count % PUMP_EVERY:  # a pass that ended while the analysis was busy: start the next one now
+                with self.lock:
+                    self._pump()
             if frames is not None:
                 values[frame_at] = str(frames[int(values[frame_at]) - 1])
             if job_pass.count > 1 and values[stream_at]:
