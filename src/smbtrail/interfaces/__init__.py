@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 from functools import lru_cache
-from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Set, Tuple
 
 from ..lookups import lookups_dir
 from . import (
@@ -103,6 +103,18 @@ def _interfaces() -> Dict[str, Dict[str, str]]:
 def _operations() -> Dict[Tuple[str, int], Dict[str, str]]:
     with open(lookups_dir() / "rpc_operations.csv", newline="", encoding="utf-8") as handle:
         return {(row["uuid"].lower(), int(row["opnum"])): row for row in csv.DictReader(handle)}
+
+
+@lru_cache(maxsize=64)
+def operation_opnums(uuids: Tuple[str, ...]) -> Dict[str, int]:
+    """Operation name -> opnum for the operations of these interfaces; a name the table gives two opnums is left
+    out (a decoder naming it fails tests/test_interfaces_lookups.py)."""
+    wanted = {uuid.lower() for uuid in uuids}
+    found: Dict[str, Set[int]] = {}
+    for (uuid, opnum), row in _operations().items():
+        if uuid in wanted:
+            found.setdefault(row["operation"], set()).add(opnum)
+    return {name: opnums.pop() for name, opnums in found.items() if len(opnums) == 1}
 
 
 def interface_name(uuid: str) -> Optional[str]:

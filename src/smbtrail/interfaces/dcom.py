@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Mapping, Optional
 
-from .decoding import decode_call, text
+from .decoding import Operations, decode_call, text
 from .ndr import NdrError, Reader
 
 UUIDS = ("000001a0-0000-0000-c000-000000000046", "4d9f4ab8-7d1c-11cf-861e-0020af6e7c57")
@@ -186,10 +186,13 @@ def _put_bindings(bindings: List[str], out: Dict[str, Any]) -> None:
             break
 
 
+ACTIVATIONS = ("RemoteGetClassObject", "RemoteCreateInstance")
+
+
 def matches(opnum: int, request: bool, stub: Optional[bytes]) -> bool:
     """True when a request of an unbound context is unmistakably an activation (the bind was not
     captured): RemoteGetClassObject/RemoteCreateInstance carrying ActivationPropertiesIn."""
-    if not request or opnum not in (3, 4) or not stub:
+    if not request or not stub or opnum not in {REQUESTS.opnum(name) for name in ACTIVATIONS}:
         return False
     try:
         return bool(activation_properties(stub).get("clsid"))
@@ -197,8 +200,14 @@ def matches(opnum: int, request: bool, stub: Optional[bytes]) -> bool:
         return False
 
 
-REQUESTS = {0: _remote_activation, 3: _activation_request, 4: _activation_request}
-RESPONSES = {0: _activation_response, 3: _activation_response, 4: _activation_response}
+REQUESTS = Operations(UUIDS, {
+    "RemoteActivation": _remote_activation, "RemoteGetClassObject": _activation_request,
+    "RemoteCreateInstance": _activation_request,
+})
+RESPONSES = Operations(UUIDS, {
+    "RemoteActivation": _activation_response, "RemoteGetClassObject": _activation_response,
+    "RemoteCreateInstance": _activation_response,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

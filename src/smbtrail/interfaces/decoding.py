@@ -1,7 +1,8 @@
 """What every interface decoder shares: reading tshark fields, running a stub parser, never raising.
 
 A decoder module declares
-  REQUESTS / RESPONSES: {opnum: parser(reader, out)} for the NDR stub, and
+  REQUESTS / RESPONSES: Operations(UUIDS, {operation name: parser(reader, out)}) for the NDR stub (operations
+    named as lookups/rpc_operations.csv names them: that table alone holds the opnums), and
   FIELD_ARGS: {tshark field: arg name or (arg name, kind)} for what tshark 4.0 already dissects,
 and its decode() calls decode_call(). Stub values win over field values (no comma-joining there).
 """
@@ -9,7 +10,7 @@ and its decode() calls decode_call(). Stub values win over field values (no comm
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .ndr import NdrError, Reader, return_code
 
@@ -22,6 +23,43 @@ MAX_ITEMS = 4096  # array counts above this are corruption, not data
 # Set by the caller when the stub is only the first fragments of the PDU (not reassembled).
 PARTIAL_KEY = "_partial"
 ERROR_KEY = "_decode_error"
+
+
+class Operations(Mapping[int, Parser]):
+    """A decoder's stub parsers by operation name, read by opnum: the names resolve through
+    lookups/rpc_operations.csv (for any of the module's interface UUIDs) on first use."""
+
+    def __init__(self, uuids: Sequence[str], parsers: Mapping[str, Parser]) -> None:
+        self.uuids = tuple(uuids)
+        self.parsers = dict(parsers)
+        self._by_opnum: Optional[Dict[int, Parser]] = None
+
+    def opnum(self, name: str) -> int:
+        from . import operation_opnums  # the lookups are read on first use, not at import
+
+        opnums = operation_opnums(self.uuids)
+        if name not in opnums:
+            raise KeyError(f"{name}: no operation of {', '.join(self.uuids)} with one opnum in rpc_operations.csv")
+        return opnums[name]
+
+    def _table(self) -> Dict[int, Parser]:
+        if self._by_opnum is None:
+            table: Dict[int, Parser] = {}
+            for name, parser in self.parsers.items():
+                opnum = self.opnum(name)
+                if table.setdefault(opnum, parser) is not parser:
+                    raise KeyError(f"{name}: opnum {opnum} has another parser already")
+            self._by_opnum = table
+        return self._by_opnum
+
+    def __getitem__(self, opnum: int) -> Parser:
+        return self._table()[opnum]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
 
 
 def text(fields: Mapping[str, str], name: str) -> Optional[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
-from .decoding import MAX_ITEMS, decode_call
+from .decoding import MAX_ITEMS, Operations, decode_call
 from .ndr import NdrError, Reader
 
 UUIDS = ("e3514235-4b06-11d1-ab04-00c04fc2dcd2",)
@@ -117,8 +117,8 @@ def _cracked(r: Reader, out: Dict[str, Any]) -> None:
     out["cracked"] = [name for name in cracked if name]
 
 
-REQUESTS = {3: _get_nc_changes, 12: _crack_names}
-RESPONSES = {12: _cracked}
+REQUESTS = Operations(UUIDS, {"DRSGetNCChanges": _get_nc_changes, "DRSCrackNames": _crack_names})
+RESPONSES = Operations(UUIDS, {"DRSCrackNames": _cracked})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

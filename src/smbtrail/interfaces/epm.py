@@ -10,7 +10,7 @@ import struct
 import uuid as uuidlib
 from typing import Any, Dict, List, Mapping, Optional
 
-from .decoding import decode_call, to_int
+from .decoding import Operations, decode_call, to_int
 from .ndr import NdrError, Reader
 
 UUIDS = ("e1af8308-5d1f-11c9-91a4-08002b14a0fa",)
@@ -126,13 +126,13 @@ def _from_fields(fields: Mapping[str, str], request: bool) -> Dict[str, Any]:
     return out
 
 
-REQUESTS = {3: _map_request}
-RESPONSES = {3: _map_response}
+REQUESTS = Operations(UUIDS, {"ept_map": _map_request})
+RESPONSES = Operations(UUIDS, {"ept_map": _map_response})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
     out = decode_call(REQUESTS, RESPONSES, {}, opnum, request, fields, stub)
-    if not stub and opnum == 3:
+    if not stub and opnum == REQUESTS.opnum("ept_map"):
         try:
             for key, value in _from_fields(fields or {}, request).items():
                 out.setdefault(key, value)

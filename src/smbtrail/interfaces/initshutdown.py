@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from .decoding import decode_call
+from .decoding import Operations, decode_call
 from .ndr import Reader
 
 UUIDS = ("894de0c0-0d55-11d3-a322-00c04fa321a1", "d95afe70-a6d5-4259-822e-2c84da1ddb0d")
@@ -57,7 +57,9 @@ def _init_ex(r: Reader, out: Dict[str, Any]) -> None:
     shutdown_request(r, out, True)
 
 
-REQUESTS = {0: _init, 2: _init_ex}
+REQUESTS = Operations(UUIDS, {
+    "BaseInitiateShutdown": _init, "WsdrInitiateShutdown": _init, "BaseInitiateShutdownEx": _init_ex,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
