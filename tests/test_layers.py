@@ -90,3 +90,28 @@ def test_capture_imports_neither_protocols_nor_network():
     imported = {b for (a, b) in package_imports() if a == "capture"}
     assert imported <= {"input_files"}, imported
     assert "network" not in {b for (a, b) in package_imports() if a == "protocols"}
+
+
+def _events_used(path: Path) -> Iterator[Tuple[str, int]]:
+    """The methods a protocol handler calls on its `events` (the pipeline above it)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "events"
+                and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"):
+            yield node.attr, node.lineno
+
+
+def test_protocol_handlers_report_only_through_the_declared_events():
+    """The handlers reach the pipeline only by the methods protocols/events.py declares, and the network
+    analyzer implements each of them with the declared signature."""
+    import inspect
+
+    from smbtrail.network.analyzer import Analyzer
+    from smbtrail.protocols.events import ProtocolEvents
+
+    declared = {name for name, _ in inspect.getmembers(ProtocolEvents, inspect.isfunction) if not name.startswith("_")}
+    undeclared = [f"{path.name}:{line} {name}" for path in sorted((SRC / "protocols").glob("*.py"))
+                  for name, line in _events_used(path) if name not in declared]
+    assert undeclared == []
+    assert ProtocolEvents in Analyzer.__mro__
+    for name in declared:
+        assert inspect.signature(getattr(Analyzer, name)) == inspect.signature(getattr(ProtocolEvents, name)), name
