@@ -212,7 +212,7 @@ def evtx_strategy() -> st.SearchStrategy:
 
 HOSTILE = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40) | st.sampled_from(
     ["\x1b]0;owned\x07", "\x1b[31mred", "a\nsmbtrail: error: forged", "<script>x</script>", "\udcff\udce9",
-     "\u202eevil", "'\"&<>", "\x00\x7f\x9b"])
+     "\u202eevil", "'\"&<>", "\x00\x7f\x9b", "a\u2028b\u2029c"])
 
 
 JSON_VALUE = st.recursive(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\ud800-\udfff]")  # DEL and C1 controls (json escapes C0), lone surrogates
+# DEL and C1 controls (json escapes C0), the Unicode line separators (a reader splitting lines on them would cut
+# a record in two), lone surrogates
+UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def surrogate_text(ch: str) -> str:
@@ -30,7 +32,7 @@ def printable(value: object, limit: Optional[int] = None) -> str:
 
 def json_text(line: str) -> str:
     """A JSON text (dumped with ensure_ascii=False) made valid UTF-8 and inert on a terminal: lone surrogates
-    become the text `\\xNN`, DEL and C1 controls JSON escapes."""
+    become the text `\\xNN`, DEL, C1 controls and U+2028/U+2029 JSON escapes."""
     if UNSAFE_IN_JSON.search(line) is None:
         return line
     return UNSAFE_IN_JSON.sub(_json_escape, line)
