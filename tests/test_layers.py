@@ -22,7 +22,8 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("fusion",),  # network + host records -> trails
     ("hostlog", "recognize", "encryption"),  # host logs; commands from operations; what encryption leaves
     ("protocols",),  # SMB1/2/3, DCE/RPC, Kerberos/NTLM state machines over tshark rows
-    ("capture", "interfaces", "output"),  # tshark I/O and inputs; per-interface stub decoders; writers
+    ("interfaces",),  # per-interface argument decoders (tshark fields and NDR stubs)
+    ("capture", "output"),  # tshark I/O, field list and row accessors, inputs; writers
     ("records", "options", "windows_names"),  # the record model; every setting of a run; Windows' names for codes
     ("lookups", "input_files", "pydantic_api", "__init__"),  # knowledge tables, safe file access, pydantic
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Mapping, Optional
 
+from ..capture.fields import split
 from .decoding import Operations, decode_call, text
 from .ndr import NdrError, Reader
 
@@ -217,7 +218,7 @@ def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[
             _name_class(out)
             addresses = text(fields or {}, "dcom.dualstringarray.network_addr")
             if addresses and not request:
-                _put_bindings([a for a in addresses.split(",") if a], out)
+                _put_bindings([a for a in split(addresses) if a], out)
     except Exception as exc:  # never raise on odd input
         out["_decode_error"] = f"{type(exc).__name__}: {exc}"
     return out

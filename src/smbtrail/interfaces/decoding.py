@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
+from ..capture.fields import first, split
 from .ndr import NdrError, Reader, return_code
 
 Parser = Callable[[Reader, Dict[str, Any]], None]
@@ -69,10 +70,7 @@ def text(fields: Mapping[str, str], name: str) -> Optional[str]:
 
 def number(fields: Mapping[str, str], name: str) -> Optional[int]:
     """First occurrence of a numeric field; tshark prints decimal or 0x-hex."""
-    value = fields.get(name)
-    if not value:
-        return None
-    return to_int(value.split(",", 1)[0])
+    return to_int(first(fields, name)) if fields.get(name) else None
 
 
 def to_int(value: str) -> Optional[int]:
@@ -87,10 +85,7 @@ def to_int(value: str) -> Optional[int]:
 
 def hex_bytes(fields: Mapping[str, str], name: str) -> Optional[str]:
     """First occurrence of a bytes field (context handle) as bare lower-case hex."""
-    value = fields.get(name)
-    if not value:
-        return None
-    return value.split(",", 1)[0].replace(":", "").lower()
+    return first(fields, name).replace(":", "").lower() if fields.get(name) else None
 
 
 def field_args(spec: Mapping[str, FieldSpec], fields: Mapping[str, str], request: bool) -> Dict[str, Any]:
@@ -105,7 +100,7 @@ def field_args(spec: Mapping[str, FieldSpec], fields: Mapping[str, str], request
         elif kind == "int":
             value = number(fields, field)
         elif kind == "list":
-            value = [item for item in fields[field].split(",") if item]
+            value = [item for item in split(fields[field]) if item]
         else:
             value = text(fields, field)
         if value is not None and arg not in out:

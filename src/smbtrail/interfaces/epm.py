@@ -10,6 +10,7 @@ import struct
 import uuid as uuidlib
 from typing import Any, Dict, List, Mapping, Optional
 
+from ..capture.fields import first, split
 from .decoding import Operations, decode_call, to_int
 from .ndr import NdrError, Reader
 
@@ -112,14 +113,14 @@ def _name(out: Dict[str, Any]) -> None:
 
 def _from_fields(fields: Mapping[str, str], request: bool) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
-    uuids = [u for u in (fields.get("epm.uuid") or "").split(",") if u and u not in NOT_INTERFACES]
+    uuids = [u for u in split(fields.get("epm.uuid") or "") if u and u not in NOT_INTERFACES]
     if uuids:
         out["interface_uuid"] = uuids[0].lower()
-    ports = [p for p in (to_int(v) for v in (fields.get("epm.proto.tcp_port") or "").split(",") if v) if p]
+    ports = [p for p in (to_int(v) for v in split(fields.get("epm.proto.tcp_port") or "") if v) if p]
     if ports and not request:
         out["port"] = ports[0]
     for field, key in (("epm.proto.ip", "ip"), ("epm.proto.named_pipe", "pipe")):
-        value = (fields.get(field) or "").split(",", 1)[0]
+        value = first(fields, field)
         if value and value != "0.0.0.0" and not request:
             out[key] = value
     _name(out)
