@@ -1,4 +1,4 @@
-"""The long fuzz run: every target of tests/fuzz_targets.py for a time budget, fresh seeds each round.
+"""The long fuzz run: every target of tests/helpers/fuzz_targets.py for a time budget, fresh seeds each round.
 
     python scripts/fuzz.py [--minutes-per-target 5] [--targets ndr,evtx_python]
 
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 
-from fuzz_targets import targets  # noqa: E402
+from helpers.fuzz_targets import targets  # noqa: E402
 
 
 def fuzz(name: str, seconds: float, rounds_of: int = 25):

@@ -5,7 +5,7 @@
 
 Corpus: every public capture with SMB in ../shared/data (suricata-verify, pcap-attack, samr-enum-lab, the
 OTRF network halves, Zeek traces) and the lab's recordings. A cleartext capture is rewritten as a sensor
-would see it under server-wide and under share-only encryption (encryption/whatif.py: same plaintext sizes);
+would see it under server-wide and under share-only encryption (whatif/rewrite.py: same plaintext sizes);
 a capture already encrypted is read as it is, its reference with the published key or password.
 Scoring is per (client, server, command label): a label counts as expected when the reference run (clear, or
 decrypted) recognises the command and the sensor's run does not see it anyway; an inferred label is right
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from smbtrail.encryption.fingerprints import FIELDS, Fingerprint, calibrate, load, to_rows  # noqa: E402
 from smbtrail.encryption.inference import ANY_LABEL, GATE_FIELDS, Gate, Gates, gate_for, gate_rows, infer, templates  # noqa: E402
-from smbtrail.encryption.whatif import rewrite_capture  # noqa: E402
+from smbtrail.whatif.rewrite import rewrite_capture  # noqa: E402
 from smbtrail.engine import Options, network_records  # noqa: E402
 from smbtrail.lookups import lookup_path  # noqa: E402
 from smbtrail.records import COMMAND, ENCRYPTED_ACTIVITY, FILE, OPERATION, Record  # noqa: E402

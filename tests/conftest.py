@@ -41,7 +41,7 @@ def built() -> Dict[str, object]:
 def lab_indexed(built, tmp_path_factory) -> Dict[str, list]:
     """What the packaged inputs write for the lab recordings shipped in the repo (each mode's captures
     and its Samba logs), as the events Splunk would index: per lab mode, read once a session."""
-    from splunk_sim import run_input
+    from helpers.splunk_sim import run_input
 
     lab, out = FIXTURES / "lab", {}
     for mode in ("plain", "enc-global", "addc"):

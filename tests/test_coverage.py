@@ -3,7 +3,6 @@ encryption, from the network alone and fused with host logs (the paper's Tables 
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import zipfile
@@ -12,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from smbtrail.coverage import (
+from smbtrail.cli import build_parser, run_coverage
+from smbtrail.whatif.coverage import (
     INFERRED,
     LOST,
     NO_HOSTLOG,
@@ -21,8 +21,6 @@ from smbtrail.coverage import (
     ScopeResult,
     TrailItem,
     coverage_report,
-    register,
-    run,
 )
 
 LAB = Path(__file__).resolve().parent / "fixtures" / "lab" / "plain"
@@ -105,21 +103,33 @@ def test_rendering_escapes_capture_strings():
 
 
 def test_cli_json_and_partial_input(tmp_path):
-    parser = argparse.ArgumentParser(prog="smbtrail")
-    register(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     junk = tmp_path / "notes.pcap"
     junk.write_text("not a capture")
     args = parser.parse_args(["coverage", lab("sc_query_services"), str(junk), "--scope", "server", "--format", "json"])
     out, err = io.StringIO(), io.StringIO()
-    assert run(args, out, err) == 1  # one input unreadable: the rest is still reported
+    assert run_coverage(args, out, err) == 1  # one input unreadable: the rest is still reported
     data = json.loads(out.getvalue())
     assert [r["scope"] for r in data["results"]] == ["server"] and data["items"]
     assert "notes.pcap" in err.getvalue() and "Lab-Passw0rd" not in out.getvalue() + err.getvalue()
 
 
 def test_nothing_readable_is_a_usage_error(tmp_path):
-    parser = argparse.ArgumentParser(prog="smbtrail")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["coverage", str(tmp_path / "missing.pcap")])
+    args = build_parser().parse_args(["coverage", str(tmp_path / "missing.pcap")])
     err = io.StringIO()
-    assert run(args, io.StringIO(), err) == 2 and "missing.pcap" in err.getvalue()
+    assert run_coverage(args, io.StringIO(), err) == 2 and "missing.pcap" in err.getvalue()
+
+
+def test_secret_options_are_those_of_analyze(monkeypatch):
+    """One set of secret options for both commands: what analyze refuses, coverage refuses the same way."""
+    def secret_options(command: str) -> set:
+        parser = build_parser()
+        sub = next(a for a in parser._subparsers._group_actions if a.dest == "command").choices[command]
+        return {option for action in sub._actions for option in action.option_strings
+                if action.container.title and action.container.title.startswith("decryption")}
+
+    assert secret_options("coverage") == secret_options("analyze") >= {"--keys", "--password-env", "--keytab"}
+    monkeypatch.delenv("SMBTRAIL_NO_SUCH_VAR", raising=False)
+    args = build_parser().parse_args(["coverage", lab("sc_query_services"), "--password-env", "SMBTRAIL_NO_SUCH_VAR"])
+    err = io.StringIO()
+    assert run_coverage(args, io.StringIO(), err) == 2 and "SMBTRAIL_NO_SUCH_VAR" in err.getvalue()

@@ -13,7 +13,8 @@ from typing import Dict, List
 
 import pytest
 
-from smbtrail.engine import Options, analyze, network_records
+from helpers import network
+from smbtrail.engine import Options, analyze
 from smbtrail.records import Record
 
 LAB = Path(__file__).parent / "fixtures" / "lab"
@@ -61,7 +62,7 @@ def test_every_lab_scenario_is_there():
 
 def test_ntlm_spray_on_the_wire_names_every_account_domain_and_workstation():
     row = _row("plain", "failed_logon_ntlm_spray")
-    records = list(network_records([str(LAB / row["capture"])]))
+    records = network.records(LAB / row["capture"])
     refused = [r for r in records if r.kind == "session" and r.status != "ok"]
     tried = [a.format(USER=row["account"]).lower() for a in scenarios.STANDALONE_SPRAYED]
     assert [r.user.lower() for r in refused] == tried
@@ -79,7 +80,7 @@ def test_ntlm_spray_on_the_wire_names_every_account_domain_and_workstation():
 
 def test_kerberos_spray_on_the_wire_names_every_account_and_kdc_error():
     row = _row("addc", "failed_logon_krb_spray")
-    records = list(network_records([str(LAB / row["capture"])]))
+    records = network.records(LAB / row["capture"])
     refused = [r for r in records if r.kind == "session" and r.protocol == "kerberos"]
     assert {r.user.lower(): r.status for r in refused} == {
         "administrator": "KDC_ERR_PREAUTH_FAILED", "guest": "KDC_ERR_ETYPE_NOSUPP",

@@ -1,7 +1,7 @@
 """Fusion on the OTRF network + host pairs: with the capture as SMB3 server-wide encryption would have
 shown it, the host logs give back the trail the cleartext capture shows.
 
-The encrypted side is made by the project's what-if rewrite (`encryption.whatif.rewrite_capture`,
+The encrypted side is made by the project's what-if rewrite (`whatif.rewrite.rewrite_capture`,
 scope "server"): every SMB2 message after SESSION_SETUP becomes a TRANSFORM_HEADER message of the
 same size with random ciphertext. RPC over TCP (schtask_create, empire_psexec) is outside SMB
 encryption and stays as it was; there the RPC itself is sealed, so its arguments come from the host.
@@ -16,11 +16,11 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from smbtrail.encryption.whatif import rewrite_capture
 from smbtrail.engine import host_records, network_records
 from smbtrail.fusion import fuse_records
 from smbtrail.fusion.trails import same_command
 from smbtrail.records import Record
+from smbtrail.whatif.rewrite import rewrite_capture
 
 OTRF = "otrf-security-datasets"
 PAIRS = ["covenant_copy_smb_CreateRequest", "covenant_sc_query_dcerpc_smb_svcctl",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fuzz_targets import targets
+from helpers.fuzz_targets import targets
 
 BUDGET = {"ndr": 300, "json_lines": 300, "samba_log": 80, "full_audit": 150, "event_xml": 150, "host_file": 150,
           "evtx_python": 12, "writers": 120,

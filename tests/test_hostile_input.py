@@ -329,3 +329,53 @@ def test_a_chunk_too_slow_to_read_is_abandoned(shared_data, monkeypatch):
     errors = [i.message for i in items if not isinstance(i, dict)]
     assert errors and all("abandoned after 0 s" in m for m in errors[:-1] if "chunk" in m)
     assert sum(isinstance(i, dict) for i in items) < 40  # one record per chunk before the budget check
+
+
+ATSVC = "evtx-attack-samples/Lateral Movement/LM_ScheduledTask_ATSVC_target_host.evtx"
+CHUNK0 = 0x1000  # the first chunk follows the 4 KiB file header
+
+
+def _python_evtx_in_child(path: Path, body: str, timeout: float = 60) -> list:
+    """Runs `body` (path in `path`) where a loop cannot hang the suite: a reader that never ends fails the test
+    by its timeout. Returns the lines the child printed."""
+    code = f"path = {str(path)!r}\n{body}"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.splitlines()
+
+
+def test_a_string_table_chain_that_loops_ends(shared_data, tmp_path):
+    """The fuzzer's minimal looping input (scripts/fuzz.py --targets evtx_python, reduced to one edit): bucket 17
+    of the string table (chunk offset 0xc4) was empty; pointed at itself, the string there names itself as the
+    next one. python-evtx followed that chain forever inside the first record (an element's name loads the
+    table), where the chunk's time budget is never checked. The chain now stops at an offset seen before."""
+    data = bytearray((shared_data / ATSVC).read_bytes())
+    bucket = CHUNK0 + 0x80 + 4 * 17
+    assert data[bucket:bucket + 4] == bytes(4) and bucket - CHUNK0 == 0xc4
+    data[bucket] = 0xc4
+    looping = tmp_path / "looping.evtx"
+    looping.write_bytes(bytes(data))
+    body = ("import json\nfrom smbtrail.hostlog.evtx_python import read_evtx_python\n"
+            "for item in read_evtx_python(path, path):\n"
+            "    print(json.dumps(item if isinstance(item, dict) else item.message, sort_keys=True))")
+    read = _python_evtx_in_child(looping, body)
+    assert len(read) == 34 and read == _python_evtx_in_child(shared_data / ATSVC, body)
+
+
+def test_a_string_array_of_odd_length_is_refused(shared_data, tmp_path):
+    """python-evtx splits a string array (type 0x81) into its NUL-separated strings in a loop that never ends
+    when one byte is left over. Retyping a one-byte value of record 2 as a string array (one edited byte) made
+    rendering that record loop forever; the odd length is now refused (an error the reader reports per record),
+    and the reader, whose records do not use that value, loses nothing."""
+    data = bytearray((shared_data / ATSVC).read_bytes())
+    declaration = 0x1CCE  # record 2, substitution 11: size 1, type 0x04 (UInt8)
+    assert data[declaration:declaration + 3] == b"\x01\x00\x04"
+    data[declaration + 2] = 0x81
+    retyped = tmp_path / "retyped.evtx"
+    retyped.write_bytes(bytes(data))
+    lines = _python_evtx_in_child(retyped, (
+        "from smbtrail.hostlog.evtx_python import chunks, read_evtx_python, record_flat\n"
+        "rec = next(r for _, c in chunks(open(path, 'rb').read()) for r in c.records() if r.record_num() == 2)\n"
+        "try:\n    record_flat(rec)\nexcept ValueError as exc:\n    print(exc)\n"
+        "print(sum(isinstance(i, dict) for i in read_evtx_python(path, path)))"))
+    assert lines == ["string array of odd length (1 bytes)", "34"]

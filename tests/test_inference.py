@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers import network
 from smbtrail.encryption.fingerprints import calibrate
 from smbtrail.encryption.fingerprints import load as load_fingerprints
 from smbtrail.encryption.inference import ANY_LABEL, Gate, commands_for, gates, infer, templates
 from smbtrail.encryption.sizes import create_request, structure, tree_connect_request
-from smbtrail.encryption.whatif import rewrite_capture
 from smbtrail.engine import Options, network_records
 from smbtrail.records import COMMAND, ENCRYPTED_ACTIVITY, Record
+from smbtrail.whatif.rewrite import rewrite_capture
 
 LAB = Path(__file__).resolve().parent / "fixtures" / "lab" / "enc-global"
 # the size model itself, before the calibration decides which labels are shown by default
@@ -41,13 +42,13 @@ def _capture(name: str) -> Path:
 
 @cache
 def encrypted(name: str):
-    return tuple(r for r in network_records([str(_capture(name))], Options()) if r.kind == ENCRYPTED_ACTIVITY)
+    return tuple(r for r in network.records(_capture(name)) if r.kind == ENCRYPTED_ACTIVITY)
 
 
 @cache
 def decrypted(name: str):
     path = _capture(name)
-    return tuple(network_records([str(path)], Options(keys_file=str(path.with_suffix(".keys")))))
+    return tuple(network.records(path, keys=path.with_suffix(".keys")))
 
 
 def truth(name: str) -> Counter:
@@ -113,7 +114,7 @@ def test_size_model_matches_decrypted_messages():
 def test_inferred_records_are_marked_and_cite_their_sizes():
     """The engine runs inference on captures read without secrets; the shipped calibration decides what is
     shown, each shown command carries its label's measured confidence and the score it passed."""
-    records = list(network_records([str(_capture("sc_create_start_stop_delete"))], Options()))
+    records = list(network.records(_capture("sc_create_start_stop_delete")))
     activity = [r for r in records if r.kind == ENCRYPTED_ACTIVITY]
     guesses = [r for r in records if r.inferred]
     assert activity and guesses
@@ -174,7 +175,7 @@ def test_odd_size_sequences_do_not_crash():
 
 
 def _rewritten(path: Path, tmp_path: Path, scope: str = "server"):
-    """The capture as a sensor sees it under SMB3 encryption (encryption/whatif.py), read without secrets and
+    """The capture as a sensor sees it under SMB3 encryption (whatif/rewrite.py), read without secrets and
     without inference."""
     target = tmp_path / f"{scope}-{path.name}"
     rewrite_capture(str(path), str(target), scope)
@@ -196,7 +197,7 @@ def test_windows_at_job_recognized_from_sizes_alone(shared_data, tmp_path):
 
 def test_windows_file_copy_byte_counts_from_sizes_alone(shared_data, tmp_path):
     path = shared_data / "suricata-verify/smb2-05/20171220_smb_mimikatz_copy_to_host.pcap"
-    truth = sorted(r.args.get("bytes_read", 0) for r in network_records([str(path)], Options())
+    truth = sorted(r.args.get("bytes_read", 0) for r in network.records(path)
                    if r.kind == "file" and r.operation == "read")
     for scope in ("server", "share"):
         found = [r for r in infer(_rewritten(path, tmp_path, scope), _held_out("suricata-verify")) if r.inferred]
@@ -237,7 +238,7 @@ def test_windows_psexec_across_sessions_from_sizes_alone(shared_data, tmp_path):
     """Held out: Sysinternals PsExec uploads PSEXESVC.exe in one SMB session and creates its service over
     \\svcctl in another; the upload carries over to the later burst."""
     path = shared_data / "suricata-verify/smb2-07/20171220_smb_psexec_add_user.pcap"
-    truth = list(network_records([str(path)], Options()))
+    truth = list(network.records(path))
     found = [r for r in infer(_rewritten(path, tmp_path), _held_out("suricata-verify"))
              if r.inferred and r.command == "psexec"]
     assert len(found) == 1 and found[0].share == "ADMIN$"
@@ -253,7 +254,7 @@ def test_encrypted_upload_completed_by_a_service_creation_read_in_clear(tmp_path
     path = LAB.parent / "plain" / "psexec_impacket.pcapng"
     if not path.is_file():
         pytest.skip("lab fixture psexec_impacket.pcapng not present")
-    clear = [r for r in network_records([str(path)], Options()) if r.kind == COMMAND]
+    clear = [r for r in network.records(path) if r.kind == COMMAND]
     assert ("psexec", "run") in {(r.command, r.operation) for r in clear}
     records = _rewritten(path, tmp_path, "share")
     assert ("psexec", "run") not in {(r.command, r.operation) for r in records if r.kind == COMMAND}
@@ -261,6 +262,6 @@ def test_encrypted_upload_completed_by_a_service_creation_read_in_clear(tmp_path
     psexec = [r for r in found if (r.command, r.operation) == ("psexec", "run")]
     assert len(psexec) == 1 and psexec[0].share == "ADMIN$"
     assert "svcctl.RCreateServiceW" in psexec[0].args["operations"]
-    uploaded = sum(r.args.get("bytes_written", 0) for r in network_records([str(path)], Options())
+    uploaded = sum(r.args.get("bytes_written", 0) for r in network.records(path)
                    if r.kind == "file" and r.operation == "write" and r.share == "ADMIN$")
     assert psexec[0].args["bytes_written"] == uploaded

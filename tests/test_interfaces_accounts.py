@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_interfaces_support import cached_calls, calls_of, otrf_capture, suricata
+from helpers.rpc_calls import cached_calls, calls_of, otrf_capture, suricata
 
 ATSVC = "1ff70682-0a51-30e8-076d-740be8cee98b"
 SAMR = "12345778-1234-abcd-ef00-0123456789ac"

@@ -10,7 +10,8 @@ from typing import Dict, List
 
 from pydantic import SecretStr
 
-from smbtrail.engine import Options, analyze, network_records
+from helpers import network
+from smbtrail.engine import Options, analyze
 from smbtrail.records import Record
 
 LAB = Path(__file__).parent / "fixtures" / "lab"
@@ -21,9 +22,8 @@ ROWS: Dict[str, Dict[str, str]] = {r["scenario"]: r for r in csv.DictReader(open
 def _records(scenario: str, secrets: bool = True) -> List[Record]:
     row = ROWS[scenario]
     keys = LAB / row["keys"]
-    options = Options(keys_file=str(keys) if secrets and keys.stat().st_size else None,
-                      passwords=[SecretStr(row["password"])] if secrets else [])
-    return list(network_records([str(LAB / row["capture"])], options))
+    return network.records(LAB / row["capture"], keys=keys if secrets and keys.stat().st_size else "",
+                           password=row["password"] if secrets else "")
 
 
 def _ops(records: List[Record], interface: str) -> Dict[str, Record]:

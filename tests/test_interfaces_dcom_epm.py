@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from helpers.rpc_calls import cached_calls, calls_of, otrf_capture, suricata
 from smbtrail.interfaces import decoder_for, identify
-from test_interfaces_support import cached_calls, calls_of, otrf_capture, suricata
 
 ACTIVATOR = "000001a0-0000-0000-c000-000000000046"
 DISPATCH = "00020400-0000-0000-c000-000000000046"

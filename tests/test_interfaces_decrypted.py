@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from test_interfaces_support import cached_calls, calls_of
+from helpers.rpc_calls import cached_calls, calls_of
 
 SAMR = "12345778-1234-abcd-ef00-0123456789ac"
 LSARPC = "12345778-1234-abcd-ef00-0123456789ab"

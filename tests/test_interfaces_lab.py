@@ -12,8 +12,8 @@ from typing import List
 
 import pytest
 
+from helpers.rpc_calls import cached_calls
 from smbtrail.interfaces import decoder_for
-from test_interfaces_support import cached_calls
 
 LAB = Path(__file__).resolve().parent / "fixtures" / "lab"
 

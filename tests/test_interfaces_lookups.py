@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
+from helpers.rpc_calls import require_tshark
 from smbtrail import interfaces
 from smbtrail.interfaces import MODULES, decoder_for, interface_name, lookups_dir, operation_name
-from test_interfaces_support import require_tshark
 
 KEY_ACTIONS = {
     ("367abb81-9844-35f1-ad32-98f038001003", 45): "create_service",

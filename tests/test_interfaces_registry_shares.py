@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from helpers.rpc_calls import cached_calls, calls_of, otrf_capture, suricata
 from smbtrail.interfaces import decoder_for
-from test_interfaces_support import cached_calls, calls_of, otrf_capture, suricata
 
 WINREG = "338cd001-2244-31f1-aaaa-900038001003"
 SRVSVC = "4b324fc8-1670-01d3-1278-5a47bf6ee188"

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
+from helpers.rpc_calls import cached_calls, calls_of, otrf_capture, suricata
 from smbtrail.interfaces import MODULES, decoder_for
-from test_interfaces_support import cached_calls, calls_of, otrf_capture, suricata
 
 SVCCTL = "367abb81-9844-35f1-ad32-98f038001003"
 BAD_DATA_ERRORS = ("NdrError", "ValueError", "IndexError", "KeyError", "error")  # error = struct.error

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_interfaces_support import cached_calls, calls_of, otrf_capture, suricata
+from helpers.rpc_calls import cached_calls, calls_of, otrf_capture, suricata
 
 SVCCTL = "367abb81-9844-35f1-ad32-98f038001003"
 

@@ -18,9 +18,9 @@ from typing import List, Tuple
 
 import pytest
 
+from helpers.rpc_calls import cached_calls, otrf_capture
 from smbtrail.interfaces import decoder_for, operation_name
 from smbtrail.interfaces.tsch import task_xml_args
-from test_interfaces_support import cached_calls, otrf_capture
 
 TSCH = "86d35949-83c9-4044-b424-db363231fd0c"
 COMMAND = 'whoami /all & echo "<done>"'

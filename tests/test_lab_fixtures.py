@@ -30,7 +30,11 @@ KEY_LINE = re.compile(r"^[0-9a-f]{16} [0-9a-f]{32} ([0-9a-f]{32}|[0-9a-f]{64}) (
 # smbd answers a few frames after LOGOFF that no key opens any more (impacket sends its last requests late)
 POST_LOGOFF_RESIDUE = 4
 
-needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+
+def on_the_wire(test):
+    """What tshark reads in the recordings: facts of the data, which change only when tests/lab regenerates it
+    (test_lab_regenerate.py checks the new recordings). Kept out of the default run; `pytest -m fixtures`."""
+    return pytest.mark.fixtures(pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")(test))
 
 
 def row_id(row) -> str:
@@ -91,7 +95,7 @@ def test_keys_file_format(row):
 ENCRYPTED = [r for r in MANIFEST if r["observed_encryption"] in ("partial", "all")]
 
 
-@needs_tshark
+@on_the_wire
 @pytest.mark.parametrize("row", MANIFEST, ids=row_id)
 def test_tshark_reads_the_capture(row):
     plain = seen(row, "plain")
@@ -99,7 +103,7 @@ def test_tshark_reads_the_capture(row):
     assert plain.transform or plain.clear_after_setup or plain.operations or row["command"] == "logon"
 
 
-@needs_tshark
+@on_the_wire
 @pytest.mark.parametrize("row", ENCRYPTED, ids=row_id)
 def test_keys_open_the_encrypted_frames(row):
     plain, opened = seen(row, "plain"), seen(row, "secrets")
@@ -108,7 +112,7 @@ def test_keys_open_the_encrypted_frames(row):
     assert opened.sealed <= POST_LOGOFF_RESIDUE, f"{row_id(row)}: {opened.sealed} of {plain.transform} stay sealed"
 
 
-@needs_tshark
+@on_the_wire
 @pytest.mark.parametrize("row", [r for r in MANIFEST if r["expected_operations"]], ids=row_id)
 def test_expected_operations_on_the_wire(row):
     ops = seen(row, "secrets").operations
@@ -121,7 +125,7 @@ def test_expected_operations_on_the_wire(row):
         assert not missing, f"{row_id(row)}: missing {missing}; tshark saw {sorted(ops)}"
 
 
-@needs_tshark
+@on_the_wire
 @pytest.mark.parametrize("row", [r for r in ENCRYPTED if r["observed_encryption"] == "all" and r["expected_operations"]
                                  and r["transport"] == "NCACN_NP"], ids=row_id)  # RPC over TCP: opnums in clear
 def test_without_keys_the_operations_are_hidden(row):
@@ -164,7 +168,7 @@ def test_dc_audit_records_the_account_and_group_changes():
     assert any(c["operation"] == "Delete" and c["dn"].startswith("CN=smbtuser1,") for c in removed)
 
 
-@needs_tshark
+@on_the_wire
 @pytest.mark.parametrize("row", [r for r in ADDC if r["auth"] == "kerberos" and r["observed_encryption"] == "all"],
                          ids=row_id)
 def test_kerberos_sessions_open_only_with_the_logged_keys(row):
@@ -185,14 +189,14 @@ def args_on_wire():
         return {key: job.result() for key, job in jobs.items()}
 
 
-@needs_tshark
+@on_the_wire
 @pytest.mark.parametrize("row", WITH_ARGS, ids=row_id)
 def test_expected_arguments_on_the_wire(row):
     found = args_on_wire()[row_id(row)]
     assert all(found.values()), f"{row_id(row)}: not on the wire: {[k for k, v in found.items() if not v]}"
 
 
-@needs_tshark
+@on_the_wire
 @pytest.mark.parametrize("row", ADDC, ids=row_id)
 def test_dc_audit_names_a_connection_of_the_capture(row):
     """The fusion key: the client port the DC audited is a TCP connection in the capture."""

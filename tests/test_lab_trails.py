@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
-from pydantic import SecretStr
 
-from smbtrail.engine import Options, network_records
+from helpers import network
 
 LAB = Path(__file__).parent / "fixtures" / "lab"
 ROWS: List[Dict[str, str]] = list(csv.DictReader(open(LAB / "manifest.csv", encoding="utf-8"))) if (
@@ -32,11 +30,9 @@ def _keys(row) -> str:
     return str(path) if path and path.exists() and path.stat().st_size else ""
 
 
-@lru_cache(maxsize=512)
 def _records(capture: str, keys: str, password: str, kerberos: bool):
-    options = Options(keys_file=keys or None, passwords=[SecretStr(password)] if password else [])
     paths = ([str(KINIT)] if kerberos and KINIT.exists() else []) + [capture]
-    return tuple(network_records(paths, options))
+    return network.records(*paths, keys=keys, password=password)
 
 
 def _values(records) -> List[str]:

@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "smbtrail"
 
 LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("cli",),  # the command line
-    ("splunk", "coverage"),  # the Splunk adapters; the coverage report
+    ("splunk", "whatif"),  # the Splunk adapters; the capture rewriter and coverage report (offline tools)
     ("engine",),  # the one entry point every adapter calls
     ("network",),  # the network pipeline: captures and Zeek logs -> network records
     ("zeek",),  # Zeek logs as a network source

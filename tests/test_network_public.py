@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from network_helpers import kinds, records, tshark_request_opnums
+from helpers.network import kinds, records, tshark_request_opnums
 
 SV = "suricata-verify"
 SVCCTL = "367abb81-9844-35f1-ad32-98f038001003"

@@ -29,9 +29,9 @@ V1_LIB = ROOT / "build" / f"pydantic-{PIN}"
 
 def lab_output(workdir: str) -> str:
     """Fused and decrypted records as the CLI and the Splunk inputs write them, and a coverage report."""
-    from smbtrail.coverage import coverage_report
     from smbtrail.engine import Options, analyze
     from smbtrail.pydantic_api import SecretStr
+    from smbtrail.whatif.coverage import coverage_report
 
     addc = str(LAB / "addc" / "krb_net_user_add")
     plain = [str(LAB / "plain" / f"{name}.pcapng") for name in ("psexec_impacket", "schtasks_atexec")]

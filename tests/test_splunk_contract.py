@@ -16,9 +16,9 @@ from typing import Dict, Set
 
 import pytest
 
+from helpers.splunk_sim import Macros, expression_fields, json_fields, read_conf, search_reads, split_pipeline, tstats_use
 from smbtrail.splunk import events, fusecommand, winevent, zeekevent
 from smbtrail.zeek.logs import USED as ZEEK_LOGS
-from splunk_sim import Macros, json_fields, read_conf, search_reads
 from test_splunk_flow import fuse_in_splunk
 
 # Splunk's own fields, and those of its logs the health searches read (sourcetypes scheduler, splunkd)
@@ -152,6 +152,52 @@ def test_every_field_sourcetype_and_source_a_search_reads_exists(package, kind):
         for source in reads.sources:
             assert source == events.FUSED_SOURCE or WINDOWS_SOURCE.match(source), (name, source)
     assert unknown == {}
+
+
+def data_model(stage: Path) -> Dict[str, Dict[str, object]]:
+    """The app's data model by dataset lineage: its constraint, own fields, calculated fields, root."""
+    model = json.loads((stage / "default" / "data" / "models" / "smbtrail.json").read_text(encoding="utf-8"))
+    assert model["modelName"] == "smbtrail" and model["objectNameList"] == [o["objectName"] for o in model["objects"]]
+    out: Dict[str, Dict[str, object]] = {}
+    for obj in model["objects"]:
+        out[obj["lineage"]] = {
+            "root": obj["lineage"].split(".")[0], "constraint": obj["constraints"][0]["search"],
+            "fields": {f["fieldName"] for f in obj["fields"]},
+            "calculated": {f["fieldName"]: c["expression"] for c in obj["calculations"] for f in c["outputFields"]}}
+    return out
+
+
+def test_every_tstats_search_names_what_the_data_model_defines(package):
+    stage, macros = package["stage"], package["macros"]
+    model = data_model(stage)
+    uses = []
+    for name, text in {**saved_searches(stage), **view_searches(stage)}.items():
+        uses += [(name, tstats_use(p[len("| tstats "):] if p.startswith("|") else p[len("tstats "):]))
+                 for p in split_pipeline(macros.expand(text)) if re.match(r"\|?\s*tstats\s", p)]
+    assert len(uses) >= 9  # the overview panels aggregate with tstats
+    for name, use in uses:
+        model_name, root = use.datamodel.split(".", 1)
+        assert model_name == "smbtrail" and root in model, (name, use.datamodel)
+        known = model[root]["fields"] | set(model[root]["calculated"])  # type: ignore[operator]
+        assert {f.split(".", 1)[1] for f in use.fields if f.split(".", 1)[0] == root} <= known, (name, use.fields)
+        assert all(f.split(".", 1)[0] == root for f in use.fields), (name, use.fields)
+        assert all(node in model and node.startswith(root + ".") for node in use.nodes), (name, use.nodes)
+    wrong = tstats_use("count from datamodel=smbtrail.Network where nodename=Network.Sesions by Network.sever")
+    assert not {"sever"} <= model["Network"]["fields"] | set(model["Network"]["calculated"])  # type: ignore
+    assert wrong.fields == ["Network.sever"] and "Network.Sesions" not in model
+
+
+def test_the_data_model_reads_what_the_events_hold(package):
+    """Each dataset's constraint, fields and calculations name fields, sourcetypes and sources that exist."""
+    stage, macros, fields = package["stage"], package["macros"], package["fields"]
+    for lineage, dataset in data_model(stage).items():
+        reads = search_reads(macros.expand(str(dataset["constraint"])))
+        assert {f for f, _ in reads.fields} <= fields, lineage
+        assert set(reads.sourcetypes) <= package["sourcetypes"], lineage
+        assert all(source == events.FUSED_SOURCE for source in reads.sources), lineage
+        assert dataset["fields"] <= fields, (lineage, dataset["fields"] - fields)  # type: ignore[operator]
+        for name, expression in dataset["calculated"].items():  # type: ignore[union-attr]
+            assert set(expression_fields(expression)) <= fields, (lineage, name)
 
 
 def test_the_fused_source_is_what_collect_writes_and_what_props_read(package):

@@ -1,8 +1,9 @@
 """The app chained as Splunk chains it, from the built package: the modular inputs read the recordings
 and write events (XML protocol), the scheduled fusion search's own base search (macros expanded from
 the package's macros.conf) selects from those events what it reads, the packaged `smbtrailfuse`
-fuses them (chunked protocol, newest rows first, as splunkd sends them), and `collect` keeps what it
-writes. The trails must be the command line's fused trails: same commands, scores and joins.
+fuses them as splunkd runs it (chunked protocol, newest rows first; its map phase on two search peers
+given only the fields it requires, its reduce on their output), and `collect` keeps what it writes.
+The trails must be the command line's fused trails: same commands, scores and joins.
 """
 
 from __future__ import annotations
@@ -10,31 +11,28 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
 from itertools import chain
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from smbtrail import engine
-from smbtrail.fusion.order import by_time
-from splunk_sim import (
+from helpers import network
+from helpers.splunk_sim import (
     Event,
     Macros,
-    frame,
-    getinfo,
+    dispatch_reporting,
     read_conf,
-    read_frames,
     result_rows,
     run_input,
     search_events,
     split_pipeline,
-    to_csv,
 )
+from smbtrail import engine
+from smbtrail.fusion.order import by_time
 
 FUSION = "smbtrail - fuse trails to summary"
 OTRF_PAIR = "otrf-security-datasets/windows/lateral_movement/{side}/covenant_sc_query_dcerpc_smb_svcctl.zip"
-CHUNK = 10000
+CHUNK = 1000  # rows a chunk: the lab runs span several chunks and both search peers
 COMPARED = ("kind", "time", "trail_id", "command", "operation", "src_ip", "src_port", "dest_ip", "dest_host",
             "user", "evidence", "join", "inferred", "confidence", "encrypted")
 
@@ -57,14 +55,10 @@ def fuse_in_splunk(stage: Path, indexed: List[Event], workdir: Path, fresh: Opti
     selected = sorted(search_events(base, indexed), key=lambda e: float(e.meta["_time"]), reverse=True)
     new = {id(e) for e in (indexed if fresh is None else fresh)}
     rows = [e.row({"smbtrail_fresh": "1" if id(e) in new else "0"}) for e in selected]
-    data = getinfo(workdir, args)
-    chunks = [rows[i:i + CHUNK] for i in range(0, len(rows), CHUNK)] or [[]]
-    for number, chunk in enumerate(chunks):
-        data += frame({"action": "execute", "finished": number == len(chunks) - 1}, to_csv(chunk))
-    done = subprocess.run([sys.executable, "-S", str(stage / "bin" / "smbtrailfuse.py")], input=data,
-                          capture_output=True, timeout=900)
-    frames = list(read_frames(done.stdout))
-    assert done.returncode == 0, (done.stderr[-3000:], frames[-1][0] if frames else None)
+    run = dispatch_reporting([sys.executable, "-S", str(stage / "bin" / "smbtrailfuse.py")], workdir, args, rows,
+                             chunk=CHUNK)
+    frames = run.frames
+    assert run.code == 0, (run.stderr[-3000:], frames[-1][0] if frames else None)
     return [json.loads(r["_raw"]) for r in result_rows(frames)], [e.meta["sourcetype"] for e in selected]
 
 
@@ -77,8 +71,8 @@ def command_line_per_file(captures: Sequence[str], hostlogs: Sequence[str]) -> L
     a sensor's rotation arrives), fused with the host logs in time order as `analyze` fuses them.
     (One run over all files can label a capture differently: the encrypted-size inference carries a
     client's recent uploads, and endpoint-mapper answers map ports, across the files of one run.)"""
-    network = chain.from_iterable(engine.network_records([c]) for c in captures)
-    fused = engine.fuse(by_time(network, engine.host_records(list(hostlogs))))
+    stream = chain.from_iterable(network.records(c) for c in captures)
+    fused = engine.fuse(by_time(stream, engine.host_records(list(hostlogs))))
     return [r.to_dict() for r in fused if r.kind in ("trail", "command")]
 
 

@@ -1,9 +1,9 @@
-"""smbtrailfuse driven as splunkd drives it: chunked protocol v2 frames (getinfo, then execute) on stdin."""
+"""smbtrailfuse driven as splunkd drives it: chunked protocol v2 frames (getinfo, then execute) on stdin;
+its map phase on two search peers, its reduce on their output (splunk_sim.dispatch_reporting)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import zipfile
 from datetime import datetime
@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
+from helpers.splunk_sim import dispatch_reporting, result_rows
 from smbtrail import engine
-from smbtrail.splunk import events, fusecommand, winevent
-from splunk_sim import frame, getinfo, read_frames, result_rows, to_csv
+from smbtrail.splunk import events, fuserows, winevent
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ROOT / "bin" / "smbtrailfuse.py"
@@ -39,13 +39,19 @@ def require_engine(part: str) -> None:
         pytest.skip(f"engine part '{part}' not available yet: {exc}")
 
 
-def drive(tmp_path: Path, chunks: List[List[Dict[str, Any]]], args: List[str] = ()) -> Tuple[int, List]:
-    """getinfo, then one execute frame per chunk (the last one finished=true); all reply frames."""
-    data = getinfo(tmp_path, list(args))
-    for number, rows in enumerate(chunks):
-        data += frame({"action": "execute", "finished": number == len(chunks) - 1}, to_csv(rows) if rows else "")
-    done = subprocess.run([sys.executable, str(COMMAND)], input=data, capture_output=True, timeout=600, cwd=ROOT)
-    return done.returncode, list(read_frames(done.stdout))
+def drive(tmp_path: Path, chunks: List[List[Dict[str, Any]]], args: List[str] = (), chunk: int = 500
+          ) -> Tuple[int, List]:
+    """The rows of `chunks` in that order through the command as splunkd runs it (map on two peers,
+    `chunk` rows a chunk; the reduce on their output): the reduce's reply frames."""
+    rows = [row for piece in chunks for row in piece]
+    run = dispatch_reporting([sys.executable, str(COMMAND)], tmp_path, list(args), rows, chunk=chunk)
+    return run.code, run.frames
+
+
+def record_of(row: Dict[str, Any]):
+    """The one record of an input row, as the map phase reads it."""
+    (record,) = fuserows.input_records(row)
+    return record
 
 
 # --- real Windows events as Splunk holds them ----------------------------------------------------
@@ -92,12 +98,19 @@ def network_rows(capture: Path) -> List[Dict[str, Any]]:
 
 # --- tests ----------------------------------------------------------------------------------------
 
-def test_getinfo_declares_an_events_command(tmp_path):
+def test_getinfo_declares_a_reporting_command_whose_map_runs_on_the_indexers(tmp_path):
     require_engine("fuse")
-    code, frames = drive(tmp_path, [[]])
-    assert code == 0
-    assert frames[0][0]["type"] == "events"
-    assert frames[-1][0].get("finished") is True and result_rows(frames) == []
+    run = dispatch_reporting([sys.executable, str(COMMAND)], tmp_path, ["fresh=smbtrail_fresh"], [])
+    assert run.code == 0
+    info = run.frames[0][0]
+    assert info["type"] == "reporting" and info["run_in_preview"] is False
+    assert info["streaming_preop"] == 'smbtrailfuse phase="map" fresh="smbtrail_fresh"'
+    assert info["required_fields"] == list(fuserows.FIELDS)  # the reduce reads the compact rows only
+    assert run.preop["type"] == "streaming"  # distributed: splunkd runs it on the search peers
+    required = set(run.preop["required_fields"])
+    assert {"_raw", "_time", "sourcetype", "source", "smbtrail_fresh", "Account_Name", "TargetLogonId",
+            "id.orig_h"} <= required
+    assert run.frames[-1][0].get("finished") is True and result_rows(run.frames) == []
 
 
 def test_unknown_option_is_refused(tmp_path):
@@ -121,7 +134,7 @@ def test_fuses_network_records_and_windows_events(shared_data, tmp_path):
     assert code == 0, frames[-1][0] if frames else "no reply"
     assert all(not body for _, body in frames[1:-1])  # nothing before the last chunk: fusion needs all
     rows = result_rows(frames)
-    ordered = fusecommand.canonical_order([fusecommand.input_record(r) for r in net + host])
+    ordered = fuserows.canonical_order([record_of(r) for r in net + host])
     expected = list(engine.fuse(ordered))
     assert [r["uid"] for r in rows] == [r.uid() for r in expected]  # the CLI's engine, same answer
     newest_first = [list(reversed(net + host))]  # as a search returns events
@@ -143,7 +156,7 @@ def test_fuses_network_records_and_windows_events(shared_data, tmp_path):
 def test_xml_events_read_as_the_hostlog_reader_reads_the_file(shared_data):
     require_engine("host")
     path = shared_data / EVTX_ATSVC
-    from_splunk = [fusecommand.input_record(r) for r in xml_rows(path)]
+    from_splunk = [record_of(r) for r in xml_rows(path)]
     from smbtrail.hostlog import read_hostlogs
 
     from_file = list(read_hostlogs([str(path)], all_events=True))  # normalized, before host recognition
@@ -165,7 +178,7 @@ def test_xml_events_read_as_the_hostlog_reader_reads_the_file(shared_data):
 def test_xml_raw_of_a_real_5145_becomes_a_host_record(shared_data):
     require_engine("normalize")
     (row,) = xml_rows(shared_data / EVTX_SVCCTL)
-    record = fusecommand.input_record(row)
+    record = record_of(row)
     assert record.event_id == 5145 and record.kind == "host_event"
     assert record.share.upper().endswith("IPC$") and record.path == "svcctl"
     assert record.dest_host == "WIN-77LTAPHIQ1R.example.corp"
@@ -191,10 +204,10 @@ def test_classic_winevenlog_names_map_to_xml_names():
 def test_rows_that_are_not_input_are_counted_not_fatal():
     require_engine("normalize")
     with pytest.raises(ValueError):
-        fusecommand.input_record({"sourcetype": "access_combined", "_raw": "GET / HTTP/1.1"})
+        fuserows.input_records({"sourcetype": "access_combined", "_raw": "GET / HTTP/1.1"})
     with pytest.raises(ValueError):
-        fusecommand.input_record({"sourcetype": "XmlWinEventLog", "_raw": "<Event><System>&bogus;</System>"})
-    assert fusecommand.input_record({"sourcetype": events.HEALTH, "_raw": "{}"}) is None
+        fuserows.input_records({"sourcetype": "XmlWinEventLog", "_raw": "<Event><System>&bogus;</System>"})
+    assert fuserows.input_records({"sourcetype": events.HEALTH, "_raw": "{}"}) == []
 
 
 def test_windows_events_alone_give_host_only_trails(shared_data, tmp_path):

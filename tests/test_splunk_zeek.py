@@ -2,7 +2,7 @@
 
 The add-on indexes each Zeek JSON log as `bro:<log>:json`, `_raw` the JSON line, search-time fields
 by Zeek's names (KV_MODE=json). The rows here are the real Zeek logs of zeek-real/ in that shape, and
-the Zeek-equivalent of an OTRF capture (tests/zeek_helpers.py) beside the run's Windows events, driven
+the Zeek-equivalent of an OTRF capture (tests/helpers/zeek_logs.py) beside the run's Windows events, driven
 through the command's chunked protocol.
 """
 
@@ -14,12 +14,12 @@ from typing import Any, Dict, List
 
 import pytest
 
+from helpers.zeek_logs import zeek_rows
 from smbtrail.engine import network_records
 from smbtrail.records import COMMAND
-from smbtrail.splunk import fusecommand, zeekevent
-from test_splunk_fusecommand import drive, nxlog_rows, result_rows
+from smbtrail.splunk import fuserows, zeekevent
+from test_splunk_fusecommand import drive, nxlog_rows, record_of, result_rows
 from test_zeek_logs import zeek_rows as read_tsv
-from zeek_helpers import zeek_rows
 
 PAIR = "covenant_sharpsc_create_dcerpc_smb_svcctl"
 
@@ -51,8 +51,8 @@ def test_addon_events_give_what_the_files_give(shared_data, with_raw):
         log = path.name.split(".")[0]
         rows += addon_rows(log, read_tsv(path), with_raw)
     assert all(zeekevent.is_zeek_event(r) for r in rows)
-    records = [rec for row in rows for rec in zeekevent.row_records(row)]
-    from_splunk = list(zeekevent.network_records(records))
+    records = sorted((rec for row in rows for rec in zeekevent.row_records(row)), key=lambda r: r.time)
+    from_splunk = network_side(records)
     from_files = list(network_records([str(real)]))
     assert _commands(from_splunk) == _commands(from_files)
     assert len([c for c in from_splunk if c.kind == COMMAND and c.command == "sc"]) == 9
@@ -91,9 +91,9 @@ def test_fuse_command_takes_addon_events_with_windows_events(shared_data, tmp_pa
     (create,) = [c for c in fused if c["args"].get("action") == "create"]
     assert create["args"]["service_name"] == "Cyb3rWard0g" and "GruntHTTP2" in create["args"]["binary_path"]
     assert {"network", "zeek", "host"} <= set(create["evidence"]) and create["user"] == "pgustavo"
-    direct = fusecommand.canonical_order(
-        list(zeekevent.network_records([x for r in zeek for x in zeekevent.row_records(r)]))
-        + [fusecommand.input_record(r) for r in windows])
+    direct = fuserows.canonical_order(
+        network_side(sorted((x for r in zeek for x in zeekevent.row_records(r)), key=lambda r: r.time))
+        + [record_of(r) for r in windows])
     from smbtrail.engine import fuse
 
     assert [r["uid"] for r in rows] == [r.uid() for r in fuse(direct)], "the command's answer is the engine's"
@@ -104,14 +104,21 @@ def test_addon_events_beside_the_capture_records_of_the_same_traffic(shared_data
     network = glob.glob(str(shared_data / "otrf-security-datasets" / "windows" / "*" / "network" / f"{PAIR}.zip"))
     records = list(network_records(network))
     zeek = [x for log, rows in zeek_rows(records).items() for x in addon_rows(log, rows)]
-    captured = [fusecommand.input_record(r) for r in network_rows_of(records)]
-    both = list(zeekevent.network_records([x for r in zeek for x in zeekevent.row_records(r)], captured))
-    assert not [r for r in both if r.kind in ("operation", "tree", "file")], "Zeek's lines the capture has"
-    assert any("zeek" in r.evidence for r in captured if r.kind == "operation")
+    captured = sorted((record_of(r) for r in network_rows_of(records)), key=lambda r: r.time)
+    both = network_side(sorted((x for r in zeek for x in zeekevent.row_records(r)), key=lambda r: r.time), captured)
+    from_zeek = [r for r in both if "absent" in r.args]
+    assert not [r for r in from_zeek if r.kind in ("operation", "tree", "file")], "Zeek's lines the capture has"
+    assert any("zeek" in r.evidence for r in both if r.kind == "operation" and "absent" not in r.args)
     code, frames = drive(tmp_path, [network_rows_of(records) + zeek])
     assert code == 0
     creates = [r for r in result_rows(frames) if r["kind"] == "command" and r["command"] == "sc"]
     assert len(creates) == 1 and "zeek" in json.loads(creates[0]["_raw"])["evidence"]
+
+
+def network_side(zeek, captured=()) -> List:
+    out: List = []
+    zeekevent.network_side(zeek, captured, out.append)
+    return out
 
 
 def network_rows_of(records) -> List[Dict[str, Any]]:

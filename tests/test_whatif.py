@@ -19,8 +19,9 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from network_helpers import records
-from smbtrail.encryption.whatif import RewriteStats, WhatIfError, rewrite_capture
+from helpers.network import records
+from smbtrail.cli import main
+from smbtrail.whatif.rewrite import RewriteStats, WhatIfError, rewrite_capture
 
 LAB = Path(__file__).resolve().parent / "fixtures" / "lab"
 SMB_CLEAR_COMMANDS = {"0", "1"}  # NEGOTIATE, SESSION_SETUP stay readable in every scope
@@ -272,6 +273,18 @@ def test_scope_none_is_a_copy(tmp_path):
     src = LAB / "plain" / "file_write_smbclient.pcapng"
     stats = rewrite_capture(str(src), str(tmp_path / "copy.pcapng"), "none")
     assert (tmp_path / "copy.pcapng").read_bytes() == src.read_bytes() and stats.frames_changed == 0
+
+
+def test_command_line_rewrites_one_capture(tmp_path, capsys):
+    src, dst = LAB / "plain" / "file_write_smbclient.pcapng", tmp_path / "out.pcapng"
+    assert main(["whatif", str(src), str(dst), "--scope", "share"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["scope"] == "share" and stats["frames_changed"] > 0 and not stats["partial"]
+    assert dst.stat().st_size == src.stat().st_size + stats["bytes_added"]
+    bad = tmp_path / "bad.pcap"
+    bad.write_text("not a capture")
+    assert main(["whatif", str(bad), str(tmp_path / "x.pcap")]) == 2
+    assert "bad.pcap" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content,why", [(b"", "not a pcap"), (b"hello world, not a capture", "not a pcap"),

@@ -3,7 +3,7 @@ of the same traffic.
 
 The OTRF pairs (a capture + the hosts' Windows events of one recorded attack) have no Zeek logs. The
 Zeek logs are derived here from the capture's own records, as Zeek would have written them
-(tests/zeek_helpers.py: names of calls, trees, file opens, NTLM and Kerberos accounts; no argument).
+(tests/helpers/zeek_logs.py: names of calls, trees, file opens, NTLM and Kerberos accounts; no argument).
 The trail must come back with the arguments only the host side has (4697 service name and path, 4698
 task name and command, 5145 file name).
 """
@@ -17,9 +17,9 @@ from typing import Dict, List, Tuple
 
 import pytest
 
+from helpers.zeek_logs import write_logs
 from smbtrail.engine import analyze, network_records
 from smbtrail.records import COMMAND, Record
-from zeek_helpers import write_logs
 
 OTRF = "otrf-security-datasets"
 KEY_ARGS = ("service_name", "binary_path", "task_name", "task_command", "file")

@@ -8,15 +8,17 @@ Exit codes: 0 every input read; 1 some inputs unreadable or partial (the rest wa
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from typing import IO, Iterator, List, Optional
+from typing import IO, Any, Dict, Iterator, List, Optional
 
 from . import __version__
 from .engine import Options, analyze
 from .output import printable
 from .pydantic_api import SecretStr
 from .records import ERROR, Record
+from .whatif.rewrite import SCOPES, WhatIfError, rewrite_capture
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_TSHARK, EXIT_OUTPUT = 0, 1, 2, 3, 4
 
@@ -35,7 +37,24 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--all-events", action="store_true", help="pass through host events outside the covered set")
     an.add_argument("--verbose", "-v", action="store_true", help="table: show every record, not just commands")
     an.add_argument("--no-fuse", action="store_true", help="keep network and host records unjoined")
-    keys = an.add_argument_group("decryption (secrets never appear in output, logs or errors)")
+    _secret_options(an.add_argument_group("decryption (secrets never appear in output, logs or errors)"))
+    cov = sub.add_parser("coverage", help="what survives SMB3 encryption: network only vs with host logs")
+    cov.add_argument("inputs", nargs="+", help="cleartext capture files or directories (pcap, pcapng, gzip, zip)")
+    cov.add_argument("--hostlog", action="append", default=[], metavar="FILE_OR_DIR",
+                     help="Windows event logs of the same period (repeatable)")
+    cov.add_argument("--scope", action="append", choices=SCOPES, help="encryption setting(s) (default: all)")
+    cov.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    cov.add_argument("-o", "--output", help="write here instead of stdout")
+    cov.add_argument("--keep-rewritten", metavar="DIR", help="keep the rewritten captures in DIR")
+    _secret_options(cov.add_argument_group("decryption of the cleartext reference (the what-if sensor has none)"))
+    what = sub.add_parser("whatif", help="rewrite a capture as a sensor would see it under SMB3 encryption")
+    what.add_argument("capture", help="cleartext capture (pcap or pcapng, may be gzip-compressed)")
+    what.add_argument("rewritten", help="where to write the rewritten capture")
+    what.add_argument("--scope", choices=SCOPES, default="server", help="encryption setting (default: server)")
+    return parser
+
+
+def _secret_options(keys) -> None:
     keys.add_argument("--keys", metavar="FILE", help="SMB3 session keys, one session per line")
     keys.add_argument("--password", action="append", default=[], metavar="PW",
                       help="NTLM password (repeatable); prefer --password-env or --password-file")
@@ -44,17 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--password-file", metavar="FILE", help="read passwords from a file, one per line")
     keys.add_argument("--nt-hash", action="append", default=[], metavar="HASH", help="NT hash (32 hex digits)")
     keys.add_argument("--keytab", metavar="FILE", help="Kerberos keytab (service keys, or RC4 = NT hashes)")
-    from . import coverage
-
-    coverage.register(sub)
-    return parser
 
 
 class UsageError(Exception):
     pass
 
 
-def _options(args: argparse.Namespace) -> Options:
+def _secrets(args: argparse.Namespace) -> Dict[str, Any]:
+    """The secret options, as the Options fields they fill."""
     passwords: List[str] = list(args.password)
     for name in args.password_env:
         if name not in os.environ:
@@ -66,8 +82,12 @@ def _options(args: argparse.Namespace) -> Options:
                 passwords += [line.rstrip("\n") for line in handle if line.strip()]
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"{args.password_file}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
-    return Options(all_events=args.all_events, keys_file=args.keys, passwords=[SecretStr(p) for p in passwords],
-                   nt_hashes=[SecretStr(h) for h in args.nt_hash], keytab=args.keytab, fuse=not args.no_fuse)
+    return {"keys_file": args.keys, "passwords": [SecretStr(p) for p in passwords],
+            "nt_hashes": [SecretStr(h) for h in args.nt_hash], "keytab": args.keytab}
+
+
+def _options(args: argparse.Namespace) -> Options:
+    return Options(all_events=args.all_events, fuse=not args.no_fuse, **_secrets(args))
 
 
 class _ErrorTap:
@@ -137,27 +157,66 @@ def _write(fmt: str, records, out: IO[str], verbose: bool = False) -> None:
         write_table(records, out, verbose=verbose)
 
 
+def run_coverage(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """The coverage report; exit codes as `analyze`."""
+    try:
+        options = Options(**_secrets(args))
+    except UsageError as exc:
+        err.write(f"smbtrail: error: {printable(exc)}\n")
+        return EXIT_USAGE
+    from .capture.tshark import TsharkMissing, check_tshark
+    from .whatif.coverage import coverage_report
+
+    try:
+        check_tshark()
+    except TsharkMissing as exc:
+        err.write(f"smbtrail: error: {exc}\n")
+        return EXIT_TSHARK
+    report = coverage_report(args.inputs, args.hostlog, options, args.scope or SCOPES, args.keep_rewritten)
+    if args.format == "json":
+        out.write(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
+    else:
+        out.write(report.markdown() if args.format == "markdown" else report.text())
+    for message in report.errors:
+        err.write(f"smbtrail: partial: {printable(message)}\n")
+    if not report.items and report.errors:
+        return EXIT_USAGE
+    return EXIT_PARTIAL if report.errors else EXIT_OK
+
+
+def run_whatif(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """One capture rewritten; its statistics on stdout. 1: damage in the capture was copied as it was."""
+    try:
+        stats = rewrite_capture(args.capture, args.rewritten, args.scope)
+    except WhatIfError as exc:
+        err.write(f"smbtrail: error: {printable(exc)}\n")
+        return EXIT_USAGE
+    out.write(stats.model_dump_json(indent=2) + "\n")
+    for warning in stats.warnings:
+        err.write(f"smbtrail: partial: {printable(warning)}\n")
+    return EXIT_PARTIAL if stats.partial else EXIT_OK
+
+
+COMMANDS = {"analyze": run_analyze, "coverage": run_coverage, "whatif": run_whatif}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "coverage":
-        from . import coverage
-
-        return coverage.run(args)
-    if args.command != "analyze":
-        return EXIT_USAGE
+    run = COMMANDS[args.command]
     from .encryption.keys import terminate_on_signals
 
     terminate_on_signals()  # SIGTERM/SIGHUP unwind like Ctrl-C: temporary secrets and files are removed
+    output = getattr(args, "output", None)
     try:
-        if args.output:
-            with open(args.output, "w", encoding="utf-8") as out:
-                return run_analyze(args, out, sys.stderr)
-        return run_analyze(args, sys.stdout, sys.stderr)
+        if output:
+            with open(output, "w", encoding="utf-8") as out:
+                return run(args, out, sys.stderr)
+        return run(args, sys.stdout, sys.stderr)
     except BrokenPipeError:
         _quiet_stdout()  # the reader stopped (`| head`): not an error to shout about
         return EXIT_OUTPUT
     except OSError as exc:
-        where = args.output or "standard output"
+        where = output or "standard output"
         sys.stderr.write(f"smbtrail: error: cannot write {printable(where)}: {exc.strerror or exc}\n")
         _quiet_stdout()
         return EXIT_OUTPUT

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 import time
 import zlib
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
 
 from ..records import Record
@@ -21,6 +23,8 @@ from .errors import error
 from .flatten import from_xml
 
 HEADER_SIZE, CHUNK_SIZE = 0x1000, 0x10000
+FIRST_RECORD, RECORD_MAGIC, RECORD_HEADER = 0x200, 0x00002A2A, 0x18
+MAX_XML = 16 * CHUNK_SIZE  # characters a template renders to, at most (the public samples' largest: 2,344)
 MAX_ERRORS = 1000  # per file: a reader stuck on one broken spot stops here
 CHUNK_SECONDS = 10.0  # an intact chunk takes about 0.2 s; corrupt data can make python-evtx loop far longer
 FILETIME_EPOCH = datetime(1601, 1, 1)
@@ -49,7 +53,7 @@ def read_evtx_python(path: str, source: str, wanted: Optional[FrozenSet[int]] = 
         return
     errors = 0
     for number, chunk in chunks(buf):
-        for item in _chunk(buf, chunk, number, source, wanted):
+        for item in _chunk(chunk, number, source, wanted):
             errors += isinstance(item, Record)
             yield item
         if errors >= MAX_ERRORS:
@@ -76,17 +80,79 @@ def truncation(header: bytes, size: int) -> Optional[str]:
 
 
 def chunks(buf: Any) -> Iterator[Tuple[int, Any]]:
-    """(number, python-evtx ChunkHeader) of every 64 KiB chunk slot after the file header."""
-    from Evtx.Evtx import ChunkHeader
-
+    """(number, python-evtx ChunkHeader) of every 64 KiB chunk slot after the file header. Each chunk parses a
+    copy of its own bytes, so no walk through it (records, tables, tokens) reads past its end."""
+    bounded = _bounded_chunk()
     for number, offset in enumerate(range(HEADER_SIZE, len(buf) - CHUNK_SIZE + 1, CHUNK_SIZE)):
-        yield number, ChunkHeader(buf, offset)
+        yield number, bounded(bytes(buf[offset:offset + CHUNK_SIZE]), 0)
 
 
-def _chunk(buf: Any, chunk: Any, number: int, source: str, wanted: Optional[FrozenSet[int]]
-           ) -> Iterator[Union[dict, Record]]:
+@cache
+def _bounded_chunk() -> type:
+    """python-evtx's ChunkHeader with walks that end: it follows the string and template tables' hash chains
+    until an offset of 0 (a chain that loops back, as one corrupt pointer makes it, never ends) and walks
+    records by their sizes alone. Here each chain stops at an offset seen before or outside the chunk, and a
+    record is checked (magic, size at both ends) and parsed over its own bytes only. Set up once, with the
+    guard on string arrays (python-evtx's other endless loop)."""
+    from Evtx.Evtx import ChunkHeader, Record
+
+    _bound_string_arrays()
+
+    class BoundedChunk(ChunkHeader):  # type: ignore[misc,valid-type]
+        def _load_strings(self) -> None:
+            if self._strings is None:
+                self._strings = {}
+            self._follow(0x80, 64, self.add_string)
+
+        def _load_templates(self) -> None:
+            if self._templates is None:
+                self._templates = {}
+            # python-evtx's own check: a template follows the instance token that declares it
+            self._follow(0x180, 32, self.add_template,
+                         lambda at: self.unpack_byte(at - 10) == 0x0C and self.unpack_dword(at - 4) == at)
+
+        def _follow(self, table: int, buckets: int, add: Any, valid: Any = None) -> None:
+            seen = set()
+            for bucket in range(buckets):
+                at = self.unpack_dword(table + 4 * bucket)
+                while FIRST_RECORD <= at < CHUNK_SIZE - 8 and at not in seen and (valid is None or valid(at)):
+                    seen.add(at)
+                    at = add(at).next_offset()
+
+        def records(self) -> Iterator[Any]:
+            whole, at = memoryview(self._buf), FIRST_RECORD
+            end = min(self.next_record_offset(), CHUNK_SIZE)
+            while at + RECORD_HEADER <= end:
+                magic, size = struct.unpack_from("<II", whole, at)
+                if not magic and not size:  # free space: the records end
+                    return
+                if (magic != RECORD_MAGIC or size < RECORD_HEADER + 4 or at + size > CHUNK_SIZE
+                        or struct.unpack_from("<I", whole, at + size - 4)[0] != size):
+                    raise ValueError(f"broken record header at offset {at:#x} (the rest of the chunk is not read)")
+                yield Record(whole[:at + size], at, self)
+                at += size
+
+    return BoundedChunk
+
+
+def _bound_string_arrays() -> None:
+    """python-evtx splits a string array (UTF-16 strings, NUL-separated) in a loop that never ends when one
+    byte is left over; an array of odd length is corrupt, so it is refused before that loop."""
+    from Evtx.Nodes import WstringArrayTypeNode
+
+    split = WstringArrayTypeNode.string
+
+    def string(node: Any) -> str:
+        if len(node.binary()) % 2:
+            raise ValueError(f"string array of odd length ({len(node.binary())} bytes)")
+        return split(node)
+
+    WstringArrayTypeNode.string = string
+
+
+def _chunk(chunk: Any, number: int, source: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Union[dict, Record]]:
     if not chunk.check_magic():
-        if any(buf[chunk.offset():chunk.offset() + 8]):
+        if any(chunk.unpack_binary(0, 8)):
             yield error(source, f"chunk {number}: bad chunk magic", partial=True)
         return
     recipes: Dict[Any, Recipe] = {}
@@ -197,6 +263,8 @@ def _skeleton(root: Any, counter: List[int]) -> str:
             counter[0] += 1
     xml = render_root_node_with_subs(_ChunkTemplate(root), markers)
     for marker, inner in nested.items():
+        if len(xml) + len(inner) * xml.count(marker) > MAX_XML:  # a template repeating nested binary XML
+            raise ValueError(f"renders past {MAX_XML} characters")  # grows as a power of the nesting depth
         xml = xml.replace(marker, inner)
     return xml
 

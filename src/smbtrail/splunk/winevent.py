@@ -39,6 +39,24 @@ SPLUNK_META = {"_time", "_raw", "_cd", "_bkt", "_si", "_serial", "_indextime", "
                "date_second", "date_wday", "date_year", "date_zone"}
 
 
+SYSTEM_READ = ("EventCode", "EventID", "EventRecordID", "Computer", "Channel", "Provider", "TimeCreated",
+               "SystemTime", "ObjectType", "ObjectServer")
+
+
+def fields_read() -> List[str]:
+    """Every field of a row this module and the normalizer read besides `_raw`: the System names, the
+    classic rendering's names, and each event field lookups/windows_events.csv maps (with the
+    Subject/Target forms of the classic pairs)."""
+    from ..hostlog.catalog import catalog
+
+    names = set(SYSTEM_READ) | set(CLASSIC) | set(PAIRED) | {"_time", "host"}
+    names.update(f"{side}{what}" for side in ("Subject", "Target") for what in PAIRED.values())
+    for spec in catalog().values():
+        names.update(name for group in spec.fields.values() for name in group)
+        names.update(name for _, group in spec.args for name in group)
+    return sorted(names)
+
+
 def is_windows_event(row: Mapping[str, Any]) -> bool:
     raw = str(row.get("_raw") or "").lstrip()
     return raw.startswith("<Event") or bool(row.get("EventCode") or row.get("EventID"))

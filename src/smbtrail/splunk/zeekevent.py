@@ -14,13 +14,26 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
+from collections import deque
+from itertools import chain
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
-from ..records import Record
+from ..records import COMMAND, OPERATION, Record
 from ..zeek import rows
 from ..zeek.logs import USED, log_of_fields
 
 SOURCETYPE = re.compile(r"^(?:bro|zeek|corelight)[:_]([a-z0-9_]+?)(?::json)?$", re.IGNORECASE)
+# the fields a row of the logs smbtrail uses is read by (zeek/rows.py, zeek/logs.py signatures), in
+# Zeek's names and the flattened and CIM names some pipelines give
+FIELDS_READ = (
+    "_path", "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "id_orig_h", "id_orig_p",
+    "id_resp_h", "id_resp_p", "src_ip", "src_port", "dest_ip", "dest_port", "endpoint", "operation", "named_pipe",
+    "rtt", "path", "share_type", "service", "native_file_system", "name", "action", "prev_name", "fuid", "size",
+    "source", "filename", "conn_uids", "is_orig", "tx_hosts", "seen_bytes", "total_bytes", "mime_type", "md5",
+    "sha1", "sha256", "success", "status", "username", "domainname", "hostname", "server_nb_computer_name",
+    "server_dns_computer_name", "server_tree_name", "client", "request_type", "error_msg", "cipher",
+    "conn_state", "history", "duration", "orig_bytes", "resp_bytes",
+)
 CIM = {"id.orig_h": "src_ip", "id.orig_p": "src_port", "id.resp_h": "dest_ip", "id.resp_p": "dest_port"}
 
 
@@ -76,17 +89,67 @@ def _flat(event: Dict[str, Any]) -> Dict[str, Any]:
     return event
 
 
-def network_records(records: Iterable[Record], others: Sequence[Record] = ()) -> Iterator[Record]:
-    """The records of a search's Zeek events, completed per connection (account, shares) and recognized
-    into commands, as the CLI does with Zeek's files. Those the search's smbtrail:network records
-    (`others`) already hold are dropped; the capture's record notes that Zeek saw it too."""
+def network_side(zeek: Iterable[Record], captured: Iterable[Record], take: Callable[[Record], None]) -> None:
+    """The network side of a search that holds Zeek events, each record handed to `take` (not in time
+    order: recognition holds a trail's records until it closes). Zeek's records (`zeek`, in time order)
+    are completed per connection and recognized into commands, as the CLI does with Zeek's files; the
+    capture records (`captured`, in time order) are checked against them: where both saw the same
+    traffic only the capture's record stays, noting that Zeek saw it too (`_Confirmed`)."""
     from ..recognize import recognize
     from ..zeek import merged_with_captures
     from ..zeek.connections import complete
     from ..zeek.overlap import is_zeek
 
-    zeek: Iterable[Record] = complete(sorted(records, key=lambda r: r.time))
-    captured = [r for r in others if "network" in r.evidence and not is_zeek(r)]
-    if captured:
-        zeek = (r for r in merged_with_captures(captured, zeek) if is_zeek(r))
-    return recognize(zeek)
+    completed: Iterable[Record] = complete(zeek)
+    captured = iter(captured)
+    first = next(captured, None)
+    held = _Confirmed(take)
+    if first is not None:
+        completed = held.zeek_only(merged_with_captures(chain([first], captured), completed), is_zeek)
+    for rec in recognize(completed):
+        take(rec)
+    held.release(float("inf"))
+
+
+class _Confirmed:
+    """Capture records wait here until Zeek can no longer confirm them (the overlap check notes a record
+    up to overlap.WINDOW after passing it on). A capture's command then notes Zeek where the call it was
+    recognized from (its anchor: same connection and time) did, as recognition after the merge gives it
+    on the command line; the inputs recognized it before."""
+
+    def __init__(self, take: Callable[[Record], None]) -> None:
+        from ..zeek.overlap import TOLERANCE, WINDOW
+
+        self.take, self.wait = take, WINDOW + 2 * TOLERANCE
+        self.queue: Deque[Record] = deque()
+        self.calls: Dict[tuple, Record] = {}  # anchor -> the capture's call, while it can be one
+        self.called: Deque[Tuple[float, tuple]] = deque()
+
+    def zeek_only(self, stream: Iterable[Record], is_zeek: Callable[[Record], bool]) -> Iterator[Record]:
+        for rec in stream:
+            self.release(rec.time.timestamp() - self.wait)
+            if is_zeek(rec):
+                yield rec
+                continue
+            self.queue.append(rec)
+            if rec.kind == OPERATION:
+                self.calls[_anchor(rec)] = rec
+                self.called.append((rec.time.timestamp(), _anchor(rec)))
+
+    def release(self, before: float) -> None:
+        while self.queue and self.queue[0].time.timestamp() < before:
+            rec = self.queue.popleft()
+            call = self.calls.get(_anchor(rec)) if rec.kind == COMMAND else None
+            if call is not None and "zeek" in call.evidence and "zeek" not in rec.evidence:
+                rec.evidence = list(rec.evidence) + ["zeek"]
+                rec.provenance = list(rec.provenance) + list(call.provenance[1:])  # the Zeek lines
+                rec.args.setdefault("zeek", call.args.get("zeek"))
+                if not rec.user and call.user:
+                    rec.user, rec.domain = call.user, call.domain
+            self.take(rec)
+        while self.called and self.called[0][0] < before - self.wait:
+            self.calls.pop(self.called.popleft()[1], None)
+
+
+def _anchor(rec: Record) -> tuple:
+    return rec.src_ip, rec.src_port, rec.dest_ip, rec.dest_port, rec.time

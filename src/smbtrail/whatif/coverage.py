@@ -1,7 +1,7 @@
 """How much of the user's own trail survives SMB3 encryption: the paper's Tables 3-4 for their network.
 
 Each capture is rewritten as a sensor would have seen it with no encryption, share-only encryption
-(IPC$ in clear) and server-wide encryption (encryption/whatif.py). The cleartext trail (with any
+(IPC$ in clear) and server-wide encryption (rewrite.py). The cleartext trail (with any
 keys the user gave, so already-encrypted sessions count too) is the reference; under each setting
 every command of it is looked for again, once in the network records alone (no secrets: the sensor
 has none) and once in the records fused with the host logs.
@@ -9,23 +9,20 @@ has none) and once in the records fused with the host logs.
 
 from __future__ import annotations
 
-import argparse
 import html
-import json
 import os
 import shutil
-import sys
 import tempfile
 from collections import defaultdict
 from contextlib import ExitStack
 from datetime import datetime
-from typing import IO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .encryption.whatif import SCOPES, RewriteStats, WhatIfError, rewrite_capture
-from .engine import Options, analyze, network_records
-from .output import printable
-from .pydantic_api import BaseModel, Field, SecretStr
-from .records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, OPERATION, SESSION, TREE, Record
+from ..engine import Options, analyze, network_records
+from ..output import printable
+from ..pydantic_api import BaseModel, Field
+from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, OPERATION, SESSION, TREE, Record
+from .rewrite import SCOPES, RewriteStats, WhatIfError, rewrite_capture
 
 OBTAINED, INFERRED, LOST, PENDING, NO_HOSTLOG = "obtained", "inferred", "not-obtained", "pending", "no-hostlog"
 
@@ -189,7 +186,7 @@ def _rewrite_all(captures: List[Tuple[str, str]], scope: str, workdir: str, repo
 
 
 def _readable(captures: Sequence[str], stack: ExitStack, report: CoverageReport) -> List[Tuple[str, str]]:
-    from .capture.inputs import expand, readable_files
+    from ..capture.inputs import expand, readable_files
 
     found: List[Tuple[str, str]] = []
     for source in expand(captures):
@@ -333,47 +330,3 @@ def render_text(report: CoverageReport) -> str:
     out += [""] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     out += [f"note: {n}" for n in (printable(n) for n in _notes(report))]
     return "\n".join(out) + "\n"
-
-
-# ---------------------------------------------------------------- command line
-
-def register(subparsers) -> argparse.ArgumentParser:
-    cov = subparsers.add_parser("coverage", help="what survives SMB3 encryption: network only vs with host logs")
-    cov.add_argument("inputs", nargs="+", help="cleartext capture files or directories (pcap, pcapng, gzip, zip)")
-    cov.add_argument("--hostlog", action="append", default=[], metavar="FILE_OR_DIR",
-                     help="Windows event logs of the same period (repeatable)")
-    cov.add_argument("--scope", action="append", choices=SCOPES, help="encryption setting(s) (default: all)")
-    cov.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    cov.add_argument("-o", "--output", help="write here instead of stdout")
-    cov.add_argument("--keep-rewritten", metavar="DIR", help="keep the rewritten captures in DIR")
-    cov.add_argument("--keys", metavar="FILE", help="SMB3 session keys for the cleartext reference")
-    cov.add_argument("--password-env", action="append", default=[], metavar="VAR",
-                     help="NTLM password for the cleartext reference, read from this environment variable")
-    return cov
-
-
-def run(args: argparse.Namespace, out: Optional[IO[str]] = None, err: Optional[IO[str]] = None) -> int:
-    """Exit codes as `smbtrail analyze`: 0 all read, 1 partial, 2 nothing usable, 3 tshark missing."""
-    from .capture.tshark import TsharkMissing, check_tshark
-
-    out, err = out or sys.stdout, err or sys.stderr
-    try:
-        check_tshark()
-    except TsharkMissing as exc:
-        err.write(f"smbtrail: error: {exc}\n")
-        return 3
-    options = Options(keys_file=args.keys,
-                      passwords=[SecretStr(os.environ[v]) for v in args.password_env if v in os.environ])
-    report = coverage_report(args.inputs, args.hostlog, options, args.scope or SCOPES, args.keep_rewritten)
-    text = {"json": lambda: json.dumps(report.model_dump(mode="json"), indent=2) + "\n",
-            "markdown": report.markdown}.get(args.format, report.text)()
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    else:
-        out.write(text)
-    for message in report.errors:
-        err.write(f"smbtrail: partial: {printable(message)}\n")
-    if not report.items and report.errors:
-        return 2
-    return 1 if report.errors else 0

@@ -1,26 +1,39 @@
-"""Shared helpers for tests that run the network engine."""
+"""The network engine's records of a capture, read once a session and shared by every test that asks for the
+same capture with the same secrets (tshark is most of the suite's time); each caller gets its own copy."""
 
 from __future__ import annotations
 
+import copy
+import os
 import subprocess
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 from typing import List, Tuple
 
 from smbtrail.engine import Options, network_records
 from smbtrail.records import Record
 
 
-@lru_cache(maxsize=64)
-def _run(paths: Tuple[str, ...], keys: str = "", password: str = "") -> Tuple[Record, ...]:
+@cache
+def _run(files: Tuple[Tuple[str, int, int], ...], keys: str, password: str) -> Tuple[Record, ...]:
     from pydantic import SecretStr
 
     options = Options(keys_file=keys or None, passwords=[SecretStr(password)] if password else [])
-    return tuple(network_records(list(paths), options))
+    return tuple(network_records([path for path, _, _ in files], options))
 
 
 def records(*paths, keys: str = "", password: str = "") -> List[Record]:
-    return list(_run(tuple(str(p) for p in paths), keys, password))
+    """network_records(paths) with these secrets; a file changed since (same path, new content) is read again."""
+    files = tuple((str(p), *_version(str(p))) for p in paths)
+    return copy.deepcopy(list(_run(files, str(keys or ""), password)))
+
+
+def _version(path: str) -> Tuple[int, int]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 def kinds(recs, kind: str) -> List[Record]:

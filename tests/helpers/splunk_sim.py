@@ -8,7 +8,10 @@
   explicit `AND`, parentheses; time modifiers and subsearches are noted and taken as true (the tests
   give every event the same index-time window);
 - search-time JSON extraction as `KV_MODE = json` does it (`a.b`, arrays as `a{}` multivalue fields);
-- the modular-input event stream (XML) read back into events, the chunked protocol's CSV rows.
+- the modular-input event stream (XML) read back into events, the chunked protocol's CSV rows;
+- a reporting command run as splunkd runs it: getinfo, its streaming preop on each search peer (the
+  rows cut to the preop's required fields, as selected-fields mode extracts only those), the peers'
+  output merged into the reduce on the search head, in chunks.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import csv
 import io
 import json
 import re
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -419,6 +423,73 @@ def getinfo(dispatch_dir: Path, args: List[str]) -> bytes:
     return frame({"action": "getinfo", "preview": False, "streaming_command_will_restart": False, "searchinfo": info})
 
 
+def run_chunked(command: List[str], workdir: Path, args: List[str], chunks: List[List[Dict[str, Any]]],
+                timeout: int = 900) -> Tuple[int, List[Tuple[Dict[str, Any], str]], str]:
+    """One process of a chunked command: getinfo, one execute frame per chunk (the last finished)."""
+    data = getinfo(workdir, args)
+    for number, rows in enumerate(chunks):
+        data += frame({"action": "execute", "finished": number == len(chunks) - 1}, to_csv(rows) if rows else "")
+    done = subprocess.run(command, input=data, capture_output=True, timeout=timeout)
+    return done.returncode, list(read_frames(done.stdout)), done.stderr.decode(errors="replace")
+
+
+@dataclass
+class Dispatch:
+    """A reporting command's run: the reduce's reply frames, the preop's getinfo and its output rows."""
+    code: int
+    frames: List[Tuple[Dict[str, Any], str]]
+    preop: Dict[str, Any]
+    mapped: List[Dict[str, Any]]
+    stderr: str
+
+
+def dispatch_reporting(command: List[str], workdir: Path, args: List[str], rows: List[Dict[str, Any]],
+                       chunk: int = 10000, peers: int = 2) -> Dispatch:
+    """A reporting command as splunkd runs it: getinfo names its streaming preop; the preop runs on each
+    search peer over that peer's events (round robin by chunk), given only the fields it requires;
+    the reduce gets what the peers wrote, a chunk from each in turn, the last one finished."""
+    code, frames, err = run_chunked(command, workdir, args, [])
+    info = frames[0][0] if frames else {}
+    preop = info.get("streaming_preop")
+    if code != 0 or not preop:
+        return Dispatch(code, frames, {}, [], err)
+    _, *map_args = shlex.split(preop)
+    code, frames, err = run_chunked(command, workdir, map_args, [])
+    map_info = frames[0][0] if frames else {}
+    if code != 0:
+        return Dispatch(code, frames, map_info, [], err)
+    cut = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
+    outputs = []
+    for peer in range(peers):
+        mine = [_selected(r, map_info.get("required_fields")) for c in cut[peer::peers] for r in c]
+        pieces = [mine[i:i + chunk] for i in range(0, len(mine), chunk)] or [[]]
+        code, frames, err = run_chunked(command, workdir, map_args, pieces)
+        if code != 0:
+            return Dispatch(code, frames, map_info, [], err)
+        outputs.append([_row(r) for r in result_rows(frames)])
+    mapped = [r for piece in _interleaved(outputs, chunk) for r in piece]
+    pieces = [mapped[i:i + chunk] for i in range(0, len(mapped), chunk)] or [[]]
+    code, frames, err = run_chunked(command, workdir, args, pieces)
+    return Dispatch(code, frames, map_info, mapped, err)
+
+
+def _selected(row: Dict[str, Any], required: Optional[List[str]]) -> Dict[str, Any]:
+    return row if not required else {k: v for k, v in row.items() if k in required}
+
+
+def _row(csv_row: Dict[str, str]) -> Dict[str, Any]:
+    """A reply row as the next command gets it: multivalue columns folded, empty values absent."""
+    return {k: v for k, v in csv_row.items() if not k.startswith("__mv_") and v != ""}
+
+
+def _interleaved(outputs: List[List[Dict[str, Any]]], chunk: int) -> Iterator[List[Dict[str, Any]]]:
+    pieces = [[rows[i:i + chunk] for i in range(0, len(rows), chunk)] for rows in outputs]
+    for turn in range(max((len(p) for p in pieces), default=0)):
+        for peer in pieces:
+            if turn < len(peer):
+                yield peer[turn]
+
+
 def result_rows(frames: List[Tuple[Dict[str, Any], str]]) -> List[Dict[str, str]]:
     rows = []
     for _, body in frames[1:]:
@@ -572,7 +643,7 @@ def _command_reads(name: str, args: str, reads: Reads, made: set, where: str) ->
     elif name == "rename":
         for old, new in re.findall(r"(\S+)\s+(?:AS|as)\s+(\S+)", args):
             _read(reads, made, [old.strip("'\"")], where)
-            made.add(new.strip("'\""))
+            made.add(new.strip("'\","))
     elif name == "spath":
         options = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', args))
         if "input" in options:
@@ -586,4 +657,38 @@ def _command_reads(name: str, args: str, reads: Reads, made: set, where: str) ->
             made.update(re.findall(r"\|\s*eval\s+(\w+)=", sub))
     elif name == "makeresults":
         made.add("_time")
+    elif name == "tstats":  # what it reads is the data model's (datamodel_reads): checked against the model
+        use = tstats_use(args)
+        if not use.prestats:
+            made.clear()
+        made.update(use.made + (use.fields + ["_time"] if use.prestats else []))
     # return, collect, smbtrailfuse and other commands read what they need themselves: see the tests
+
+
+# --- tstats over a data model -------------------------------------------------------------------------
+
+@dataclass
+class TstatsUse:
+    datamodel: str  # "<model>.<root dataset>"
+    fields: List[str]  # "<dataset>.<field>" the search names (functions, where, by)
+    nodes: List[str]  # nodename= values: the dataset lineages it restricts to
+    made: List[str]  # the result's columns
+    prestats: bool
+
+
+def tstats_use(args: str) -> TstatsUse:
+    """What `| tstats <functions> from datamodel=<model>.<dataset> [where ...] [by ...]` reads and makes."""
+    options = dict(re.findall(r"^\s*(\w+)=(\S+)", args))
+    body = re.sub(r"^(\s*\w+=\S+\s+)+", "", args)
+    match = re.search(r"\s+from\s+datamodel=(\S+)", body)
+    if not match:
+        raise ValueError(f"tstats without a data model: {args[:120]}")
+    functions, rest = body[:match.start()], body[match.end():]
+    split = re.search(r"\s(?:by|BY)\s", rest)
+    where, by = (rest[:split.start()], rest[split.end():]) if split else (rest, "")
+    by = re.sub(r"\bspan=\S+", "", by)
+    reads, made = _aggregation(functions + (" by " + by if by.strip() else ""))
+    named = [f for f in reads if "." in f] + re.findall(r"(\w+\.\w+)\s*=", where)
+    nodes = re.findall(r"nodename=([\w.]+)", where)
+    return TstatsUse(match.group(1), sorted(set(named)), nodes, made,
+                     options.get("prestats", "f").lower() in ("t", "true", "1"))

@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "tests" / "fixtures" / "lab"
 SHARED = Path(os.environ.get("SMBTRAIL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 EVTX_SAMPLE = "evtx-attack-samples/Lateral Movement/LM_ScheduledTask_ATSVC_target_host.evtx"
@@ -74,8 +74,8 @@ def check_items(items, source: str, started: float) -> int:
 @cache
 def ndr_calls() -> Tuple[Tuple[str, int, bool, bool, bytes], ...]:
     """(uuid, opnum, request, ndr64, stub) of every RPC call in the lab recordings."""
+    from helpers.rpc_calls import rpc_calls
     from smbtrail.interfaces import decoder_for
-    from test_interfaces_support import rpc_calls
 
     found = []
     for pcap in sorted((LAB / "plain").glob("*.pcapng"))[:40]:
