@@ -14,9 +14,10 @@ import struct
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from ..protocols.codes import Smb2, Status
+
 SMB_PORTS = (445, 139)
 TRANSFORM_SIZE = 52
-NEGOTIATE, SESSION_SETUP, TREE_CONNECT = 0, 1, 3
 FLAG_RESPONSE, FLAG_ASYNC, FLAG_RELATED = 0x1, 0x2, 0x4
 NO_SESSION = bytes(8)
 ANY_ID = 0xFFFFFFFFFFFFFFFF
@@ -96,11 +97,12 @@ class Decider:
 
     def _trees(self, up_stream: bytes) -> Dict[Tuple[bytes, int], str]:
         asked = {h.message_id: _share_name(up_stream, h)
-                 for m in self.up for h in m.headers if h.command == TREE_CONNECT}
+                 for m in self.up for h in m.headers if h.command == Smb2.TREE_CONNECT}
         trees: Dict[Tuple[bytes, int], str] = {}
         for m in self.down:
             for h in m.headers:
-                if h.command == TREE_CONNECT and h.status == 0 and h.tree_id is not None and asked.get(h.message_id):
+                if (h.command == Smb2.TREE_CONNECT and h.status == Status.SUCCESS and h.tree_id is not None
+                        and asked.get(h.message_id)):
                     trees[(h.session, h.tree_id)] = asked[h.message_id]  # type: ignore[assignment]
         return trees
 
@@ -124,11 +126,11 @@ class Decider:
         return encrypt
 
     def _rule(self, command: int, session: bytes, tree: Optional[int]) -> bool:
-        if command in (NEGOTIATE, SESSION_SETUP) or session == NO_SESSION:
+        if command in (Smb2.NEGOTIATE, Smb2.SESSION_SETUP) or session == NO_SESSION:
             return False
         if self.scope == "server":
             return True
-        if command == TREE_CONNECT or not tree:
+        if command == Smb2.TREE_CONNECT or not tree:
             return False
         share = self.trees.get((session, tree))
         if share is None:
@@ -164,7 +166,7 @@ def negotiated(down: List[Message], stream: bytes) -> Tuple[int, int]:
     """(dialect, cipher id) from the NEGOTIATE response; cipher 2 (AES-128-GCM) when 3.1.1 named none."""
     for message in down:
         for hdr in message.headers:
-            if hdr.command == NEGOTIATE and len(stream) >= hdr.at + 128:
+            if hdr.command == Smb2.NEGOTIATE and len(stream) >= hdr.at + 128:
                 dialect = struct.unpack("<H", stream[hdr.at + 68:hdr.at + 70])[0]
                 if dialect == 0x02FF:
                     continue
@@ -195,12 +197,12 @@ def flag_patches(stream: bytes, messages: List[Message], scope: str, sessions: s
         if message.encrypt or len(message.headers) != 1:
             continue
         hdr, body = message.headers[0], message.headers[0].at + 64
-        if hdr.status != 0 or len(stream) < body + 8:
+        if hdr.status != Status.SUCCESS or len(stream) < body + 8:
             continue
-        if scope == "server" and hdr.command == SESSION_SETUP and hdr.session in sessions:
+        if scope == "server" and hdr.command == Smb2.SESSION_SETUP and hdr.session in sessions:
             patched[body + 2] |= 0x04
         share = trees.get((hdr.session, hdr.tree_id or 0))
-        if scope == "share" and hdr.command == TREE_CONNECT and share and share != "IPC$":
+        if scope == "share" and hdr.command == Smb2.TREE_CONNECT and share and share != "IPC$":
             patched[body + 5] |= 0x80
     return bytes(patched)
 
