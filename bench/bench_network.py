@@ -1,44 +1,58 @@
-"""Network engine benchmark (not a test): smbtrail vs bare tshark on the same >= 200 MB capture.
+"""Network engine benchmark (not a test): smbtrail against bare tshark on the same built capture.
 
-Builds the capture from the public dev captures (or any captures given with --from), replicated
-with shifted times and rewritten IPv4 addresses so that flows do not collide, then reports in one
-run: smbtrail's wall time and the Python process's peak memory, next to
-    tshark -n -r X -Y <filter> -q                       (dissection alone)
-    tshark -n -r X -Y <filter> -T fields -e ...          (the naive design, same fields as smbtrail)
+Builds a capture from real public captures, replicated with shifted times and rewritten IPv4 addresses
+so that flows do not collide, each copy's sources interleaved in time as a sensor would record them:
+    --mode smb       only the SMB/RPC captures (the worst case: every packet is ours to read)
+    --mode mix       a sensor mix: real non-SMB traffic (../shared/data/mix/) with the SMB/RPC captures
+                     making --smb-share of the bytes
+    --mode rotated   the same mix cut into --files rotated files, analysed one at a time (--workers 1)
+                     and with every core
+Prints, in one run: smbtrail's wall time, CPU time and the peak RSS of its whole process tree (tshark
+and tcpdump included), next to `tshark -n -Y <filter> -q` on the same file (dissection alone);
+--formats adds tshark's output formats with the engine's real field list. Several --repeat runs give
+medians (the machine may be shared: CPU time is the steadier figure).
 
-    python bench/bench_network.py [--size-mb 200] [--from DIR ...] [--keep FILE]
+    python bench/bench_network.py --mode mix [--size-mb 255] [--repeat 3] [--keep FILE] [--formats]
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import heapq
 import os
 import resource
+import shutil
+import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 from smbtrail.capture import tshark  # noqa: E402
-from smbtrail.capture.fields import field_list  # noqa: E402
-from smbtrail.engine import network_records  # noqa: E402
-from smbtrail.network.pipeline import _decoder_fields  # noqa: E402
 
-DEFAULT_SOURCES = ["suricata-verify", "zeek/Traces", "pcap-attack", "samr-enum-lab", "otrf-security-datasets"]
+SHARED = os.environ.get("SMBTRAIL_SHARED_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+SMB_SOURCES = ["suricata-verify", "zeek/Traces", "pcap-attack", "samr-enum-lab", "otrf-security-datasets"]
+MIX_SOURCE = "mix"
+# tshark's VNC dissector spends ~1.5 s per MB on these two (100x any other source): a mix with them
+# would make tshark -q slow and flatter smbtrail's ratio, so they are left out
+MIX_LEFT_OUT = ("rfb-protocol-3.3_06-vnc-Password-3.3.pcap", "rfb-protocol-3.8_04-vnc-openwall-3.8.pcap")
+Packet = Tuple[int, int, int, bytes]  # seconds, microseconds, original length, bytes
 
 
-def as_pcap(path: str, tmp: str) -> str:
-    """Every input converted to classic little-endian pcap, so copies can be rewritten with struct."""
-    out = os.path.join(tmp, f"src-{abs(hash(path))}.pcap")
-    subprocess.run(["editcap", "-F", "pcap", path, out], check=True, capture_output=True)
+def as_pcap(data_path: str, tmp: str) -> str:
+    """Every input converted to classic microsecond pcap, so copies can be rewritten with struct."""
+    out = os.path.join(tmp, f"src-{len(os.listdir(tmp))}.pcap")
+    subprocess.run(["editcap", "-F", "pcap", data_path, out], check=True, capture_output=True)
     return out
 
 
-def read_pcap(path: str):
+def read_pcap(path: str) -> Tuple[int, List[Packet]]:
     with open(path, "rb") as handle:
         header = handle.read(24)
         magic = struct.unpack("<I", header[:4])[0]
@@ -50,92 +64,256 @@ def read_pcap(path: str):
             if len(rec) < 16:
                 break
             sec, usec, incl, orig = struct.unpack(endian + "IIII", rec)
-            packets.append((sec, usec, orig, handle.read(incl)))
-    return linktype, header, endian, packets
+            data = handle.read(incl)
+            if len(data) < incl:
+                break  # a capture cut short mid-packet: keep what is whole
+            packets.append((sec, usec, orig, data))
+    return linktype, packets
 
 
-def rewrite(data: bytes, linktype: int, copy: int) -> bytes:
-    """Shift both IPv4 addresses' second octet by `copy` (Ethernet and Linux cooked captures)."""
-    offset = {1: 14, 113: 16}.get(linktype)
-    if offset is None or len(data) < offset + 20:
-        return data
-    ethertype = data[offset - 2: offset]
+def capture_files(root: str, tmp: str) -> List[str]:
+    """Captures under root, zip members extracted (the OTRF network halves are zipped)."""
+    found = []
+    for pattern in ("**/*.pcap", "**/*.pcapng", "**/*.cap"):
+        found += glob.glob(os.path.join(root, pattern), recursive=True)
+    for archive in sorted(glob.glob(os.path.join(root, "**/network/*.zip"), recursive=True)):
+        with zipfile.ZipFile(archive) as zipped:
+            for name in zipped.namelist():
+                if name.endswith((".pcap", ".pcapng", ".cap")):
+                    target = os.path.join(tmp, f"zip-{len(os.listdir(tmp))}-{os.path.basename(name)}")
+                    with zipped.open(name) as src, open(target, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    found.append(target)
+    return sorted(found)
+
+
+def load(paths: Sequence[str], tmp: str) -> List[List[Packet]]:
+    """Each Ethernet source's packets, times made relative to its first packet."""
+    sources = []
+    seen = set()
+    for path in paths:
+        try:
+            linktype, packets = read_pcap(as_pcap(path, tmp))
+        except (subprocess.CalledProcessError, struct.error):
+            continue
+        key = tuple(p[3] for p in packets[:20])
+        if linktype != 1 or not packets or key in seen:
+            continue  # identical captures are stored twice in the data set: once is enough
+        seen.add(key)
+        first = packets[0][0] * 1_000_000 + packets[0][1]
+        sources.append([(((s * 1_000_000 + u) - first), o, d) for s, u, o, d in packets])  # type: ignore[misc]
+    return sources
+
+
+def rewrite(data: bytes, shift: int) -> bytes:
+    """Add `shift` to the second and third bytes of both IP addresses (IPv4 and IPv6, VLAN-tagged or
+    not), so that copies of one flow are distinct flows."""
+    offset, ethertype = 14, data[12:14]
     if ethertype == b"\x81\x00":
-        offset += 4
-    elif ethertype != b"\x08\x00":
+        offset, ethertype = 18, data[16:18]
+    places = {b"\x08\x00": (13, 17, 20), b"\x86\xdd": (9, 25, 40)}.get(ethertype)
+    if places is None or len(data) < offset + places[2] or not shift:
         return data
     buf = bytearray(data)
-    for pos in (offset + 13, offset + 17):
-        buf[pos] = (buf[pos] + copy) % 256
+    for pos in places[:2]:
+        buf[offset + pos] = (buf[offset + pos] + shift) % 256
+        buf[offset + pos + 1] = (buf[offset + pos + 1] + (shift >> 8)) % 256
     return bytes(buf)
 
 
-def build(target_mb: int, sources, out: str) -> int:
-    tmp = tempfile.mkdtemp(prefix="smbtrail-bench-")
-    inputs = []
-    for path in sources:
-        try:
-            inputs.append(read_pcap(as_pcap(path, tmp)))
-        except (subprocess.CalledProcessError, struct.error):
-            continue
-    written, copy = 0, 0
-    with open(out, "wb") as dst:
-        dst.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
-        while written < target_mb * 1_000_000:
-            copy += 1
-            for linktype, _header, _endian, packets in inputs:
-                if linktype != 1:
-                    continue
-                for sec, usec, orig, data in packets:
-                    body = rewrite(data, linktype, copy)
-                    dst.write(struct.pack("<IIII", sec + copy * 86400, usec, len(body), orig) + body)
-                    written += 16 + len(body)
+def one_copy(copy: int, replicas: List[List[Packet]]) -> Iterator[Tuple[int, int, bytes]]:
+    """One copy: every replica starts within the same hour (a fixed spread), merged in time order."""
+    base = 1_700_000_000_000_000 + copy * 86_400_000_000
+
+    def shifted(number: int, packets: List[Packet]) -> Iterator[Tuple[int, int, bytes]]:
+        start = base + (number * 37_000_000) % 3_600_000_000
+        shift = (copy * 1000 + number + 1) % 65536  # distinct flows for every copy and replica
+        for rel, orig, data in packets:  # type: ignore[misc]
+            yield start + rel, orig, rewrite(data, shift)
+
+    yield from heapq.merge(*(shifted(n, p) for n, p in enumerate(replicas)), key=lambda x: x[0])
+
+
+def build(out_paths: Sequence[str], target_mb: int, smb: List[List[Packet]], mix: List[List[Packet]],
+          smb_share: float) -> Dict[str, float]:
+    """Write copies round-robin into out_paths (rotated files) until target_mb in all."""
+    smb_bytes = sum(len(p[2]) for src in smb for p in src)  # type: ignore[misc]
+    mix_bytes = sum(len(p[2]) for src in mix for p in src)  # type: ignore[misc]
+    mix_times = 0
+    if mix and smb_share < 1:
+        mix_times = max(1, round(smb_bytes * (1 - smb_share) / (smb_share * mix_bytes)))
+    replicas = smb + mix * mix_times
+    per_file = target_mb * 1_000_000 / len(out_paths)
+    written = {"bytes": 0, "packets": 0, "smb_bytes": 0}
+    copy = 0
+    for path in out_paths:
+        size = 0
+        with open(path, "wb") as dst:
+            dst.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+            while size < per_file:
+                for when, orig, data in one_copy(copy, replicas):
+                    dst.write(struct.pack("<IIII", when // 1_000_000, when % 1_000_000, len(data), orig) + data)
+                    size += 16 + len(data)
+                    written["packets"] += 1
+                copy += 1
+        written["bytes"] += size
+    written["smb_bytes"] = smb_bytes * copy
     return written
 
 
-def timed(cmd) -> float:
+class TreeWatch:
+    """Peak resident memory of a process and all its descendants together (Linux /proc)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+
+    def sample(self) -> None:
+        children: Dict[int, List[int]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(entry))
+            except (OSError, IndexError):
+                continue
+        total, todo = 0, [self.pid]
+        while todo:
+            pid = todo.pop()
+            todo += children.get(pid, [])
+            try:
+                with open(f"/proc/{pid}/statm", "rb") as handle:
+                    total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            except (OSError, IndexError):
+                continue
+        self.peak = max(self.peak, total)
+
+
+def measure(cmd: Sequence[str], env=None) -> Tuple[float, float, float]:
+    """(wall s, CPU s of the whole tree, peak tree RSS MB) of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    watch = TreeWatch(proc.pid)
+    while proc.poll() is None:
+        watch.sample()
+        time.sleep(0.05)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, watch.peak / 1e6
+
+
+def medians(cmd: Sequence[str], repeat: int, env=None) -> Tuple[float, float, float]:
+    runs = [measure(cmd, env) for _ in range(repeat)]
+    return tuple(statistics.median(r[i] for r in runs) for i in range(3))  # type: ignore[return-value]
+
+
+def smbtrail_cmd(inputs: Sequence[str]) -> List[str]:
+    script = shutil.which("smbtrail", path=os.path.dirname(sys.executable)) or "smbtrail"
+    return [script, "analyze", *inputs, "--format", "jsonl", "-o", os.devnull]
+
+
+def format_cmds(binary: str, capture: str) -> Dict[str, List[str]]:
+    """tshark's output formats with the fields the engine reads."""
+    from smbtrail import interfaces
+    from smbtrail.capture.fields import field_list
+    from smbtrail.network.pipeline import _decoder_fields
+
+    names = field_list(_decoder_fields())
+    base = [binary, "-n", "-r", capture, "-Y", tshark.DISPLAY_FILTER]
+    disabled = [x for name in interfaces.all_dissectors() for x in ("--disable-protocol", name)]
+    columns = ",".join(f'"{n}","%Cus:{n}:0:U"' for n in names)
+    return {
+        "-T fields, 1 field": base + ["-T", "fields", "-e", "frame.number"],
+        f"-T fields, {len(names)} fields": base + disabled + ["-T", "fields", "-E", "occurrence=a"]
+        + [x for n in names for x in ("-e", n)],
+        f"custom columns, {len(names)} fields": base + disabled + ["-o", f"gui.column.format:{columns}"],
+    }
+
+
+def report(label: str, figures: Tuple[float, float, float], base: Tuple[float, float, float]) -> None:
+    wall, cpu, rss = figures
+    print(f"{label:<46} {wall:7.2f} s wall {wall / base[0]:5.2f}x   {cpu:7.2f} s CPU {cpu / base[1]:5.2f}x"
+          f"   peak tree RSS {rss:6.0f} MB", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size-mb", type=int, default=200)
-    parser.add_argument("--from", dest="roots", action="append", default=[])
-    parser.add_argument("--keep", help="write the built capture here and keep it")
+    parser.add_argument("--mode", choices=("smb", "mix", "rotated"), default="smb")
+    parser.add_argument("--size-mb", type=int, default=255)
+    parser.add_argument("--smb-share", type=float, default=0.09, help="share of SMB/RPC bytes in a mix")
+    parser.add_argument("--files", type=int, default=8, help="rotated files (--mode rotated)")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--formats", action="store_true", help="also time tshark's output formats")
+    parser.add_argument("--from", dest="roots", action="append", default=[], help="SMB/RPC captures (dirs)")
+    parser.add_argument("--keep", help="write the built capture (a directory for --mode rotated) here and keep it;"
+                                       " if it exists already, measure it as it is")
     args = parser.parse_args()
-    shared = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
-    roots = args.roots or [os.path.join(shared, s) for s in DEFAULT_SOURCES]
-    sources = []
-    for root in roots:
-        for pattern in ("**/*.pcap", "**/*.pcapng", "**/*.cap"):
-            sources += glob.glob(os.path.join(root, pattern), recursive=True)
-    if not sources:
-        sys.exit("no source captures found: give --from DIR")
-    capture = args.keep or os.path.join(tempfile.mkdtemp(prefix="smbtrail-bench-"), "bench.pcap")
-    size = build(args.size_mb, sorted(sources), capture)
-    print(f"capture: {capture} ({size / 1e6:.0f} MB from {len(sources)} sources)")
 
+    tmp = tempfile.mkdtemp(prefix="smbtrail-bench-")
+    try:
+        run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args, tmp: str) -> None:
+    rotated = args.mode == "rotated"
+    if args.keep and os.path.exists(args.keep):
+        outs = sorted(glob.glob(os.path.join(args.keep, "*.pcap"))) if rotated else [args.keep]
+        size = sum(os.path.getsize(p) for p in outs)
+        print(f"capture: {args.keep} ({size / 1e6:.0f} MB{f', {len(outs)} files' if rotated else ''}, built before); "
+              f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; medians of {args.repeat}", flush=True)
+        measure_all(args, outs)
+        return
+    src_tmp = os.path.join(tmp, "sources")
+    os.mkdir(src_tmp)
+    roots = args.roots or [os.path.join(SHARED, s) for s in SMB_SOURCES]
+    smb = load([p for root in roots for p in capture_files(root, src_tmp)], src_tmp)
+    mix_files = [p for p in capture_files(os.path.join(SHARED, MIX_SOURCE), src_tmp)
+                 if os.path.basename(p) not in MIX_LEFT_OUT]
+    mix = load(mix_files, src_tmp) if args.mode != "smb" else []
+    if not smb or (args.mode != "smb" and not mix):
+        sys.exit(f"no source captures found under {SHARED}: give --from DIR or set SMBTRAIL_SHARED_DATA")
+    shutil.rmtree(src_tmp)
+    where = args.keep or os.path.join(tmp, "capture")
+    if rotated:
+        os.makedirs(where, exist_ok=True)
+        outs = [os.path.join(where, f"sensor-{n:02d}.pcap") for n in range(args.files)]
+    else:
+        outs = [where if args.keep else where + ".pcap"]
+    built = build(outs, args.size_mb, smb, mix, args.smb_share if args.mode != "smb" else 1.0)
+    print(f"capture: {where} ({built['bytes'] / 1e6:.0f} MB, {built['packets']} packets, "
+          f"{len(smb)} SMB/RPC + {len(mix)} other sources, SMB/RPC {built['smb_bytes'] / built['bytes']:.0%} "
+          f"of the bytes{f', {len(outs)} files' if rotated else ''}); load {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores; medians of {args.repeat}", flush=True)
+    measure_all(args, outs)
+
+
+def measure_all(args, outs: List[str]) -> None:
+    rotated = args.mode == "rotated"
     binary = tshark.check_tshark()
-    names = field_list(_decoder_fields())
-    base = [binary, "-n", "-r", capture, "-Y", tshark.DISPLAY_FILTER]
-    t_quiet = timed(base + ["-q"])
-    fields_cmd = base + ["-T", "fields"] + [x for name in names for x in ("-e", name)]
-    t_fields = timed(fields_cmd)
-
-    start = time.perf_counter()
-    count = sum(1 for _ in network_records([capture]))
-    t_ours = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    print(f"{'tshark -Y filter -q':<44} {t_quiet:8.1f} s")
-    print(f"{'tshark -Y filter -T fields (same fields)':<44} {t_fields:8.1f} s")
-    print(f"{'smbtrail analyze':<44} {t_ours:8.1f} s   {count} records, Python peak RSS {peak_mb:.0f} MB")
-    print(f"ratio smbtrail / tshark -T fields: {t_ours / t_fields:.2f}   (<= 1.0 is the goal)")
-    print(f"ratio smbtrail / tshark -q:        {t_ours / t_quiet:.2f}")
-    if not args.keep:
-        os.remove(capture)
+    if rotated:
+        one = medians(smbtrail_cmd(outs) + ["--workers", "1"], args.repeat)
+        report("smbtrail analyze, one file at a time", one, one)
+        every = medians(smbtrail_cmd(outs), args.repeat)
+        report(f"smbtrail analyze, {os.cpu_count()} cores", every, one)
+        print(f"speed-up with every core: {one[0] / every[0]:.2f}x   (goal >= 1.6x on 2 cores)")
+        return
+    capture = outs[0]
+    quiet = medians([binary, "-n", "-r", capture, "-Y", tshark.DISPLAY_FILTER, "-q"], args.repeat)
+    report("tshark -n -Y <filter> -q (baseline)", quiet, quiet)
+    if args.formats:
+        for label, cmd in format_cmds(binary, capture).items():
+            report(f"tshark {label}", medians(cmd, args.repeat), quiet)
+    ours = medians(smbtrail_cmd([capture]), args.repeat)
+    report("smbtrail analyze", ours, quiet)
+    goal = "0.3x" if args.mode == "mix" else "1.5x"
+    print(f"ratio smbtrail / tshark -q: {ours[0] / quiet[0]:.2f} wall, {ours[1] / quiet[1]:.2f} CPU   "
+          f"(goal <= {goal}); peak tree RSS {ours[2]:.0f} MB (goal < 1 GB at 2 GB)")
 
 
 if __name__ == "__main__":

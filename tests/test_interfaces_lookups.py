@@ -10,7 +10,8 @@ import pytest
 
 from helpers.rpc_calls import require_tshark
 from smbtrail import interfaces
-from smbtrail.interfaces import MODULES, decoder_for, interface_name, lookups_dir, operation_name
+from smbtrail.interfaces import MODULES, decoder_for, interface_name, operation_name
+from smbtrail.lookups import lookups_dir
 
 KEY_ACTIONS = {
     ("367abb81-9844-35f1-ad32-98f038001003", 45): "create_service",
@@ -44,11 +45,11 @@ def test_every_decoder_uuid_and_parsed_opnum_is_named():
     """Iterating a decoder's tables resolves its operation names through rpc_operations.csv (KeyError when one
     is missing or ambiguous)."""
     for module in MODULES:
-        for uuid in module.UUIDS:
+        for uuid in interfaces.uuids(module):
             assert interface_name(uuid), uuid
             assert decoder_for(uuid.upper()) is module
         for opnum in list(getattr(module, "REQUESTS", {})) + list(getattr(module, "RESPONSES", {})):
-            assert any(operation_name(uuid, opnum) for uuid in module.UUIDS), (module.__name__, opnum)
+            assert any(operation_name(uuid, opnum) for uuid in interfaces.uuids(module)), (module.__name__, opnum)
 
 
 def test_key_actions():

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
-import subprocess
 from collections import Counter
+from typing import Dict
 
 import pytest
 
-from helpers.network import kinds, records, tshark_request_opnums
+from helpers.network import kinds, records, tshark_dcerpc
 
 SV = "suricata-verify"
 SVCCTL = "367abb81-9844-35f1-ad32-98f038001003"
@@ -108,26 +109,25 @@ def test_file_written_to_c_share(shared_data):
 
 
 def _dev_captures(root):
+    """Each capture once: zeek and suricata-verify ship two of the same files."""
+    distinct: Dict[str, str] = {}
     for pattern in ("suricata-verify/**/*.pcap", "zeek/Traces/**/*.pcap", "zeek/Traces/**/*.cap",
                     "pcap-attack/**/*.pcapng", "samr-enum-lab/**/*.pcapng"):
-        yield from sorted(glob.glob(os.path.join(root, pattern), recursive=True))
-
-
-def _has_binds(path):
-    out = subprocess.run(["tshark", "-n", "-r", path, "-Y", "dcerpc.pkt_type == 12", "-T", "fields",
-                          "-e", "frame.number"], capture_output=True, text=True).stdout
-    return bool(out.strip())
+        for path in sorted(glob.glob(os.path.join(root, pattern), recursive=True)):
+            with open(path, "rb") as handle:
+                distinct.setdefault(hashlib.sha256(handle.read()).hexdigest(), path)
+    return list(distinct.values())
 
 
 def test_every_dcerpc_request_is_one_record(shared_data):
     """Count equality over all dev captures: each request PDU tshark shows is one operation record."""
     checked = 0
     for path in _dev_captures(str(shared_data)):
-        expected = tshark_request_opnums(path)
-        got = Counter(r.opnum for r in records(path) if r.kind == "operation")
-        assert got == expected, os.path.relpath(path, shared_data)
-        missing_uuid = [r for r in records(path) if r.kind == "operation" and not r.rpc_uuid]
-        if _has_binds(path):  # a capture that starts after the binds cannot name the interfaces
+        expected, acked = tshark_dcerpc(path)
+        operations = kinds(records(path), "operation")
+        assert Counter(r.opnum for r in operations) == expected, os.path.relpath(path, shared_data)
+        missing_uuid = [r for r in operations if not r.rpc_uuid]
+        if acked:  # a capture that starts after the binds cannot name the interfaces
             assert len(missing_uuid) <= sum(expected.values()) // 10, os.path.relpath(path, shared_data)
         checked += bool(expected)
     assert checked >= 10

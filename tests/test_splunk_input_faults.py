@@ -99,15 +99,27 @@ def _foreign_checkpoint(tmp_path: Path) -> None:
     assert parse_events(done.stdout) == [] and b"is not writable" in done.stderr
 
 
+@pytest.fixture(scope="module")
+def polled_once(tmp_path_factory):
+    """Per input kind: its spool, and the checkpoint its first poll left (each damage starts from a copy)."""
+    done = {}
+    for kind in sorted(SCHEMES):
+        top = tmp_path_factory.mktemp(f"polled-{kind}")
+        folder, ckpt = spool(top, SCHEMES[kind][2]), top / "ckpt"
+        poll(kind, folder, ckpt)
+        done[kind] = (folder, ckpt)
+    return done
+
+
 @pytest.mark.parametrize("kind", sorted(SCHEMES))
 @pytest.mark.parametrize("damage", ["garbage", "empty", "torn", "wrong types", "progress garbage"])
-def test_damaged_checkpoint_neither_crashes_nor_resends(tmp_path, kind, damage):
+def test_damaged_checkpoint_neither_crashes_nor_resends(tmp_path, kind, damage, polled_once):
     """An empty or garbage done.json (what a crash could leave) re-sent everything in silence; `"x"` or a
     non-numeric count crashed every run. Now a damaged journal is said, and the marks kept of the files
     already sent stop their events from going out twice."""
-    folder = spool(tmp_path, SCHEMES[kind][2])
+    folder, first = polled_once[kind]
     ckpt = tmp_path / "ckpt"
-    first, _ = poll(kind, folder, ckpt)
+    shutil.copytree(first, ckpt)
     journal = next(ckpt.glob("*.done.log"))
     lines = journal.read_bytes().splitlines(keepends=True)
     if damage == "garbage":

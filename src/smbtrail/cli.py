@@ -16,6 +16,7 @@ from typing import IO, Any, Dict, Iterator, List, Optional
 from . import __version__
 from .engine import Options, analyze
 from .output import printable
+from .progress import Progress, TerminalLine
 from .pydantic_api import SecretStr
 from .records import ERROR, Record
 from .whatif.rewrite import SCOPES, WhatIfError, rewrite_capture
@@ -37,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--all-events", action="store_true", help="pass through host events outside the covered set")
     an.add_argument("--verbose", "-v", action="store_true", help="table: show every record, not just commands")
     an.add_argument("--no-fuse", action="store_true", help="keep network and host records unjoined")
+    an.add_argument("--workers", type=int, default=0, metavar="N",
+                    help="tshark processes at once (default: one per core; the output is the same)")
     _secret_options(an.add_argument_group("decryption (secrets never appear in output, logs or errors)"))
     cov = sub.add_parser("coverage", help="what survives SMB3 encryption: network only vs with host logs")
     cov.add_argument("inputs", nargs="+", help="cleartext capture files or directories (pcap, pcapng, gzip, zip)")
@@ -87,15 +90,16 @@ def _secrets(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    return Options(all_events=args.all_events, fuse=not args.no_fuse, **_secrets(args))
+    return Options(all_events=args.all_events, fuse=not args.no_fuse, workers=args.workers, **_secrets(args))
 
 
 class _ErrorTap:
     """Passes records through, reporting error records on stderr as they go by."""
 
-    def __init__(self, records: Iterator[Record], err: IO[str]) -> None:
+    def __init__(self, records: Iterator[Record], err: IO[str], line: Optional[TerminalLine] = None) -> None:
         self.records = records
         self.err = err
+        self.line = line
         self.errors = 0
         self.good = 0
 
@@ -103,6 +107,8 @@ class _ErrorTap:
         for rec in self.records:
             if rec.kind == ERROR:
                 self.errors += 1
+                if self.line:
+                    self.line.clear()
                 self.err.write(f"smbtrail: {'partial' if rec.partial else 'error'}: {printable(rec.message)}\n")
                 self.good += rec.partial
             else:
@@ -128,12 +134,15 @@ def run_analyze(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         except TsharkMissing as exc:
             err.write(f"smbtrail: error: {exc}\n")
             return EXIT_TSHARK
-    records = analyze(args.inputs, args.hostlog, options)
-    tap = _ErrorTap(records, err)
+    line = TerminalLine(err) if _is_terminal(err) else None
+    records = analyze(args.inputs, args.hostlog, options, Progress(line) if line else None)
+    tap = _ErrorTap(records, err, line)
     try:
-        _write(args.format, tap, out, args.verbose)
+        _write(args.format, tap, _Clearing(out, line) if line and _is_terminal(out) else out, args.verbose)
         out.flush()
     finally:
+        if line:
+            line.clear()
         close = getattr(records, "close", None)
         if close:
             close()  # stops tshark and removes temporary files now, also when the output failed
@@ -142,7 +151,28 @@ def run_analyze(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return EXIT_PARTIAL if tap.errors else EXIT_OK
 
 
-def _write(fmt: str, records, out: IO[str], verbose: bool = False) -> None:
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Clearing:
+    """Output to the terminal the progress line is on: the line is cleared before each write."""
+
+    def __init__(self, out: IO[str], line: TerminalLine) -> None:
+        self.out, self.line = out, line
+
+    def write(self, text: str) -> int:
+        self.line.clear()
+        return self.out.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.out, name)
+
+
+def _write(fmt: str, records, out, verbose: bool = False) -> None:
     if fmt == "jsonl":
         from .output.jsonl import write_jsonl
 

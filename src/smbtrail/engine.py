@@ -10,10 +10,11 @@ from .records import Record
 __all__ = ["Options", "analyze", "fuse", "host_records", "network_records"]
 
 
-def network_records(paths: Sequence[str], options: Optional[Options] = None) -> Iterator[Record]:
+def network_records(paths: Sequence[str], options: Optional[Options] = None, progress=None) -> Iterator[Record]:
+    """progress: a `progress.Progress` told how far the captures are read (None: not reported)."""
     from .network.pipeline import analyze_captures
 
-    return analyze_captures(paths, options or Options())
+    return analyze_captures(paths, options or Options(), progress)
 
 
 def host_records(paths: Sequence[str], options: Optional[Options] = None) -> Iterator[Record]:
@@ -29,10 +30,10 @@ def fuse(records: Iterable[Record]) -> Iterator[Record]:
     return fuse_records(records)
 
 
-def analyze(captures: Sequence[str], hostlogs: Sequence[str] = (), options: Optional[Options] = None
-            ) -> Iterator[Record]:
+def analyze(captures: Sequence[str], hostlogs: Sequence[str] = (), options: Optional[Options] = None,
+            progress=None) -> Iterator[Record]:
     options = options or Options()
-    stream: Iterable[Record] = network_records(captures, options) if captures else iter(())
+    stream: Iterable[Record] = network_records(captures, options, progress) if captures else iter(())
     if options.fuse and hostlogs:  # with captures or alone: host events make trails of their own
         from .fusion.order import by_time
 

@@ -10,20 +10,14 @@ lookups/well_known_sids.csv   S-1-5-21-...-512 -> Domain Admins, S-1-5-32-544 ->
 
 from __future__ import annotations
 
-import csv
 import re
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Tuple
 
-from .lookups import lookup_path
+from .lookups import rows as _rows
 
 TOKEN = re.compile(r"%%(\d+)|%?\{([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}")
 KERBEROS, NTSTATUS = "kerberos", "ntstatus"
-
-
-def _rows(name: str) -> List[Dict[str, str]]:
-    with open(lookup_path(name), newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 @lru_cache(maxsize=1)

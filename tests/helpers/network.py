@@ -40,19 +40,22 @@ def kinds(recs, kind: str) -> List[Record]:
     return [r for r in recs if r.kind == kind]
 
 
-def tshark_request_opnums(path: str) -> Counter:
-    """Opnums of every complete DCE/RPC request PDU the client sent (last fragment of each call)."""
+def tshark_dcerpc(path: str) -> Tuple[Counter, bool]:
+    """Opnums of every complete DCE/RPC request PDU the client sent (last fragment of each call), and whether
+    any bind was acknowledged in the capture: one tshark pass."""
     out = subprocess.run(
-        ["tshark", "-n", "-r", path, "-Y", "dcerpc.pkt_type == 0", "-T", "fields",
+        ["tshark", "-n", "-r", path, "-Y", "dcerpc.pkt_type == 0 || dcerpc.pkt_type == 12", "-T", "fields",
          "-e", "dcerpc.pkt_type", "-e", "dcerpc.opnum", "-e", "dcerpc.cn_flags.last_frag",
          "-e", "smb2.flags.response"],
         capture_output=True, text=True, check=False).stdout
     counts: Counter = Counter()
+    acked = False
     for line in out.splitlines():
         types, opnums, lasts, smb_response = (line.split("\t") + ["", "", "", ""])[:4]
+        types_l, ops_l, last_l = types.split(","), opnums.split(","), lasts.split(",")
+        acked = acked or "12" in types_l
         if smb_response.startswith(("1", "True")):
             continue  # a pipe response that echoes the request PDU is not a second request
-        types_l, ops_l, last_l = types.split(","), opnums.split(","), lasts.split(",")
         for i, pkt in enumerate(types_l):
             if pkt != "0":
                 continue
@@ -60,4 +63,4 @@ def tshark_request_opnums(path: str) -> Counter:
             op = ops_l[i] if i < len(ops_l) else ops_l[-1]
             if last in ("1", "True") and op:
                 counts[int(op)] += 1
-    return counts
+    return counts, acked

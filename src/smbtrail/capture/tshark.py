@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -34,6 +35,7 @@ class TsharkRun:
     stderr: List[str] = field(default_factory=list)
     bad_lines: int = 0
     feed_error: Optional[str] = None  # why the decompressed stream fed to tshark stopped early
+    reader: Optional[threading.Thread] = None  # drains a spooling tshark's stderr
 
     def problem(self) -> Optional[str]:
         """A one-line reason when the file was not (fully) read, else None."""
@@ -145,6 +147,49 @@ def stream_rows(cmd: List[str], nfields: int, run: TsharkRun, env: Optional[Dict
         reader.join(timeout=5)
         if feeder is not None:
             feeder.join(timeout=5)
+
+
+def spool(cmd: List[str], out: str, run: TsharkRun, env: Optional[Dict[str, str]] = None,
+          pass_fds: Sequence[int] = ()) -> subprocess.Popen:
+    """Start tshark writing its rows to the file `out` (read with `follow_rows`), so it can run ahead of
+    the analysis on another core."""
+    env = dict(os.environ, LC_ALL="C.UTF-8", **(env or {}))
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.PIPE, env=env,
+                                pass_fds=tuple(pass_fds))
+    reader = threading.Thread(target=_drain, args=(proc.stderr, run.stderr), daemon=True)
+    reader.start()
+    run.reader = reader
+    return proc
+
+
+def follow_rows(proc: subprocess.Popen, out: str, nfields: int, run: TsharkRun,
+                wait=lambda: time.sleep(0.005)) -> Iterator[List[str]]:
+    """The rows of a spooling tshark as they are written, to its end; `wait` is called when the rows
+    written so far are read and tshark still runs."""
+    with open(out, "rb") as handle:
+        pending = b""
+        while True:
+            running = proc.poll() is None
+            chunk = handle.read(1 << 20)
+            if not chunk:
+                if not running:
+                    break
+                wait()
+                continue
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for raw in lines:
+                values = raw.decode("utf-8", "replace").split("\t")
+                if len(values) != nfields:
+                    run.bad_lines += 1
+                    continue
+                yield values
+    if pending:
+        run.bad_lines += 1
+    run.returncode = proc.wait()
+    if run.reader is not None:
+        run.reader.join(timeout=5)
 
 
 def _feed(source: IO[bytes], sink: IO[bytes], run: TsharkRun) -> None:

@@ -6,12 +6,11 @@ source (`ndr`: fixed by the IDL, holds for any client; `lab`: measured on decryp
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..lookups import lookup_path
+from .. import lookups
 from .sizes import Exchange, Open
 
 FIELDS = ["pipe", "interface", "opnum", "operation", "request", "response", "source", "count"]
@@ -77,8 +76,7 @@ def from_rows(rows: Iterable[Dict[str, str]]) -> List[Fingerprint]:
 def load() -> Tuple[Fingerprint, ...]:
     """The shipped fingerprints; none (so no RPC operation is named) if the lookup is missing."""
     try:
-        with open(lookup_path("rpc_size_fingerprints.csv"), newline="", encoding="utf-8") as handle:
-            return tuple(from_rows(csv.DictReader(handle)))
+        return tuple(from_rows(lookups.rows("rpc_size_fingerprints.csv")))
     except OSError:
         return ()
 

@@ -22,14 +22,13 @@ Template step syntax (space-separated; the first `requires` step is the anchor, 
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from ..lookups import lookup_path
+from .. import lookups
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, OPERATION, TREE, Record
 from .fingerprints import Fingerprint, identify, parse_range
 from .sizes import Activity, Open, structure
@@ -110,8 +109,7 @@ def templates_from_rows(rows: Iterable[Dict[str, str]]) -> List[Template]:
 def templates() -> List[Template]:
     """The shipped templates; none (so nothing is inferred) if the lookup is missing."""
     try:
-        with open(lookup_path("size_templates.csv"), newline="", encoding="utf-8") as handle:
-            return templates_from_rows(csv.DictReader(handle))
+        return templates_from_rows(lookups.rows("size_templates.csv"))
     except OSError:
         return []
 
@@ -220,8 +218,7 @@ def gate_for(table: Gates, label: Tuple[str, str]) -> Optional[Gate]:
 def gates() -> Gates:
     """The shipped calibration; none (so no command is shown, only what the sizes show) if it is missing."""
     try:
-        with open(lookup_path("inference_calibration.csv"), newline="", encoding="utf-8") as handle:
-            return gates_from_rows(csv.DictReader(handle))
+        return gates_from_rows(lookups.rows("inference_calibration.csv"))
     except OSError:
         return {}
 

@@ -10,22 +10,17 @@ meet on them.
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Pattern, Tuple
 
+from .. import lookups
 from ..hostlog.commands import rule_for, rules
-from ..lookups import lookup_path
 from ..records import Record
 
 FILE_NAME = "command_lines.csv"
 PROCESS_CREATED = 4688
-# arguments that name the object a command acts on: two sightings of one command agree on them
-KEY_ARGS = ("service_name", "binary_path", "task_name", "file", "account", "group", "member", "key", "job_command")
-CARRIED = KEY_ARGS + ("task_command", "task_run_as", "start_type", "share", "command_line", "object_name",
-                      "object_well_known")
 
 
 @dataclass(frozen=True)
@@ -49,8 +44,7 @@ class _Line:
 @lru_cache(maxsize=1)
 def _lines() -> Tuple[Pattern[str], List[_Line]]:
     """The rules, and a gate that finds any of their programs (most command lines name none)."""
-    with open(lookup_path(FILE_NAME), newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = lookups.rows(FILE_NAME)
     programs = sorted({p for r in rows for p in r["programs"].split()}, key=len, reverse=True)
     gate = re.compile(r"(?i)(?:^|[\s\\\"'/])(?:" + "|".join(map(re.escape, programs)) + r")(?:\.exe)?[\"']?\s")
     return gate, [_Line(r["command"], r["action"], re.compile(r["command_line"]),
@@ -70,17 +64,13 @@ def host_command(rec: Record) -> Optional[HostCommand]:
     rule = rule_for(rec)
     if rule is None:
         return None
-    args = {k: rec.args[k] for k in CARRIED if rec.args.get(k) not in (None, "", [])}
-    if rec.path and rec.event_id == 5145:
-        args["file"], args["share"] = rec.path, rec.share
+    args = _carried(rec)
     return HostCommand(rule.command, rule.action, args, None, "target", rule.required)
 
 
 def recognized(rec: Record) -> HostCommand:
     """A command record the host-log engine already built (hostlog.recognize_host) from its anchor event."""
-    args = {k: rec.args[k] for k in CARRIED if rec.args.get(k) not in (None, "", [])}
-    if rec.path and rec.event_id == 5145:
-        args["file"], args["share"] = rec.path, rec.share
+    args = _carried(rec)
     return HostCommand(rec.command or "", rec.operation or str(rec.args.get("action") or ""), args, None, "target")
 
 
@@ -104,5 +94,18 @@ def _command_line(text: str) -> Optional[HostCommand]:
     return None
 
 
+def _carried(rec: Record) -> Dict[str, Any]:
+    """The arguments a host command keeps of its event (lookups/arguments.csv, role `carried`)."""
+    args = {k: rec.args[k] for k in lookups.argument_names("carried") if rec.args.get(k) not in (None, "", [])}
+    if rec.path and rec.event_id == 5145:
+        args["file"], args["share"] = rec.path, rec.share
+    return args
+
+
+def key_args() -> Tuple[str, ...]:
+    """The arguments that name the object a command acts on: two sightings of one command agree on them."""
+    return lookups.argument_names("identifies")
+
+
 def key_of(args: Dict[str, Any]) -> Tuple[Tuple[str, str], ...]:
-    return tuple((k, str(args[k]).lower()) for k in KEY_ARGS if args.get(k))
+    return tuple((k, str(args[k]).lower()) for k in key_args() if args.get(k))

@@ -9,12 +9,11 @@ an address), and from the optional asset table.
 
 from __future__ import annotations
 
-import csv
 import ipaddress
 from functools import lru_cache
 from typing import Dict, Iterable, Optional, Set
 
-from ..lookups import lookup_path
+from .. import lookups
 from ..records import HOST_EVENT, Record
 
 ASSETS = "assets.csv"
@@ -57,10 +56,8 @@ class Identity:
         self._load_assets(assets)
 
     def _load_assets(self, path: Optional[str]) -> None:
-        path = path or str(lookup_path(ASSETS))
         try:
-            with open(path, newline="", encoding="utf-8") as handle:
-                rows = [r for r in csv.DictReader(handle) if not (r.get("ip") or "").startswith("#")]
+            rows = [r for r in lookups.rows(ASSETS, path) if not (r.get("ip") or "").startswith("#")]
         except OSError:
             return
         for row in rows:

@@ -7,19 +7,17 @@ moved on from a host it had reached), by the same account or not.
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Dict, Iterable, Iterator, List, Optional, Pattern, Tuple
 
-from ..lookups import lookup_path
-from ..records import Provenance, Record, from_epoch
+from .. import lookups
+from ..records import TRAIL, Provenance, Record, from_epoch
 from .identity import Identity, host_key
 from .trails import Summary
 
 FILE_NAME = "suspicion.csv"
-TRAIL = "trail"  # kind of the summary records this module writes
 
 
 @dataclass(frozen=True)
@@ -36,13 +34,12 @@ class Rule:
 def _table() -> Tuple[Dict[str, int], List[Rule]]:
     stages: Dict[str, int] = {}
     rules: List[Rule] = []
-    with open(lookup_path(FILE_NAME), newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row["rule"] == "stage":
-                stages[row["match"]] = int(row["score"])
-            else:
-                rules.append(Rule(row["rule"], re.compile(row["match"]), row["field"], row["stage"],
-                                  int(row["score"]), row["reason"]))
+    for row in lookups.rows(FILE_NAME):
+        if row["rule"] == "stage":
+            stages[row["match"]] = int(row["score"])
+        else:
+            rules.append(Rule(row["rule"], re.compile(row["match"]), row["field"], row["stage"],
+                              int(row["score"]), row["reason"]))
     return stages, rules
 
 

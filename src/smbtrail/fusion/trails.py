@@ -15,7 +15,6 @@ touched again is taken back).
 
 from __future__ import annotations
 
-import csv
 import pickle
 import sqlite3
 from collections import Counter
@@ -23,11 +22,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
-from ..lookups import lookup_path
+from .. import lookups
 from ..recognize.failures import is_failed_logon
+from ..recognize.signatures import anchors
 from ..records import COMMAND, Provenance, Record, from_epoch
 from .failures import Burst, failed
-from .hostcommands import KEY_ARGS, HostCommand
+from .hostcommands import HostCommand, key_args
 from .identity import Identity, event_host
 from .joins import Link, host_trail_id
 
@@ -38,16 +38,9 @@ CACHE_KB = 16384  # sqlite page cache for the idle trails: holds the id index of
 MAX_FACT_PROVENANCE = 64  # host events a fact cites (a spray may log thousands)
 
 
-@lru_cache(maxsize=1)
-def _anchors() -> Dict[Tuple[str, str], str]:
-    """(command, action) -> the RPC call that anchors it in command_signatures.csv."""
-    with open(lookup_path("command_signatures.csv"), newline="", encoding="utf-8") as handle:
-        return {(r["command"], r["action"]): r["anchor"] for r in csv.DictReader(handle)}
-
-
 def same_command(a: Tuple[str, str], b: Tuple[str, str]) -> bool:
     """Equal, or anchored on the same RPC call (PsExec's service creation is an `sc create` to the host)."""
-    return a == b or (a in _anchors() and _anchors().get(a) == _anchors().get(b))
+    return a == b or (a in anchors() and anchors().get(a) == anchors().get(b))
 
 
 class Seen(NamedTuple):
@@ -85,7 +78,7 @@ class Fact:
     def matches(self, command: Tuple[str, str], args: Dict[str, Any], when: float) -> bool:
         if not same_command((self.command, self.action), command) or abs(when - self.time) > MERGE_WINDOW:
             return False
-        shared = [k for k in KEY_ARGS if self.args.get(k) and args.get(k)]
+        shared = [k for k in key_args() if self.args.get(k) and args.get(k)]
         return not shared or any(_same(self.args[k], args[k]) for k in shared)
 
 
@@ -320,7 +313,7 @@ class TrailBook:
         if not rec.trail_id:
             return
         s = self._summary(rec.trail_id, rec.time.timestamp())
-        shown = {k: v for k, v in rec.args.items() if k in SHOWN and v not in (None, "", [])}
+        shown = {k: v for k, v in rec.args.items() if k in _shown() and v not in (None, "", [])}
         if rec.inferred and rec.confidence:
             shown["inferred"] = f"from encrypted message sizes, confidence {rec.confidence:.2f}"
         s.commands.append((rec.time.timestamp(), f"{rec.command} {rec.operation or ''}".strip(), shown,
@@ -381,9 +374,10 @@ class _Finished:
             self._db = None
 
 
-SHOWN = ("service_name", "binary_path", "task_name", "task_command", "job_command", "file", "share", "key",
-         "account", "group", "member", "command_line", "conflicts", "object_name", "object_well_known", "accounts",
-         "succeeded", "failures", "attempts", "host_failures", "host_attempts")
+@lru_cache(maxsize=1)
+def _shown() -> frozenset:
+    """The arguments a trail summary lists per command (lookups/arguments.csv, role `trail_summary`)."""
+    return frozenset(lookups.argument_names("trail_summary"))
 
 
 def _carried(rec: Record, vehicles: List[Record]) -> Record:

@@ -7,12 +7,11 @@ of `arg=Field` pairs. The same CSV is a Splunk lookup.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from ..lookups import lookup_path
+from .. import lookups
 
 FILE_NAME = "windows_events.csv"
 TARGETS = ("user", "domain", "logon_id", "src_ip", "src_port", "dest_ip", "dest_port", "share", "path", "access")
@@ -44,8 +43,7 @@ def _spec(row: Dict[str, str]) -> EventSpec:
 
 @lru_cache(maxsize=1)
 def catalog() -> Dict[Tuple[str, int], EventSpec]:
-    with open(lookup_path(FILE_NAME), newline="", encoding="utf-8") as handle:
-        specs = [_spec(row) for row in csv.DictReader(handle)]
+    specs = [_spec(row) for row in lookups.rows(FILE_NAME)]
     return {(s.channel.lower(), s.event_id): s for s in specs}
 
 

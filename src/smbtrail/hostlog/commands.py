@@ -13,14 +13,13 @@ Memory: bounded by MAX_TRACKED pipe accesses and logons, and by the anchors stil
 
 from __future__ import annotations
 
-import csv
 import re
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from ..lookups import lookup_path
+from .. import lookups
 from ..records import COMMAND, HOST_EVENT, Provenance, Record
 
 WINDOW = 120.0
@@ -56,12 +55,10 @@ def _conditions(cell: str) -> Tuple[Condition, ...]:
 
 @lru_cache(maxsize=1)
 def rules() -> List[Rule]:
-    with open(lookup_path(FILE_NAME), newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
     parsed = [Rule(r["command"], r["action"], int(r["priority"]),
                    tuple(int(i) for i in r["event_ids"].split("|")), _conditions(r["match"] or ""),
                    (r["context"] or "").strip().lower().rstrip("!"), float(r["confidence"]), r["description"],
-                   (r["context"] or "").strip().endswith("!")) for r in rows]
+                   (r["context"] or "").strip().endswith("!")) for r in lookups.rows(FILE_NAME)]
     return sorted(parsed, key=lambda rule: -rule.priority)
 
 

@@ -8,18 +8,11 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Dict, List, Optional
 
+from .. import lookups
+
 EMPTY = frozenset(("", "-", "NULL", "(null)", "None"))
 LOCAL_ADDRESSES = ("::1", "127.0.0.1", "0.0.0.0", "::", "localhost")
 
-# File/pipe access rights; names match the network side (protocols/files.py) where both exist.
-ACCESS_BITS = (
-    (0x1, "read_data"), (0x2, "write_data"), (0x4, "append_data"), (0x8, "read_ea"), (0x10, "write_ea"),
-    (0x20, "execute"), (0x40, "delete_child"), (0x80, "read_attributes"), (0x100, "write_attributes"),
-    (0x10000, "delete"), (0x20000, "read_control"), (0x40000, "write_dac"), (0x80000, "write_owner"),
-    (0x100000, "synchronize"), (0x1000000, "access_system_security"), (0x2000000, "maximum_allowed"),
-    (0x10000000, "generic_all"), (0x20000000, "generic_execute"), (0x40000000, "generic_write"),
-    (0x80000000, "generic_read"),
-)
 _TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s*(Z|UTC|[+-]\d\d:?\d\d)?",
                    re.IGNORECASE)
 _EXEC = re.compile(r"<Exec>(.*?)</Exec>", re.DOTALL)
@@ -98,7 +91,7 @@ def access_names(value: Any) -> List[str]:
         mask = int(raw, 16) if raw.lower().startswith("0x") else int(raw)
     except ValueError:
         return []
-    return [name for bit, name in ACCESS_BITS if mask & bit]
+    return lookups.access_names(mask, "host")  # file and pipe rights, named as the network side names them
 
 
 def hex_text(value: Any) -> Any:

@@ -1,9 +1,11 @@
 """One argument decoder per MS-RPC interface, chosen by bind UUID (never by pipe name).
 
-Each module holds UUIDS, FIELDS (the tshark 4.0 fields it reads), DISSECTORS (the tshark
+Each module holds INTERFACES (the names of the interfaces it decodes: lookups/rpc_interfaces.csv gives
+their UUIDs), FIELDS (the tshark 4.0 fields it reads), DISSECTORS (the tshark
 sub-dissectors whose calls it can also parse from the raw stub) and
 decode(opnum, request, fields, stub) -> dict of intent arguments.
-Interface and operation names come from lookups/rpc_interfaces.csv and lookups/rpc_operations.csv.
+Interface and operation names come from lookups/rpc_interfaces.csv and lookups/rpc_operations.csv; rules name
+an interface by its name or one of its aliases (interface_uuid).
 
 Optional keys the caller may add to `fields`: "_ndr64" ("1"/"0", the transfer syntax accepted for
 the call's context; without it both are tried) and "_partial" ("1" when the stub is only the first
@@ -13,11 +15,10 @@ fragment(s) of the PDU, so no status is read from its tail). Results may carry "
 
 from __future__ import annotations
 
-import csv
 from functools import lru_cache
 from typing import Any, Dict, List, Mapping, Optional, Protocol, Set, Tuple
 
-from ..lookups import lookups_dir
+from .. import lookups
 from . import (
     atsvc,
     dcom,
@@ -45,7 +46,7 @@ MODULES = (svcctl, atsvc, sasec, tsch, winreg, srvsvc, wkssvc, samr, lsarpc, eve
 
 
 class InterfaceDecoder(Protocol):
-    UUIDS: Tuple[str, ...]
+    INTERFACES: Tuple[str, ...]
     FIELDS: Tuple[str, ...]
     DISSECTORS: Tuple[str, ...]
 
@@ -53,11 +54,24 @@ class InterfaceDecoder(Protocol):
                stub: Optional[bytes]) -> Dict[str, Any]: ...
 
 
-_BY_UUID: Dict[str, Any] = {uuid: module for module in MODULES for uuid in module.UUIDS}
+def uuids(module: InterfaceDecoder) -> Tuple[str, ...]:
+    """The UUIDs of the interfaces a decoder module names."""
+    found = []
+    for name in module.INTERFACES:
+        uuid = interface_uuid(name)
+        if uuid is None:
+            raise LookupError(f"{module.__name__} decodes {name!r}, an interface lookups/rpc_interfaces.csv lacks")
+        found.append(uuid)
+    return tuple(found)
+
+
+@lru_cache(maxsize=1)
+def _by_uuid() -> Dict[str, InterfaceDecoder]:
+    return {uuid: module for module in MODULES for uuid in uuids(module)}
 
 
 def decoder_for(uuid: str) -> Optional[InterfaceDecoder]:
-    return _BY_UUID.get((uuid or "").strip().lower())
+    return _by_uuid().get((uuid or "").strip().lower())
 
 
 def identify(opnum: int, request: bool, stub: Optional[bytes]) -> Optional[str]:
@@ -65,7 +79,7 @@ def identify(opnum: int, request: bool, stub: Optional[bytes]) -> Optional[str]:
     (DCOM activation, IDispatch::Invoke); None otherwise. The caller should mark the record inferred."""
     for module in (dcom, dispatch):
         if module.matches(opnum, request, stub):
-            return module.UUIDS[0]
+            return uuids(module)[0]
     return None
 
 
@@ -90,8 +104,7 @@ def all_dissectors() -> List[str]:
 
 @lru_cache(maxsize=1)
 def _interfaces() -> Dict[str, Dict[str, str]]:
-    with open(lookups_dir() / "rpc_interfaces.csv", newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = lookups.rows("rpc_interfaces.csv")
     # a UUID can name an interface and nothing else; keep the interface row when kinds overlap
     table: Dict[str, Dict[str, str]] = {}
     for row in rows:
@@ -101,8 +114,23 @@ def _interfaces() -> Dict[str, Dict[str, str]]:
 
 @lru_cache(maxsize=1)
 def _operations() -> Dict[Tuple[str, int], Dict[str, str]]:
-    with open(lookups_dir() / "rpc_operations.csv", newline="", encoding="utf-8") as handle:
-        return {(row["uuid"].lower(), int(row["opnum"])): row for row in csv.DictReader(handle)}
+    return {(row["uuid"].lower(), int(row["opnum"])): row for row in lookups.rows("rpc_operations.csv")}
+
+
+@lru_cache(maxsize=1)
+def _uuids_by_name() -> Dict[str, str]:
+    """Interface name or alias, lower case -> UUID (DCOM classes and transfer syntaxes are no interfaces)."""
+    table: Dict[str, str] = {}
+    for uuid, row in _interfaces().items():
+        if row["kind"] == "interface":
+            for name in [row["name"]] + lookups.cells(row["aliases"]):
+                table.setdefault(name.lower(), uuid)
+    return table
+
+
+def interface_uuid(name: str) -> Optional[str]:
+    """The UUID of an interface named as lookups/rpc_interfaces.csv names it or by one of its aliases (any case)."""
+    return _uuids_by_name().get((name or "").strip().lower())
 
 
 @lru_cache(maxsize=64)

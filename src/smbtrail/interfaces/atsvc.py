@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional
 from .decoding import Operations, decode_call, server
 from .ndr import Reader
 
-UUIDS = ("1ff70682-0a51-30e8-076d-740be8cee98b",)
+INTERFACES = ("atsvc",)
 DISSECTORS = ("atsvc",)
 FIELD_ARGS = {
     "atsvc.server": "server",
@@ -89,10 +89,10 @@ def _job_info_response(r: Reader, out: Dict[str, Any]) -> None:
         out["job_command"] = r.wstring()
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "NetrJobAdd": _job_add, "NetrJobDel": _job_del, "NetrJobEnum": server, "NetrJobGetInfo": _job_get_info,
 })
-RESPONSES = Operations(UUIDS, {
+RESPONSES = Operations(INTERFACES, {
     "NetrJobAdd": _job_add_response, "NetrJobEnum": _job_enum_response, "NetrJobGetInfo": _job_info_response,
 })
 

@@ -13,7 +13,7 @@ from ..capture.fields import split
 from .decoding import Operations, decode_call, text
 from .ndr import NdrError, Reader
 
-UUIDS = ("000001a0-0000-0000-c000-000000000046", "4d9f4ab8-7d1c-11cf-861e-0020af6e7c57")
+INTERFACES = ("IRemoteSCMActivator", "IRemoteActivation")
 DISSECTORS = ("isystemactivator", "remact")
 FIELD_ARGS = {
     "isystemactivator.properties.instninfo.clsid": "clsid",
@@ -201,11 +201,11 @@ def matches(opnum: int, request: bool, stub: Optional[bytes]) -> bool:
         return False
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "RemoteActivation": _remote_activation, "RemoteGetClassObject": _activation_request,
     "RemoteCreateInstance": _activation_request,
 })
-RESPONSES = Operations(UUIDS, {
+RESPONSES = Operations(INTERFACES, {
     "RemoteActivation": _activation_response, "RemoteGetClassObject": _activation_response,
     "RemoteCreateInstance": _activation_response,
 })

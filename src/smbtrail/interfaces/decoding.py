@@ -1,7 +1,7 @@
 """What every interface decoder shares: reading tshark fields, running a stub parser, never raising.
 
 A decoder module declares
-  REQUESTS / RESPONSES: Operations(UUIDS, {operation name: parser(reader, out)}) for the NDR stub (operations
+  REQUESTS / RESPONSES: Operations(INTERFACES, {operation name: parser(reader, out)}) for the NDR stub (operations
     named as lookups/rpc_operations.csv names them: that table alone holds the opnums), and
   FIELD_ARGS: {tshark field: arg name or (arg name, kind)} for what tshark 4.0 already dissects,
 and its decode() calls decode_call(). Stub values win over field values (no comma-joining there).
@@ -28,19 +28,19 @@ ERROR_KEY = "_decode_error"
 
 class Operations(Mapping[int, Parser]):
     """A decoder's stub parsers by operation name, read by opnum: the names resolve through
-    lookups/rpc_operations.csv (for any of the module's interface UUIDs) on first use."""
+    lookups/rpc_operations.csv (for any of the module's interfaces) on first use."""
 
-    def __init__(self, uuids: Sequence[str], parsers: Mapping[str, Parser]) -> None:
-        self.uuids = tuple(uuids)
+    def __init__(self, interfaces: Sequence[str], parsers: Mapping[str, Parser]) -> None:
+        self.interfaces = tuple(interfaces)
         self.parsers = dict(parsers)
         self._by_opnum: Optional[Dict[int, Parser]] = None
 
     def opnum(self, name: str) -> int:
-        from . import operation_opnums  # the lookups are read on first use, not at import
+        from . import interface_uuid, operation_opnums  # the lookups are read on first use, not at import
 
-        opnums = operation_opnums(self.uuids)
+        opnums = operation_opnums(tuple(interface_uuid(i) or i for i in self.interfaces))
         if name not in opnums:
-            raise KeyError(f"{name}: no operation of {', '.join(self.uuids)} with one opnum in rpc_operations.csv")
+            raise KeyError(f"{name}: no operation of {', '.join(self.interfaces)} with one opnum in rpc_operations.csv")
         return opnums[name]
 
     def _table(self) -> Dict[int, Parser]:

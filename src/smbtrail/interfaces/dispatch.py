@@ -9,7 +9,7 @@ from .dcom import bstr, orpcthis
 from .decoding import Operations, decode_call
 from .ndr import NdrError, Reader
 
-UUIDS = ("00020400-0000-0000-c000-000000000046",)
+INTERFACES = ("IDispatch",)
 DISSECTORS = ("dispatch",)
 FIELD_ARGS = {
     "dispatch.name": ("dispatch_names", "list"),
@@ -91,7 +91,7 @@ def matches(opnum: int, request: bool, stub: Optional[bytes]) -> bool:
     return bool(out.get("bstrs"))
 
 
-REQUESTS = Operations(UUIDS, {"GetIDsOfNames": _get_ids_of_names, "Invoke": _invoke})
+REQUESTS = Operations(INTERFACES, {"GetIDsOfNames": _get_ids_of_names, "Invoke": _invoke})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

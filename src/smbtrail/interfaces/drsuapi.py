@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from .decoding import MAX_ITEMS, Operations, decode_call
 from .ndr import NdrError, Reader
 
-UUIDS = ("e3514235-4b06-11d1-ab04-00c04fc2dcd2",)
+INTERFACES = ("drsuapi",)
 DISSECTORS = ("drsuapi",)  # its stubs are ours to read: tshark keeps them as stub_data
 FIELDS: tuple = ()
 NULL_GUID = "00000000-0000-0000-0000-000000000000"
@@ -117,8 +117,8 @@ def _cracked(r: Reader, out: Dict[str, Any]) -> None:
     out["cracked"] = [name for name in cracked if name]
 
 
-REQUESTS = Operations(UUIDS, {"DRSGetNCChanges": _get_nc_changes, "DRSCrackNames": _crack_names})
-RESPONSES = Operations(UUIDS, {"DRSCrackNames": _cracked})
+REQUESTS = Operations(INTERFACES, {"DRSGetNCChanges": _get_nc_changes, "DRSCrackNames": _crack_names})
+RESPONSES = Operations(INTERFACES, {"DRSCrackNames": _cracked})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

@@ -8,18 +8,26 @@ from __future__ import annotations
 import socket
 import struct
 import uuid as uuidlib
-from typing import Any, Dict, List, Mapping, Optional
+from functools import lru_cache
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional
 
+from .. import lookups
 from ..capture.fields import first, split
 from .decoding import Operations, decode_call, to_int
 from .ndr import NdrError, Reader
 
-UUIDS = ("e1af8308-5d1f-11c9-91a4-08002b14a0fa",)
+INTERFACES = ("epmapper",)
 DISSECTORS = ("epm",)
 FIELDS = ("epm.uuid", "epm.uuid_version", "epm.proto.tcp_port", "epm.proto.ip", "epm.proto.named_pipe")
 MAX_TOWERS = 64
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
-NOT_INTERFACES = ("8a885d04-1ceb-11c9-9fe8-08002b104860", "71710533-beba-4937-8319-b5dbef9ccc36", NIL_UUID)
+
+
+@lru_cache(maxsize=1)
+def _not_interfaces() -> FrozenSet[str]:
+    """UUIDs a tower floor may carry that name no interface: the transfer syntaxes (NDR, NDR64), nil."""
+    syntaxes = [row["uuid"] for row in lookups.rows("rpc_interfaces.csv") if row["kind"] == "transfer_syntax"]
+    return frozenset(syntaxes + [NIL_UUID])
 
 
 def parse_tower(octets: bytes) -> Dict[str, Any]:
@@ -44,7 +52,7 @@ def _floor(lhs: bytes, rhs: bytes, out: Dict[str, Any]) -> None:
     protocol = lhs[0]
     if protocol == 0x0D and len(lhs) >= 19:
         value = str(uuidlib.UUID(bytes_le=lhs[1:17]))
-        if value not in NOT_INTERFACES and "interface_uuid" not in out:
+        if value not in _not_interfaces() and "interface_uuid" not in out:
             out["interface_uuid"] = value
             out["interface_version"] = struct.unpack_from("<H", lhs, 17)[0]
     elif protocol in (0x07, 0x08, 0x1F) and len(rhs) >= 2:
@@ -113,7 +121,7 @@ def _name(out: Dict[str, Any]) -> None:
 
 def _from_fields(fields: Mapping[str, str], request: bool) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
-    uuids = [u for u in split(fields.get("epm.uuid") or "") if u and u not in NOT_INTERFACES]
+    uuids = [u for u in split(fields.get("epm.uuid") or "") if u and u not in _not_interfaces()]
     if uuids:
         out["interface_uuid"] = uuids[0].lower()
     ports = [p for p in (to_int(v) for v in split(fields.get("epm.proto.tcp_port") or "") if v) if p]
@@ -127,8 +135,8 @@ def _from_fields(fields: Mapping[str, str], request: bool) -> Dict[str, Any]:
     return out
 
 
-REQUESTS = Operations(UUIDS, {"ept_map": _map_request})
-RESPONSES = Operations(UUIDS, {"ept_map": _map_response})
+REQUESTS = Operations(INTERFACES, {"ept_map": _map_request})
+RESPONSES = Operations(INTERFACES, {"ept_map": _map_response})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

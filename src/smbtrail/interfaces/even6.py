@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional
 from .decoding import Operations, decode_call
 from .ndr import Reader
 
-UUIDS = ("f6beaff7-1e19-4fbb-9f8f-b89e2018337c",)
+INTERFACES = ("even6",)
 DISSECTORS: tuple = ()
 FIELDS: tuple = ()
 
@@ -42,7 +42,7 @@ def _open_log(r: Reader, out: Dict[str, Any]) -> None:
     _put(out, "log_name", r.wstring())
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "EvtRpcRegisterRemoteSubscription": _query, "EvtRpcRegisterLogQuery": _query, "EvtRpcClearLog": _clear,
     "EvtRpcExportLog": _export, "EvtRpcOpenLogHandle": _open_log,
 })

@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional
 from .decoding import Operations, decode_call, handle_only, handle_response
 from .ndr import Reader
 
-UUIDS = ("82273fdc-e32a-18c3-3f78-827929dc23ea",)
+INTERFACES = ("eventlog",)
 DISSECTORS = ("eventlog",)
 FIELD_ARGS = {
     "eventlog.eventlog_OpenEventLogW.Module": "log_name",
@@ -62,14 +62,14 @@ def _read(r: Reader, out: Dict[str, Any]) -> None:
     out["record_offset"] = r.u32()
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "ElfrClearELFW": _clear(True), "ElfrBackupELFW": _backup(True), "ElfrCloseEL": handle_only,
     "ElfrNumberOfRecords": handle_only, "ElfrOldestRecord": handle_only, "ElfrOpenELW": _open(True, "log_name"),
     "ElfrRegisterEventSourceW": _open(True, "log_name"), "ElfrOpenBELW": _open(True, "backup_file"), "ElfrReadELW": _read,
     "ElfrClearELFA": _clear(False), "ElfrBackupELFA": _backup(False), "ElfrOpenELA": _open(False, "log_name"),
     "ElfrRegisterEventSourceA": _open(False, "log_name"), "ElfrOpenBELA": _open(False, "backup_file"), "ElfrReadELA": _read,
 })
-RESPONSES = Operations(UUIDS, {operation: handle_response for operation in (
+RESPONSES = Operations(INTERFACES, {operation: handle_response for operation in (
     "ElfrOpenELW", "ElfrRegisterEventSourceW", "ElfrOpenBELW", "ElfrOpenELA", "ElfrRegisterEventSourceA", "ElfrOpenBELA")})
 
 

@@ -10,7 +10,7 @@ from typing import Any, Dict, Mapping, Optional
 from .decoding import Operations, decode_call
 from .ndr import Reader
 
-UUIDS = ("894de0c0-0d55-11d3-a322-00c04fa321a1", "d95afe70-a6d5-4259-822e-2c84da1ddb0d")
+INTERFACES = ("initshutdown", "WindowsShutdown")
 DISSECTORS = ("initshutdown",)
 FIELD_ARGS = {
     "initshutdown.initshutdown_InitEx.timeout": ("timeout", "int"),
@@ -57,7 +57,7 @@ def _init_ex(r: Reader, out: Dict[str, Any]) -> None:
     shutdown_request(r, out, True)
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "BaseInitiateShutdown": _init, "WsdrInitiateShutdown": _init, "BaseInitiateShutdownEx": _init_ex,
 })
 

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from .decoding import MAX_ITEMS, Operations, counted_sids, decode_call, handle_and_string, handle_only, handle_response
 from .ndr import NdrError, Reader
 
-UUIDS = ("12345778-1234-abcd-ef00-0123456789ab",)
+INTERFACES = ("lsarpc",)
 DISSECTORS = ("lsarpc",)
 FIELD_ARGS = {
     "lsarpc.lsa_OpenPolicy2.system_name": "server",
@@ -149,7 +149,7 @@ def _translated_names(extended: bool):
 
 
 SECRET = handle_and_string("secret")  # PolicyHandle, then the secret's (or private data key's) name
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "LsarClose": handle_only, "LsarOpenPolicy": _open_policy, "LsarQueryInformationPolicy": handle_only,
     "LsarLookupNames": _lookup_names, "LsarLookupSids": _lookup_sids, "LsarCreateSecret": SECRET, "LsarOpenSecret": SECRET,
     "LsarSetSecret": handle_only, "LsarQuerySecret": handle_only, "LsarEnumerateAccountRights": _account_rights,
@@ -158,7 +158,7 @@ REQUESTS = Operations(UUIDS, {
     "LsarLookupSids2": _lookup_sids, "LsarLookupNames2": _lookup_names, "LsarLookupNames3": _lookup_names,
     "LsarLookupSids3": _lookup_sids3, "LsarLookupNames4": _lookup_names4,
 })
-RESPONSES = Operations(UUIDS, {
+RESPONSES = Operations(INTERFACES, {
     "LsarOpenPolicy": handle_response, "LsarLookupNames": _translated_sids("rid"),
     "LsarLookupSids": _translated_names(False), "LsarCreateSecret": handle_response, "LsarOpenSecret": handle_response,
     "LsarOpenPolicy2": handle_response, "LsarLookupSids2": _translated_names(True),

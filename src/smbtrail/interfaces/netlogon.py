@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional
 from .decoding import Operations, decode_call, server
 from .ndr import Reader
 
-UUIDS = ("12345678-1234-abcd-ef00-01234567cffb",)
+INTERFACES = ("netlogon",)
 DISSECTORS = ("rpc_netlogon",)
 FIELDS: tuple = ()
 
@@ -27,7 +27,7 @@ def _authenticate(r: Reader, out: Dict[str, Any]) -> None:
     out["machine"] = r.wstring()
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "NetrServerReqChallenge": _req_challenge, "NetrServerAuthenticate": _authenticate,
     "NetrServerPasswordSet": _authenticate, "NetrServerAuthenticate2": _authenticate,
     "NetrServerAuthenticate3": _authenticate, "NetrServerPasswordSet2": _authenticate,

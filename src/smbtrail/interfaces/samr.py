@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from .decoding import MAX_ITEMS, Operations, counted_sids, decode_call, handle_and_string, handle_only, handle_response
 from .ndr import NdrError, Reader
 
-UUIDS = ("12345778-1234-abcd-ef00-0123456789ac",)
+INTERFACES = ("samr",)
 DISSECTORS = ("samr",)
 FIELD_ARGS = {
     "samr.samr_Connect5.system_name": "server",
@@ -210,7 +210,7 @@ def _lookup_domain_response(r: Reader, out: Dict[str, Any]) -> None:
         out["sids"] = [sid]
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "SamrConnect": _connect, "SamrCloseHandle": handle_only, "SamrQuerySecurityObject": handle_only,
     "SamrLookupDomainInSamServer": handle_and_string("domain"), "SamrEnumerateDomainsInSamServer": _enumerate,
     "SamrOpenDomain": _open_domain, "SamrQueryInformationDomain": _info_level, "SamrSetInformationDomain": _info_level,
@@ -231,7 +231,7 @@ REQUESTS = Operations(UUIDS, {
     "SamrConnect2": _connect_unique_server, "SamrSetInformationUser2": _info_level, "SamrConnect4": _connect_unique_server,
     "SamrConnect5": _connect_unique_server, "SamrRidToSid": _handle_rid,
 })
-RESPONSES = Operations(UUIDS, {
+RESPONSES = Operations(INTERFACES, {
     "SamrConnect": handle_response, "SamrLookupDomainInSamServer": _lookup_domain_response,
     "SamrEnumerateDomainsInSamServer": _enumeration_response, "SamrOpenDomain": handle_response,
     "SamrCreateGroupInDomain": _create_response, "SamrEnumerateGroupsInDomain": _enumeration_response,

@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional
 from .decoding import Operations, decode_call, server
 from .ndr import Reader
 
-UUIDS = ("378e52b0-c0a9-11cf-822d-00aa0051e40f",)
+INTERFACES = ("SASec",)
 DISSECTORS: tuple = ()
 FIELDS: tuple = ()
 
@@ -31,7 +31,7 @@ def _sa_get_account(r: Reader, out: Dict[str, Any]) -> None:
     out["task_name"] = r.wstring()
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "SASetAccountInformation": _sa_set_account, "SASetNSAccountInformation": _sa_set_ns_account,
     "SAGetNSAccountInformation": server, "SAGetAccountInformation": _sa_get_account,
 })

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from .decoding import Operations, decode_call, server
 from .ndr import NdrError, Reader
 
-UUIDS = ("4b324fc8-1670-01d3-1278-5a47bf6ee188",)
+INTERFACES = ("srvsvc",)
 DISSECTORS = ("srvsvc",)
 FIELD_ARGS = {
     "srvsvc.srvsvc_NetShareEnumAll.server_unc": "server",
@@ -155,7 +155,7 @@ def _share_info_response(r: Reader, out: Dict[str, Any]) -> None:
     _share_info(r, out, level)
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "NetrConnectionEnum": _connection_enum, "NetrFileEnum": _file_enum, "NetrFileGetInfo": _file_close,
     "NetrFileClose": _file_close, "NetrSessionEnum": _session_request, "NetrSessionDel": _session_request,
     "NetrShareAdd": _share_add, "NetrShareEnum": server, "NetrShareGetInfo": _share_name_request,
@@ -163,7 +163,7 @@ REQUESTS = Operations(UUIDS, {
     "NetrShareCheck": _share_name_request, "NetrServerGetInfo": server, "NetrServerDiskEnum": server,
     "NetrServerTransportEnum": server, "NetrRemoteTOD": server, "NetrShareEnumSticky": server,
 })
-RESPONSES = Operations(UUIDS, {
+RESPONSES = Operations(INTERFACES, {
     "NetrFileEnum": _file_enum_response, "NetrSessionEnum": _session_enum_response, "NetrShareEnum": _share_enum_response,
     "NetrShareGetInfo": _share_info_response, "NetrShareEnumSticky": _share_enum_response,
 })

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 from .decoding import Operations, decode_call, handle_only, handle_response
 from .ndr import NdrError, Reader
 
-UUIDS = ("367abb81-9844-35f1-ad32-98f038001003",)
+INTERFACES = ("svcctl",)
 DISSECTORS = ("svcctl",)
 FIELD_ARGS = {
     "svcctl.servicename": "service_name",
@@ -238,7 +238,7 @@ def _utf16z(buf: bytes, offset: int) -> str:
     return buf[offset:end].decode("utf-16-le", errors="replace")
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "RCloseServiceHandle": handle_only, "RControlService": _control, "RDeleteService": handle_only,
     "RQueryServiceStatus": handle_only, "RChangeServiceConfigW": _change_config(True),
     "RCreateServiceW": _create_service(True), "REnumDependentServicesW": handle_only, "REnumServicesStatusW": _enum_services,
@@ -252,7 +252,7 @@ REQUESTS = Operations(UUIDS, {
     "RControlServiceExA": _control, "RControlServiceExW": _control, "RQueryServiceConfigEx": handle_only,
     "ROpenSCManager2": _open_scm2,
 })
-RESPONSES = Operations(UUIDS, {
+RESPONSES = Operations(INTERFACES, {
     "RControlService": _status_response, "RQueryServiceStatus": _status_response, "RCreateServiceW": handle_response,
     "REnumServicesStatusW": _enum_response(36), "ROpenSCManagerW": handle_response, "ROpenServiceW": handle_response,
     "RQueryServiceConfigW": _query_config_response(True), "RCreateServiceA": handle_response,

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from .decoding import Operations, decode_call
 from .ndr import NdrError, Reader
 
-UUIDS = ("86d35949-83c9-4044-b424-db363231fd0c",)
+INTERFACES = ("ITaskSchedulerService",)
 DISSECTORS = ("taskschedulerservice",)
 FIELDS: tuple = ()
 
@@ -161,7 +161,7 @@ def _version_response(r: Reader, out: Dict[str, Any]) -> None:
     out["version"] = r.u32()
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "SchRpcRegisterTask": _register_task, "SchRpcRetrieveTask": _retrieve_task, "SchRpcCreateFolder": _unique_path,
     "SchRpcSetSecurity": _path, "SchRpcGetSecurity": _path, "SchRpcEnumFolders": _path_flags, "SchRpcEnumTasks": _path_flags,
     "SchRpcEnumInstances": _unique_path, "SchRpcGetInstanceInfo": _instance, "SchRpcStopInstance": _instance,
@@ -169,7 +169,7 @@ REQUESTS = Operations(UUIDS, {
     "SchRpcScheduledRuntimes": _path, "SchRpcGetLastRunInfo": _path, "SchRpcGetTaskInfo": _path_flags,
     "SchRpcGetNumberOfMissedRuns": _path, "SchRpcEnableTask": _enable,
 })
-RESPONSES = Operations(UUIDS, {
+RESPONSES = Operations(INTERFACES, {
     "SchRpcHighestVersion": _version_response, "SchRpcRegisterTask": _register_response,
     "SchRpcRetrieveTask": _retrieve_response, "SchRpcEnumFolders": _enum_response, "SchRpcEnumTasks": _enum_response,
     "SchRpcRun": _run_response,

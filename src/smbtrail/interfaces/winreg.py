@@ -13,7 +13,7 @@ from .decoding import Operations, decode_call, handle_and_string, handle_only, h
 from .initshutdown import shutdown_request
 from .ndr import Reader
 
-UUIDS = ("338cd001-2244-31f1-aaaa-900038001003",)
+INTERFACES = ("winreg",)
 DISSECTORS = ("winreg",)
 FIELD_ARGS = {
     "winreg.winreg_OpenKey.keyname": "key",
@@ -162,7 +162,7 @@ def _enum_value_response(r: Reader, out: Dict[str, Any]) -> None:
         out["value"] = name
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     **{operation: _open_hive(hive) for operation, hive in HIVES.items()},
     "BaseRegCloseKey": handle_only, "BaseRegCreateKey": _create_key, "BaseRegDeleteKey": handle_and_string("key"),
     "BaseRegDeleteValue": handle_and_string("value"), "BaseRegEnumKey": _enum_index, "BaseRegEnumValue": _enum_index,
@@ -172,7 +172,7 @@ REQUESTS = Operations(UUIDS, {
     "BaseInitiateSystemShutdown": _shutdown(False), "BaseInitiateSystemShutdownEx": _shutdown(True),
     "BaseRegSaveKeyEx": _save_key, "BaseRegDeleteKeyEx": handle_and_string("key"),
 })
-RESPONSES = Operations(UUIDS, {
+RESPONSES = Operations(INTERFACES, {
     **{operation: handle_response for operation in HIVES},
     "BaseRegCreateKey": _create_key_response, "BaseRegEnumKey": _enum_key_response,
     "BaseRegEnumValue": _enum_value_response, "BaseRegOpenKey": handle_response,

@@ -8,7 +8,7 @@ from .decoding import Operations, decode_call, server
 from .ndr import Reader
 from .srvsvc import column, enum_entries
 
-UUIDS = ("6bffd098-a112-3610-9833-46c3f87e345a",)
+INTERFACES = ("wkssvc",)
 DISSECTORS = ("wkssvc",)
 FIELD_ARGS = {
     "wkssvc.wkssvc_NetWkstaGetInfo.server_name": "server",
@@ -46,12 +46,12 @@ def _user_enum_response(r: Reader, out: Dict[str, Any]) -> None:
         out["domains"] = domains
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "NetrWkstaGetInfo": server, "NetrWkstaSetInfo": server, "NetrWkstaUserEnum": server, "NetrWkstaTransportEnum": server,
     "NetrUseEnum": server, "NetrGetJoinInformation": server, "NetrJoinDomain2": _join_domain,
     "NetrUnjoinDomain2": _unjoin_domain, "NetrRenameMachineInDomain2": server, "NetrGetJoinableOUs2": server,
 })
-RESPONSES = Operations(UUIDS, {"NetrWkstaUserEnum": _user_enum_response})
+RESPONSES = Operations(INTERFACES, {"NetrWkstaUserEnum": _user_enum_response})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

@@ -9,7 +9,7 @@ from .dcom import bstr, orpcthis
 from .decoding import Operations, decode_call
 from .ndr import Reader
 
-UUIDS = ("9556dc99-828c-11cf-a37e-00aa003240c7",)
+INTERFACES = ("IWbemServices",)
 DISSECTORS: tuple = ()
 FIELDS: tuple = ()
 
@@ -39,7 +39,7 @@ def _method(r: Reader, out: Dict[str, Any]) -> None:
     _put(out, "method", bstr(r))
 
 
-REQUESTS = Operations(UUIDS, {
+REQUESTS = Operations(INTERFACES, {
     "OpenNamespace": _object, "GetObject": _object, "GetObjectAsync": _object, "DeleteClass": _object,
     "DeleteClassAsync": _object, "CreateClassEnum": _object, "CreateClassEnumAsync": _object, "DeleteInstance": _object,
     "DeleteInstanceAsync": _object, "CreateInstanceEnum": _object, "CreateInstanceEnumAsync": _object, "ExecQuery": _query,

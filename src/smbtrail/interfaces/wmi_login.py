@@ -8,7 +8,7 @@ from .dcom import orpcthis
 from .decoding import Operations, decode_call
 from .ndr import Reader
 
-UUIDS = ("f309ad18-d86a-11d0-a075-00c04fb68820",)
+INTERFACES = ("IWbemLevel1Login",)
 DISSECTORS: tuple = ()
 FIELDS: tuple = ()
 
@@ -21,7 +21,7 @@ def _ntlm_login(r: Reader, out: Dict[str, Any]) -> None:
         out["namespace"] = namespace
 
 
-REQUESTS = Operations(UUIDS, {"NTLMLogin": _ntlm_login})
+REQUESTS = Operations(INTERFACES, {"NTLMLogin": _ntlm_login})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import AbstractSet, Any, Dict, List, Optional, Sequence
 
-from .. import interfaces, windows_names
+from .. import interfaces, lookups, windows_names
 from ..capture import tshark
 from ..capture.fields import Frame, Row, to_int
 from ..protocols.auth import Identity, Refusal, Ticket, TicketIndex
@@ -13,7 +13,7 @@ from ..protocols.codes import Pdu, Status, status_code
 from ..protocols.connections import Burst, Call, Channel, Conn, ConnectionTable, Session
 from ..protocols.dcerpc import DcerpcHandler
 from ..protocols.events import ProtocolEvents
-from ..protocols.files import Open, access_names
+from ..protocols.files import Open
 from ..protocols.names import HostNames
 from ..protocols.smb1 import Smb1Handler
 from ..protocols.smb2 import Smb2Handler
@@ -284,4 +284,4 @@ def _smb_protocol(dialect: Optional[str]) -> str:
 
 
 def _access(mask: int) -> List[str]:
-    return access_names(mask)
+    return lookups.access_names(mask, "network")

@@ -13,16 +13,13 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from typing import IO, Any, Dict, Iterable, List, Optional, Tuple
 
-from ..records import COMMAND, ERROR, Record
+from .. import lookups
+from ..records import COMMAND, ERROR, TRAIL, Record
 from . import printable
 
-TRAIL = "trail"
 MAX_ERRORS = 200
 MAX_TRAILS_SHOWN = 2000
 MAX_COMMANDS_PER_TRAIL = 60
-SHOWN_ARGS = ("inferred", "service_name", "binary_path", "task_name", "task_command", "job_command", "file", "share", "key",
-              "account", "group", "member", "command_line", "accounts", "succeeded", "object_well_known",
-              "object_name")
 
 
 def e(value: Any) -> str:
@@ -195,7 +192,7 @@ def _commands(commands: List[Dict[str, Any]]) -> str:
     for c in commands[:MAX_COMMANDS_PER_TRAIL]:
         args = c.get("args") or {}
         shown = "".join(f"<div><span class='k'>{e(k)}</span> <code>{e(_clip(args[k], 400))}</code></div>"
-                        for k in SHOWN_ARGS if args.get(k))
+                        for k in lookups.argument_names("report") if args.get(k))
         rows.append(f"<tr><td class='time'>{e(_when_text(c.get('time')))}</td><td><code class='nowrap'>"
                     f"{e(c.get('command'))}</code></td><td>{shown}</td><td>{_evidence(c.get('evidence') or [])}</td></tr>")
     more = len(commands) - MAX_COMMANDS_PER_TRAIL
@@ -212,7 +209,7 @@ def _unfused(commands: List[Record]) -> str:
     for c in sorted(commands, key=lambda r: r.time)[:MAX_TRAILS_SHOWN]:
         args = c.args or {}
         shown = "".join(f"<div><span class='k'>{e(k)}</span> <code>{e(_clip(args[k], 400))}</code></div>"
-                        for k in SHOWN_ARGS if args.get(k))
+                        for k in lookups.argument_names("report") if args.get(k))
         rows.append(f"<tr><td class='time'>{e(_when(c.time))}</td><td>{e(_host(c.src_host, c.src_ip))} &rarr; "
                     f"{e(_host(c.dest_host, c.dest_ip))}</td><td>{e(_account(c))}</td><td><code class='nowrap'>"
                     f"{e(_command_text(c))}</code></td><td>{shown}</td><td>{_evidence(c.evidence)}</td></tr>")

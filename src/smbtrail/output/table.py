@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import IO, Iterable, List
 
+from .. import lookups
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, HOST_EVENT, OPERATION, SESSION, TRAIL, Record
 from . import printable
-
-SHOWN_ARGS = ("service_name", "binary_path", "task_name", "task_command", "job_command", "key", "value",
-              "data", "file", "files", "account", "names", "share_name", "log_name", "clsid_name", "pipes",
-              "bytes_written", "bytes_read", "accounts", "succeeded", "object_well_known", "object_name")
 
 
 def summary(rec: Record) -> str:
@@ -34,7 +31,8 @@ def summary(rec: Record) -> str:
         return f"ERROR {printable(rec.message, 300)}"
     else:
         what = f"{rec.kind} {rec.operation or ''} {rec.share or ''} {rec.path or ''}".strip()
-    details = [f"{k}={printable(rec.args[k], 120)}" for k in SHOWN_ARGS if rec.args.get(k) not in (None, "", [])]
+    details = [f"{k}={printable(rec.args[k], 120)}" for k in lookups.argument_names("timeline")
+               if rec.args.get(k) not in (None, "", [])]
     flags = [f for f, on in (("sealed", rec.sealed), ("encrypted", rec.encrypted), ("decrypted", rec.decrypted),
                              ("inferred", rec.inferred), ("partial", rec.partial)) if on]
     if rec.inferred and rec.confidence:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import binascii
 from typing import Any, Dict, Optional
 
-from .. import interfaces
+from .. import interfaces, lookups
 from ..capture.fields import Frame, Row, nth, split, to_int
 from .auth import Identity, TicketIndex, kerberos_service, ntlm_identity
 from .codes import Pdu
@@ -18,8 +18,6 @@ from .events import ProtocolEvents
 from .files import Open
 
 PRIVACY = 6  # RPC_C_AUTHN_LEVEL_PKT_PRIVACY: stubs sealed
-EPM_UUID = "e1af8308-5d1f-11c9-91a4-08002b14a0fa"
-CONTEXT_KEYS = ("service_name", "key", "hive", "account", "log_name", "task_name", "clsid_name", "secret")
 
 
 class DcerpcHandler:
@@ -120,13 +118,14 @@ class DcerpcHandler:
             result = _decode(call.uuid, call.opnum, False, row, stub)
             handle_out = result.pop("_handle_out", None)
             if handle_out:
-                chan.handles[handle_out] = {k: call.args[k] for k in CONTEXT_KEYS if k in call.args}
+                kept = lookups.argument_names("handle_context")  # what later calls on the handle inherit
+                chan.handles[handle_out] = {k: call.args[k] for k in kept if k in call.args}
             code = result.get("return_code")
             if isinstance(code, int) and code != 0:
                 status = hex(code)
             for key, value in result.items():
                 call.args.setdefault(key, value)
-        if call.uuid == EPM_UUID and call.args.get("port"):
+        if interfaces.interface_name(call.uuid) == "epmapper" and call.args.get("port"):
             self.events.epm_mapped(conn.server_ip, call.args)
         self.events.rpc_call_done(conn, chan, call, status)
 

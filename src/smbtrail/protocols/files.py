@@ -9,16 +9,6 @@ DISPOSITIONS = {0: "supersede", 1: "open", 2: "create", 3: "open_if", 4: "overwr
 ACTIONS = {0: "superseded", 1: "opened", 2: "created", 3: "overwritten"}
 DELETE_ON_CLOSE = 0x1000
 DIRECTORY_FILE = 0x1
-ACCESS_BITS = [
-    (0x1, "read_data"), (0x2, "write_data"), (0x4, "append_data"), (0x20, "execute"),
-    (0x10000, "delete"), (0x40000, "write_dac"), (0x80000, "write_owner"),
-    (0x10000000, "generic_all"), (0x20000000, "generic_execute"), (0x40000000, "generic_write"),
-    (0x80000000, "generic_read"),
-]
-
-
-def access_names(mask: int) -> List[str]:
-    return [name for bit, name in ACCESS_BITS if mask & bit]
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Command signatures from lookups/command_signatures.csv, matched against one trail's records.
 
 Step syntax (space-separated list; `||` separates alternatives inside one step):
-    rpc:<alias>:<opnums|.*>       an operation of that interface (alias -> UUID in rpc_aliases.csv)
+    rpc:<interface>:<opnums|.*>   an operation of that interface (its name or an alias in rpc_interfaces.csv)
     arg:<name>:<regex>            an argument value of a record
     pipe:<regex>                  a named pipe opened
     file:<share re>:<op re>:<path re>   a file record (op = write|read|delete|open|rename)
@@ -10,14 +10,16 @@ Step syntax (space-separated list; `||` separates alternatives inside one step):
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
-from ..lookups import lookup_path
+from .. import lookups
+from ..interfaces import interface_uuid
 from ..records import FILE, OPERATION, TREE, Record
+
+FILE_NAME = "command_signatures.csv"
 
 
 @dataclass
@@ -34,15 +36,7 @@ class Signature:
 
 
 @lru_cache(maxsize=1)
-def aliases() -> Dict[str, str]:
-    with open(lookup_path("rpc_aliases.csv"), newline="", encoding="utf-8") as handle:
-        return {row["alias"]: row["uuid"].lower() for row in csv.DictReader(handle)}
-
-
-@lru_cache(maxsize=1)
 def signatures() -> List[Signature]:
-    with open(lookup_path("command_signatures.csv"), newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
     sigs = [
         Signature(
             command=row["command"], action=row["action"], priority=int(row["priority"]),
@@ -51,9 +45,15 @@ def signatures() -> List[Signature]:
             description=row["description"],
             alternatives=[a.strip() for a in row.get("alternatives", "").split(";") if a.strip()],
         )
-        for row in rows
+        for row in lookups.rows(FILE_NAME)
     ]
     return sorted(sigs, key=lambda s: -s.priority)
+
+
+@lru_cache(maxsize=1)
+def anchors() -> Dict[Tuple[str, str], str]:
+    """(command, action) -> the step that anchors it, as written (the last row of a command and action wins)."""
+    return {(row["command"], row["action"]): row["anchor"] for row in lookups.rows(FILE_NAME)}
 
 
 class Step:
@@ -94,8 +94,10 @@ def step(text: str) -> Step:
 def _one(text: str):
     kind, _, rest = text.partition(":")
     if kind == "rpc":
-        alias, _, opnums = rest.partition(":")
-        uuid = aliases()[alias]
+        name, _, opnums = rest.partition(":")
+        uuid = interface_uuid(name)
+        if uuid is None:
+            raise ValueError(f"signature step {text!r}: no interface {name!r} in rpc_interfaces.csv")
         wanted = None if opnums in ("", ".*") else {int(n) for n in opnums.split("|")}
         return (lambda r: r.rpc_uuid == uuid and (wanted is None or r.opnum in wanted)), (OPERATION, uuid)
     if kind == "arg":

@@ -7,12 +7,13 @@ Usage: python -m smbtrail.splunk.appbuild STAGE_DIR VERSION
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
+
+from .. import lookups
 
 # automatic lookups: csv stem -> (sourcetype, columns the CSV must have, LOOKUP- clause)
 AUTOMATIC = {
@@ -25,9 +26,9 @@ def lookup_stanzas(lookup_dir: Path) -> Tuple[str, List[str]]:
     """transforms.conf text for every CSV, and the props LOOKUP- lines whose CSV has the columns."""
     stanzas, autos = [], []
     for path in sorted(lookup_dir.glob("*.csv")):
-        header = _header(path)
+        columns = lookups.header(path)
         stanzas.append(f"[smbtrail_{path.stem}]\nfilename = {path.name}\ncase_sensitive_match = false\n")
-        if path.stem in AUTOMATIC and AUTOMATIC[path.stem][1] <= set(header):
+        if path.stem in AUTOMATIC and AUTOMATIC[path.stem][1] <= set(columns):
             sourcetype, _, clause = AUTOMATIC[path.stem]
             autos.append((sourcetype, f"LOOKUP-smbtrail_{path.stem} = smbtrail_{path.stem} {clause}"))
     return "\n".join(stanzas), autos
@@ -40,21 +41,16 @@ NOT_WINDOWS_CHANNELS = {"Samba"}
 def windows_macros(lookup_dir: Path) -> str:
     """macros.conf text of the Windows side smbtrailfuse reads, from the events the engine covers:
     their channels (XML or classic rendering, local or forwarded) and their event codes."""
-    with (lookup_dir / "windows_events.csv").open(newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["channel"] not in NOT_WINDOWS_CHANNELS]
-    channels = sorted({r["channel"] for r in rows}) + ["ForwardedEvents"]
+    events = [r for r in lookups.rows("windows_events.csv", lookup_dir / "windows_events.csv")
+              if r["channel"] not in NOT_WINDOWS_CHANNELS]
+    channels = sorted({r["channel"] for r in events}) + ["ForwardedEvents"]
     sources = ", ".join(f'"{kind}:{c}"' for c in channels for kind in ("XmlWinEventLog", "WinEventLog"))
-    codes = ", ".join(str(c) for c in sorted({int(r["event_id"]) for r in rows}))
+    codes = ", ".join(str(c) for c in sorted({int(r["event_id"]) for r in events}))
     return (f"[smbtrail_winevent_sources]\ndefinition = source IN ({sources})\n"
             "description = Windows event sources smbtrailfuse reads: the channels of lookups/windows_events.csv, "
             "XML or classic rendering, local or forwarded (generated at build time)\n\n"
             f"[smbtrail_fusion_events]\ndefinition = EventCode IN ({codes})\n"
             "description = The Windows events the engine reads (lookups/windows_events.csv, generated at build time)\n")
-
-
-def _header(path: Path) -> List[str]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return next(csv.reader(handle), [])
 
 
 def add_to_stanza(text: str, stanza: str, line: str) -> str:

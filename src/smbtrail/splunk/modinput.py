@@ -18,13 +18,15 @@ from splunklib.modularinput import Argument, Event, EventWriter, Scheme, Script
 
 from ..input_files import InputError, is_environment_fault, reason
 from ..output import printable
+from ..progress import Progress
 from ..records import ERROR, Record, iso, stable_id
 from . import events, logs, secrets
 from .checkpoint import CheckpointError, Checkpoints, Done
 from .watch import FileIdentity, content_digest, expand, identity, partial_name, settled
 
 DEFAULT_SETTLE = 60.0
-Engine = Callable[[Sequence[str], Any], Iterator[Record]]
+Engine = Callable[[Sequence[str], Any, Any], Iterator[Record]]  # paths, Options, Progress
+PROGRESS_AFTER, PROGRESS_EVERY = 30.0, 60.0  # a file read longer than this has health events while it is read
 
 
 class SmbtrailInput(Script):
@@ -172,8 +174,10 @@ class SmbtrailInput(Script):
         started = time.time()
         count = errors = 0
         status, problem = "ok", None
+        progress = Progress(lambda p: self.reading(ew, stanza, params, ident, p), after=PROGRESS_AFTER,
+                            every=PROGRESS_EVERY)
         try:
-            for record in self.engine()([ident.path], options):
+            for record in self.engine()([ident.path], options, progress):
                 count += 1
                 errors += record.kind == ERROR
                 mark = sent.mark_of(record.uid())
@@ -219,6 +223,17 @@ class SmbtrailInput(Script):
             data=events.event_json(record), stanza=stanza, time=record.time.timestamp(), source=events.xml_safe(source),
             sourcetype=events.sourcetype_for(record, self.sourcetype), index=params.get("index"),
             host=params.get("host"), done=True, unbroken=True))
+
+    def reading(self, ew: EventWriter, stanza: str, params: Dict[str, Any], ident: FileIdentity,
+                progress: Progress) -> None:
+        """A health event while a long file is read: how far, how fast, how long still (status `reading`)."""
+        figures = progress.figures()
+        health = {"input": stanza, "file": ident.path, "bytes": ident.size, "status": "reading", "time": iso_now(),
+                  "bytes_done": figures["bytes_done"], "bytes_per_second": figures["bytes_per_second"],
+                  "seconds": figures["seconds"], "seconds_left": figures["seconds_left"]}
+        ew.write_event(Event(data=json.dumps(health, sort_keys=True), stanza=stanza, time=time.time(),
+                             source=events.xml_safe(ident.path), sourcetype=events.HEALTH, index=params.get("index"),
+                             host=params.get("host"), done=True, unbroken=True))
 
     def health(self, stanza: str, ident: FileIdentity, digest: str, status: str, problem: Optional[str], count: int,
                errors: int, started: float) -> Dict[str, Any]:
@@ -335,7 +350,7 @@ class HostlogInput(SmbtrailInput):
     def engine(self) -> Engine:
         from ..engine import host_records
 
-        return host_records
+        return lambda paths, options, progress: host_records(paths, options)  # event logs read fast
 
 
 BOOLEANS = {"1": True, "true": True, "t": True, "yes": True, "0": False, "false": False, "f": False, "no": False}

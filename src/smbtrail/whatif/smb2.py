@@ -101,8 +101,8 @@ class Decider:
         trees: Dict[Tuple[bytes, int], str] = {}
         for m in self.down:
             for h in m.headers:
-                if (h.command == Smb2.TREE_CONNECT and h.status == Status.SUCCESS and h.tree_id is not None
-                        and asked.get(h.message_id)):
+                accepted = h.command == Smb2.TREE_CONNECT and h.status == Status.SUCCESS and h.tree_id is not None
+                if accepted and asked.get(h.message_id):
                     trees[(h.session, h.tree_id)] = asked[h.message_id]  # type: ignore[assignment]
         return trees
 

@@ -10,20 +10,14 @@ name resolves against those, with MS-SCMR's `R` prefix dropped (Zeek writes `Cre
 
 from __future__ import annotations
 
-import csv
 import re
 from functools import lru_cache
 from typing import Dict, Optional, Tuple
 
-from ..lookups import lookup_path
+from ..lookups import rows as _rows
 
 R_PREFIX = re.compile(r"^R(?=[A-Z])")
 UNKNOWN = re.compile(r"^unknown-(.+)$", re.IGNORECASE)
-
-
-def _rows(name: str):
-    with open(lookup_path(name), newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 @lru_cache(maxsize=1)
