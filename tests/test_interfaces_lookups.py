@@ -37,9 +37,13 @@ def test_operations_are_unique_and_lower_case():
     assert all(row["uuid"] == row["uuid"].lower() for row in rows)
     duplicates = [k for k, n in Counter((r["uuid"], r["interface"], r["opnum"]) for r in rows).items() if n > 1]
     assert duplicates == []
+    one_name_two_opnums = [k for k, n in Counter((r["uuid"], r["operation"]) for r in rows).items() if n > 1]
+    assert one_name_two_opnums == []  # the decoders name operations: each name must stand for one opnum
 
 
 def test_every_decoder_uuid_and_parsed_opnum_is_named():
+    """Iterating a decoder's tables resolves its operation names through rpc_operations.csv (KeyError when one
+    is missing or ambiguous)."""
     for module in MODULES:
         for uuid in interfaces.uuids(module):
             assert interface_name(uuid), uuid

@@ -22,7 +22,8 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("fusion",),  # network + host records -> trails
     ("hostlog", "recognize", "encryption"),  # host logs; commands from operations; what encryption leaves
     ("protocols",),  # SMB1/2/3, DCE/RPC, Kerberos/NTLM state machines over tshark rows
-    ("capture", "interfaces", "output"),  # tshark I/O and inputs; per-interface stub decoders; writers
+    ("interfaces",),  # per-interface argument decoders (tshark fields and NDR stubs)
+    ("capture", "output"),  # tshark I/O, field list and row accessors, inputs; writers
     ("records", "options", "windows_names"),  # the record model; every setting of a run; Windows' names for codes
     ("lookups", "input_files", "progress", "pydantic_api", "__init__"),  # knowledge tables, safe file access,
     # how far a run is, pydantic
@@ -91,3 +92,28 @@ def test_capture_imports_neither_protocols_nor_network():
     imported = {b for (a, b) in package_imports() if a == "capture"}
     assert imported <= {"input_files"}, imported
     assert "network" not in {b for (a, b) in package_imports() if a == "protocols"}
+
+
+def _events_used(path: Path) -> Iterator[Tuple[str, int]]:
+    """The methods a protocol handler calls on its `events` (the pipeline above it)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "events"
+                and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"):
+            yield node.attr, node.lineno
+
+
+def test_protocol_handlers_report_only_through_the_declared_events():
+    """The handlers reach the pipeline only by the methods protocols/events.py declares, and the network
+    analyzer implements each of them with the declared signature."""
+    import inspect
+
+    from smbtrail.network.analyzer import Analyzer
+    from smbtrail.protocols.events import ProtocolEvents
+
+    declared = {name for name, _ in inspect.getmembers(ProtocolEvents, inspect.isfunction) if not name.startswith("_")}
+    undeclared = [f"{path.name}:{line} {name}" for path in sorted((SRC / "protocols").glob("*.py"))
+                  for name, line in _events_used(path) if name not in declared]
+    assert undeclared == []
+    assert ProtocolEvents in Analyzer.__mro__
+    for name in declared:
+        assert inspect.signature(getattr(Analyzer, name)) == inspect.signature(getattr(ProtocolEvents, name)), name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import compress
-from typing import Dict, List, Sequence
+from typing import Dict, List, Mapping, Sequence
 
 FRAME = ["frame.number", "frame.time_epoch", "frame.len"]
 NET = ["ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "tcp.stream", "tcp.srcport", "tcp.dstport",
@@ -59,13 +59,13 @@ def to_row(names: Sequence[str], values: Sequence[str]) -> Row:
     return dict(compress(zip(names, values), values))
 
 
-def first(row: Row, name: str, default: str = "") -> str:
+def first(row: Mapping[str, str], name: str, default: str = "") -> str:
     """The first occurrence of a field (tshark joins repeated ones with commas); `default` when absent."""
     value = row.get(name)
     return value.split(",", 1)[0] if value else default
 
 
-def nth(row: Row, name: str, index: int) -> str:
+def nth(row: Mapping[str, str], name: str, index: int) -> str:
     """The occurrence of a field that belongs to the index-th message or PDU of a frame (the last one when
     fewer were printed; "" when absent)."""
     values = split(row.get(name, ""))

@@ -16,7 +16,7 @@ fragment(s) of the PDU, so no status is read from its tail). Results may carry "
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Set, Tuple
 
 from .. import lookups
 from . import (
@@ -131,6 +131,18 @@ def _uuids_by_name() -> Dict[str, str]:
 def interface_uuid(name: str) -> Optional[str]:
     """The UUID of an interface named as lookups/rpc_interfaces.csv names it or by one of its aliases (any case)."""
     return _uuids_by_name().get((name or "").strip().lower())
+
+
+@lru_cache(maxsize=64)
+def operation_opnums(uuids: Tuple[str, ...]) -> Dict[str, int]:
+    """Operation name -> opnum for the operations of these interfaces; a name the table gives two opnums is left
+    out (a decoder naming it fails tests/test_interfaces_lookups.py)."""
+    wanted = {uuid.lower() for uuid in uuids}
+    found: Dict[str, Set[int]] = {}
+    for (uuid, opnum), row in _operations().items():
+        if uuid in wanted:
+            found.setdefault(row["operation"], set()).add(opnum)
+    return {name: opnums.pop() for name, opnums in found.items() if len(opnums) == 1}
 
 
 def interface_name(uuid: str) -> Optional[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from .decoding import decode_call, server
+from .decoding import Operations, decode_call, server
 from .ndr import Reader
 
 INTERFACES = ("atsvc",)
@@ -89,8 +89,12 @@ def _job_info_response(r: Reader, out: Dict[str, Any]) -> None:
         out["job_command"] = r.wstring()
 
 
-REQUESTS = {0: _job_add, 1: _job_del, 2: server, 3: _job_get_info}
-RESPONSES = {0: _job_add_response, 2: _job_enum_response, 3: _job_info_response}
+REQUESTS = Operations(INTERFACES, {
+    "NetrJobAdd": _job_add, "NetrJobDel": _job_del, "NetrJobEnum": server, "NetrJobGetInfo": _job_get_info,
+})
+RESPONSES = Operations(INTERFACES, {
+    "NetrJobAdd": _job_add_response, "NetrJobEnum": _job_enum_response, "NetrJobGetInfo": _job_info_response,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

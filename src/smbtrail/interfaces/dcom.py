@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Mapping, Optional
 
-from .decoding import decode_call, text
+from ..capture.fields import split
+from .decoding import Operations, decode_call, text
 from .ndr import NdrError, Reader
 
 INTERFACES = ("IRemoteSCMActivator", "IRemoteActivation")
@@ -186,10 +187,13 @@ def _put_bindings(bindings: List[str], out: Dict[str, Any]) -> None:
             break
 
 
+ACTIVATIONS = ("RemoteGetClassObject", "RemoteCreateInstance")
+
+
 def matches(opnum: int, request: bool, stub: Optional[bytes]) -> bool:
     """True when a request of an unbound context is unmistakably an activation (the bind was not
     captured): RemoteGetClassObject/RemoteCreateInstance carrying ActivationPropertiesIn."""
-    if not request or opnum not in (3, 4) or not stub:
+    if not request or not stub or opnum not in {REQUESTS.opnum(name) for name in ACTIVATIONS}:
         return False
     try:
         return bool(activation_properties(stub).get("clsid"))
@@ -197,8 +201,14 @@ def matches(opnum: int, request: bool, stub: Optional[bytes]) -> bool:
         return False
 
 
-REQUESTS = {0: _remote_activation, 3: _activation_request, 4: _activation_request}
-RESPONSES = {0: _activation_response, 3: _activation_response, 4: _activation_response}
+REQUESTS = Operations(INTERFACES, {
+    "RemoteActivation": _remote_activation, "RemoteGetClassObject": _activation_request,
+    "RemoteCreateInstance": _activation_request,
+})
+RESPONSES = Operations(INTERFACES, {
+    "RemoteActivation": _activation_response, "RemoteGetClassObject": _activation_response,
+    "RemoteCreateInstance": _activation_response,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
@@ -208,7 +218,7 @@ def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[
             _name_class(out)
             addresses = text(fields or {}, "dcom.dualstringarray.network_addr")
             if addresses and not request:
-                _put_bindings([a for a in addresses.split(",") if a], out)
+                _put_bindings([a for a in split(addresses) if a], out)
     except Exception as exc:  # never raise on odd input
         out["_decode_error"] = f"{type(exc).__name__}: {exc}"
     return out

@@ -1,7 +1,8 @@
 """What every interface decoder shares: reading tshark fields, running a stub parser, never raising.
 
 A decoder module declares
-  REQUESTS / RESPONSES: {opnum: parser(reader, out)} for the NDR stub, and
+  REQUESTS / RESPONSES: Operations(INTERFACES, {operation name: parser(reader, out)}) for the NDR stub (operations
+    named as lookups/rpc_operations.csv names them: that table alone holds the opnums), and
   FIELD_ARGS: {tshark field: arg name or (arg name, kind)} for what tshark 4.0 already dissects,
 and its decode() calls decode_call(). Stub values win over field values (no comma-joining there).
 """
@@ -9,8 +10,9 @@ and its decode() calls decode_call(). Stub values win over field values (no comm
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
+from ..capture.fields import first, split
 from .ndr import NdrError, Reader, return_code
 
 Parser = Callable[[Reader, Dict[str, Any]], None]
@@ -24,6 +26,43 @@ PARTIAL_KEY = "_partial"
 ERROR_KEY = "_decode_error"
 
 
+class Operations(Mapping[int, Parser]):
+    """A decoder's stub parsers by operation name, read by opnum: the names resolve through
+    lookups/rpc_operations.csv (for any of the module's interfaces) on first use."""
+
+    def __init__(self, interfaces: Sequence[str], parsers: Mapping[str, Parser]) -> None:
+        self.interfaces = tuple(interfaces)
+        self.parsers = dict(parsers)
+        self._by_opnum: Optional[Dict[int, Parser]] = None
+
+    def opnum(self, name: str) -> int:
+        from . import interface_uuid, operation_opnums  # the lookups are read on first use, not at import
+
+        opnums = operation_opnums(tuple(interface_uuid(i) or i for i in self.interfaces))
+        if name not in opnums:
+            raise KeyError(f"{name}: no operation of {', '.join(self.interfaces)} with one opnum in rpc_operations.csv")
+        return opnums[name]
+
+    def _table(self) -> Dict[int, Parser]:
+        if self._by_opnum is None:
+            table: Dict[int, Parser] = {}
+            for name, parser in self.parsers.items():
+                opnum = self.opnum(name)
+                if table.setdefault(opnum, parser) is not parser:
+                    raise KeyError(f"{name}: opnum {opnum} has another parser already")
+            self._by_opnum = table
+        return self._by_opnum
+
+    def __getitem__(self, opnum: int) -> Parser:
+        return self._table()[opnum]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
 def text(fields: Mapping[str, str], name: str) -> Optional[str]:
     value = fields.get(name)
     return value if value else None
@@ -31,10 +70,7 @@ def text(fields: Mapping[str, str], name: str) -> Optional[str]:
 
 def number(fields: Mapping[str, str], name: str) -> Optional[int]:
     """First occurrence of a numeric field; tshark prints decimal or 0x-hex."""
-    value = fields.get(name)
-    if not value:
-        return None
-    return to_int(value.split(",", 1)[0])
+    return to_int(first(fields, name)) if fields.get(name) else None
 
 
 def to_int(value: str) -> Optional[int]:
@@ -49,10 +85,7 @@ def to_int(value: str) -> Optional[int]:
 
 def hex_bytes(fields: Mapping[str, str], name: str) -> Optional[str]:
     """First occurrence of a bytes field (context handle) as bare lower-case hex."""
-    value = fields.get(name)
-    if not value:
-        return None
-    return value.split(",", 1)[0].replace(":", "").lower()
+    return first(fields, name).replace(":", "").lower() if fields.get(name) else None
 
 
 def field_args(spec: Mapping[str, FieldSpec], fields: Mapping[str, str], request: bool) -> Dict[str, Any]:
@@ -67,7 +100,7 @@ def field_args(spec: Mapping[str, FieldSpec], fields: Mapping[str, str], request
         elif kind == "int":
             value = number(fields, field)
         elif kind == "list":
-            value = [item for item in fields[field].split(",") if item]
+            value = [item for item in split(fields[field]) if item]
         else:
             value = text(fields, field)
         if value is not None and arg not in out:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Optional
 
 from .dcom import bstr, orpcthis
-from .decoding import decode_call
+from .decoding import Operations, decode_call
 from .ndr import NdrError, Reader
 
 INTERFACES = ("IDispatch",)
@@ -81,7 +81,7 @@ def _invoke(r: Reader, out: Dict[str, Any]) -> None:
 def matches(opnum: int, request: bool, stub: Optional[bytes]) -> bool:
     """True when a request of an unbound context parses whole as IDispatch::Invoke with string
     arguments (DCOM runs over NDR only)."""
-    if not request or opnum != 6 or not stub:
+    if not request or opnum != REQUESTS.opnum("Invoke") or not stub:
         return False
     out: Dict[str, Any] = {}
     try:
@@ -91,7 +91,7 @@ def matches(opnum: int, request: bool, stub: Optional[bytes]) -> bool:
     return bool(out.get("bstrs"))
 
 
-REQUESTS = {5: _get_ids_of_names, 6: _invoke}
+REQUESTS = Operations(INTERFACES, {"GetIDsOfNames": _get_ids_of_names, "Invoke": _invoke})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
-from .decoding import MAX_ITEMS, decode_call
+from .decoding import MAX_ITEMS, Operations, decode_call
 from .ndr import NdrError, Reader
 
 INTERFACES = ("drsuapi",)
@@ -117,8 +117,8 @@ def _cracked(r: Reader, out: Dict[str, Any]) -> None:
     out["cracked"] = [name for name in cracked if name]
 
 
-REQUESTS = {3: _get_nc_changes, 12: _crack_names}
-RESPONSES = {12: _cracked}
+REQUESTS = Operations(INTERFACES, {"DRSGetNCChanges": _get_nc_changes, "DRSCrackNames": _crack_names})
+RESPONSES = Operations(INTERFACES, {"DRSCrackNames": _cracked})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

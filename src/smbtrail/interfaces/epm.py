@@ -12,7 +12,8 @@ from functools import lru_cache
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional
 
 from .. import lookups
-from .decoding import decode_call, to_int
+from ..capture.fields import first, split
+from .decoding import Operations, decode_call, to_int
 from .ndr import NdrError, Reader
 
 INTERFACES = ("epmapper",)
@@ -120,27 +121,27 @@ def _name(out: Dict[str, Any]) -> None:
 
 def _from_fields(fields: Mapping[str, str], request: bool) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
-    uuids = [u for u in (fields.get("epm.uuid") or "").split(",") if u and u not in _not_interfaces()]
+    uuids = [u for u in split(fields.get("epm.uuid") or "") if u and u not in _not_interfaces()]
     if uuids:
         out["interface_uuid"] = uuids[0].lower()
-    ports = [p for p in (to_int(v) for v in (fields.get("epm.proto.tcp_port") or "").split(",") if v) if p]
+    ports = [p for p in (to_int(v) for v in split(fields.get("epm.proto.tcp_port") or "") if v) if p]
     if ports and not request:
         out["port"] = ports[0]
     for field, key in (("epm.proto.ip", "ip"), ("epm.proto.named_pipe", "pipe")):
-        value = (fields.get(field) or "").split(",", 1)[0]
+        value = first(fields, field)
         if value and value != "0.0.0.0" and not request:
             out[key] = value
     _name(out)
     return out
 
 
-REQUESTS = {3: _map_request}
-RESPONSES = {3: _map_response}
+REQUESTS = Operations(INTERFACES, {"ept_map": _map_request})
+RESPONSES = Operations(INTERFACES, {"ept_map": _map_response})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:
     out = decode_call(REQUESTS, RESPONSES, {}, opnum, request, fields, stub)
-    if not stub and opnum == 3:
+    if not stub and opnum == REQUESTS.opnum("ept_map"):
         try:
             for key, value in _from_fields(fields or {}, request).items():
                 out.setdefault(key, value)

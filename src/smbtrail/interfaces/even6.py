@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from .decoding import decode_call
+from .decoding import Operations, decode_call
 from .ndr import Reader
 
 INTERFACES = ("even6",)
@@ -42,7 +42,10 @@ def _open_log(r: Reader, out: Dict[str, Any]) -> None:
     _put(out, "log_name", r.wstring())
 
 
-REQUESTS = {0: _query, 5: _query, 6: _clear, 7: _export, 17: _open_log}
+REQUESTS = Operations(INTERFACES, {
+    "EvtRpcRegisterRemoteSubscription": _query, "EvtRpcRegisterLogQuery": _query, "EvtRpcClearLog": _clear,
+    "EvtRpcExportLog": _export, "EvtRpcOpenLogHandle": _open_log,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from .decoding import decode_call, handle_only, handle_response
+from .decoding import Operations, decode_call, handle_only, handle_response
 from .ndr import Reader
 
 INTERFACES = ("eventlog",)
@@ -62,13 +62,15 @@ def _read(r: Reader, out: Dict[str, Any]) -> None:
     out["record_offset"] = r.u32()
 
 
-REQUESTS = {
-    0: _clear(True), 1: _backup(True), 2: handle_only, 4: handle_only, 5: handle_only,
-    7: _open(True, "log_name"), 8: _open(True, "log_name"), 9: _open(True, "backup_file"), 10: _read,
-    12: _clear(False), 13: _backup(False), 14: _open(False, "log_name"), 15: _open(False, "log_name"),
-    16: _open(False, "backup_file"), 17: _read,
-}
-RESPONSES = {opnum: handle_response for opnum in (7, 8, 9, 14, 15, 16)}
+REQUESTS = Operations(INTERFACES, {
+    "ElfrClearELFW": _clear(True), "ElfrBackupELFW": _backup(True), "ElfrCloseEL": handle_only,
+    "ElfrNumberOfRecords": handle_only, "ElfrOldestRecord": handle_only, "ElfrOpenELW": _open(True, "log_name"),
+    "ElfrRegisterEventSourceW": _open(True, "log_name"), "ElfrOpenBELW": _open(True, "backup_file"), "ElfrReadELW": _read,
+    "ElfrClearELFA": _clear(False), "ElfrBackupELFA": _backup(False), "ElfrOpenELA": _open(False, "log_name"),
+    "ElfrRegisterEventSourceA": _open(False, "log_name"), "ElfrOpenBELA": _open(False, "backup_file"), "ElfrReadELA": _read,
+})
+RESPONSES = Operations(INTERFACES, {operation: handle_response for operation in (
+    "ElfrOpenELW", "ElfrRegisterEventSourceW", "ElfrOpenBELW", "ElfrOpenELA", "ElfrRegisterEventSourceA", "ElfrOpenBELA")})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

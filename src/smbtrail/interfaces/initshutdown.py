@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from .decoding import decode_call
+from .decoding import Operations, decode_call
 from .ndr import Reader
 
 INTERFACES = ("initshutdown", "WindowsShutdown")
@@ -57,7 +57,9 @@ def _init_ex(r: Reader, out: Dict[str, Any]) -> None:
     shutdown_request(r, out, True)
 
 
-REQUESTS = {0: _init, 2: _init_ex}
+REQUESTS = Operations(INTERFACES, {
+    "BaseInitiateShutdown": _init, "WsdrInitiateShutdown": _init, "BaseInitiateShutdownEx": _init_ex,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

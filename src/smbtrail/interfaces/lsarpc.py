@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from .decoding import MAX_ITEMS, counted_sids, decode_call, handle_and_string, handle_only, handle_response
+from .decoding import MAX_ITEMS, Operations, counted_sids, decode_call, handle_and_string, handle_only, handle_response
 from .ndr import NdrError, Reader
 
 INTERFACES = ("lsarpc",)
@@ -149,16 +149,22 @@ def _translated_names(extended: bool):
 
 
 SECRET = handle_and_string("secret")  # PolicyHandle, then the secret's (or private data key's) name
-REQUESTS = {
-    0: handle_only, 6: _open_policy, 7: handle_only, 14: _lookup_names, 15: _lookup_sids, 16: SECRET, 28: SECRET,
-    29: handle_only, 30: handle_only, 36: _account_rights, 37: _account_rights, 38: _account_rights, 42: SECRET,
-    43: SECRET, 44: _open_policy2, 46: handle_only,
-    57: _lookup_sids, 58: _lookup_names, 68: _lookup_names, 76: _lookup_sids3, 77: _lookup_names4,
-}
-RESPONSES = {6: handle_response, 14: _translated_sids("rid"), 15: _translated_names(False), 16: handle_response,
-             28: handle_response, 44: handle_response,
-             57: _translated_names(True), 58: _translated_sids("rid_ex"), 68: _translated_sids("sid"),
-             76: _translated_names(True), 77: _translated_sids("sid")}
+REQUESTS = Operations(INTERFACES, {
+    "LsarClose": handle_only, "LsarOpenPolicy": _open_policy, "LsarQueryInformationPolicy": handle_only,
+    "LsarLookupNames": _lookup_names, "LsarLookupSids": _lookup_sids, "LsarCreateSecret": SECRET, "LsarOpenSecret": SECRET,
+    "LsarSetSecret": handle_only, "LsarQuerySecret": handle_only, "LsarEnumerateAccountRights": _account_rights,
+    "LsarAddAccountRights": _account_rights, "LsarRemoveAccountRights": _account_rights, "LsarStorePrivateData": SECRET,
+    "LsarRetrievePrivateData": SECRET, "LsarOpenPolicy2": _open_policy2, "LsarQueryInformationPolicy2": handle_only,
+    "LsarLookupSids2": _lookup_sids, "LsarLookupNames2": _lookup_names, "LsarLookupNames3": _lookup_names,
+    "LsarLookupSids3": _lookup_sids3, "LsarLookupNames4": _lookup_names4,
+})
+RESPONSES = Operations(INTERFACES, {
+    "LsarOpenPolicy": handle_response, "LsarLookupNames": _translated_sids("rid"),
+    "LsarLookupSids": _translated_names(False), "LsarCreateSecret": handle_response, "LsarOpenSecret": handle_response,
+    "LsarOpenPolicy2": handle_response, "LsarLookupSids2": _translated_names(True),
+    "LsarLookupNames2": _translated_sids("rid_ex"), "LsarLookupNames3": _translated_sids("sid"),
+    "LsarLookupSids3": _translated_names(True), "LsarLookupNames4": _translated_sids("sid"),
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

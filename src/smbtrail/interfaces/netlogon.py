@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from .decoding import decode_call, server
+from .decoding import Operations, decode_call, server
 from .ndr import Reader
 
 INTERFACES = ("netlogon",)
@@ -27,8 +27,11 @@ def _authenticate(r: Reader, out: Dict[str, Any]) -> None:
     out["machine"] = r.wstring()
 
 
-REQUESTS = {4: _req_challenge, 5: _authenticate, 6: _authenticate, 15: _authenticate,
-            26: _authenticate, 30: _authenticate}
+REQUESTS = Operations(INTERFACES, {
+    "NetrServerReqChallenge": _req_challenge, "NetrServerAuthenticate": _authenticate,
+    "NetrServerPasswordSet": _authenticate, "NetrServerAuthenticate2": _authenticate,
+    "NetrServerAuthenticate3": _authenticate, "NetrServerPasswordSet2": _authenticate,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
-from .decoding import MAX_ITEMS, counted_sids, decode_call, handle_and_string, handle_only, handle_response
+from .decoding import MAX_ITEMS, Operations, counted_sids, decode_call, handle_and_string, handle_only, handle_response
 from .ndr import NdrError, Reader
 
 INTERFACES = ("samr",)
@@ -210,26 +210,38 @@ def _lookup_domain_response(r: Reader, out: Dict[str, Any]) -> None:
         out["sids"] = [sid]
 
 
-REQUESTS = {
-    0: _connect, 1: handle_only, 3: handle_only, 5: handle_and_string("domain"), 6: _enumerate,
-    7: _open_domain, 8: _info_level, 9: _info_level, 10: _create_named, 11: _enumerate,
-    12: _create_named, 13: _enumerate, 14: _create_named, 15: _enumerate, 16: _multiple_sids,
-    17: _lookup_names, 18: _lookup_ids, 19: _open_by_rid, 20: _info_level, 21: _info_level,
-    22: _handle_rid, 23: handle_only, 24: _handle_rid, 25: handle_only, 27: _open_by_rid,
-    28: _info_level, 29: _info_level, 30: handle_only, 31: _handle_sid, 32: _handle_sid,
-    33: handle_only, 34: _open_by_rid, 35: handle_only, 36: _info_level, 37: _info_level,
-    39: handle_only, 45: _handle_sid, 46: _info_level, 47: _info_level, 50: _create_user2,
-    52: _multiple_sids, 53: _multiple_sids, 55: _change_password2, 57: _connect_unique_server,
-    58: _info_level, 62: _connect_unique_server, 64: _connect_unique_server, 65: _handle_rid,
-}
-RESPONSES = {
-    0: handle_response, 5: _lookup_domain_response, 6: _enumeration_response, 7: handle_response,
-    10: _create_response, 11: _enumeration_response, 12: _create_response, 13: _enumeration_response,
-    14: _create_response, 15: _enumeration_response, 17: _lookup_names_response,
-    18: _lookup_ids_response, 19: handle_response, 25: _group_members_response, 27: handle_response,
-    33: _members_response, 34: handle_response, 50: _create_user2_response, 57: handle_response,
-    62: handle_response,
-}
+REQUESTS = Operations(INTERFACES, {
+    "SamrConnect": _connect, "SamrCloseHandle": handle_only, "SamrQuerySecurityObject": handle_only,
+    "SamrLookupDomainInSamServer": handle_and_string("domain"), "SamrEnumerateDomainsInSamServer": _enumerate,
+    "SamrOpenDomain": _open_domain, "SamrQueryInformationDomain": _info_level, "SamrSetInformationDomain": _info_level,
+    "SamrCreateGroupInDomain": _create_named, "SamrEnumerateGroupsInDomain": _enumerate,
+    "SamrCreateUserInDomain": _create_named, "SamrEnumerateUsersInDomain": _enumerate,
+    "SamrCreateAliasInDomain": _create_named, "SamrEnumerateAliasesInDomain": _enumerate,
+    "SamrGetAliasMembership": _multiple_sids, "SamrLookupNamesInDomain": _lookup_names, "SamrLookupIdsInDomain": _lookup_ids,
+    "SamrOpenGroup": _open_by_rid, "SamrQueryInformationGroup": _info_level, "SamrSetInformationGroup": _info_level,
+    "SamrAddMemberToGroup": _handle_rid, "SamrDeleteGroup": handle_only, "SamrRemoveMemberFromGroup": _handle_rid,
+    "SamrGetMembersInGroup": handle_only, "SamrOpenAlias": _open_by_rid, "SamrQueryInformationAlias": _info_level,
+    "SamrSetInformationAlias": _info_level, "SamrDeleteAlias": handle_only, "SamrAddMemberToAlias": _handle_sid,
+    "SamrRemoveMemberFromAlias": _handle_sid, "SamrGetMembersInAlias": handle_only, "SamrOpenUser": _open_by_rid,
+    "SamrDeleteUser": handle_only, "SamrQueryInformationUser": _info_level, "SamrSetInformationUser": _info_level,
+    "SamrGetGroupsForUser": handle_only, "SamrRemoveMemberFromForeignDomain": _handle_sid,
+    "SamrQueryInformationDomain2": _info_level, "SamrQueryInformationUser2": _info_level,
+    "SamrCreateUser2InDomain": _create_user2, "SamrAddMultipleMembersToAlias": _multiple_sids,
+    "SamrRemoveMultipleMembersFromAlias": _multiple_sids, "SamrUnicodeChangePasswordUser2": _change_password2,
+    "SamrConnect2": _connect_unique_server, "SamrSetInformationUser2": _info_level, "SamrConnect4": _connect_unique_server,
+    "SamrConnect5": _connect_unique_server, "SamrRidToSid": _handle_rid,
+})
+RESPONSES = Operations(INTERFACES, {
+    "SamrConnect": handle_response, "SamrLookupDomainInSamServer": _lookup_domain_response,
+    "SamrEnumerateDomainsInSamServer": _enumeration_response, "SamrOpenDomain": handle_response,
+    "SamrCreateGroupInDomain": _create_response, "SamrEnumerateGroupsInDomain": _enumeration_response,
+    "SamrCreateUserInDomain": _create_response, "SamrEnumerateUsersInDomain": _enumeration_response,
+    "SamrCreateAliasInDomain": _create_response, "SamrEnumerateAliasesInDomain": _enumeration_response,
+    "SamrLookupNamesInDomain": _lookup_names_response, "SamrLookupIdsInDomain": _lookup_ids_response,
+    "SamrOpenGroup": handle_response, "SamrGetMembersInGroup": _group_members_response, "SamrOpenAlias": handle_response,
+    "SamrGetMembersInAlias": _members_response, "SamrOpenUser": handle_response,
+    "SamrCreateUser2InDomain": _create_user2_response, "SamrConnect2": handle_response, "SamrConnect4": handle_response,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

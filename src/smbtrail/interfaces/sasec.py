@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from .decoding import decode_call, server
+from .decoding import Operations, decode_call, server
 from .ndr import Reader
 
 INTERFACES = ("SASec",)
@@ -31,7 +31,10 @@ def _sa_get_account(r: Reader, out: Dict[str, Any]) -> None:
     out["task_name"] = r.wstring()
 
 
-REQUESTS = {0: _sa_set_account, 1: _sa_set_ns_account, 2: server, 3: _sa_get_account}
+REQUESTS = Operations(INTERFACES, {
+    "SASetAccountInformation": _sa_set_account, "SASetNSAccountInformation": _sa_set_ns_account,
+    "SAGetNSAccountInformation": server, "SAGetAccountInformation": _sa_get_account,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

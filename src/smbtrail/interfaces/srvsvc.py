@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .decoding import decode_call, server
+from .decoding import Operations, decode_call, server
 from .ndr import NdrError, Reader
 
 INTERFACES = ("srvsvc",)
@@ -155,14 +155,18 @@ def _share_info_response(r: Reader, out: Dict[str, Any]) -> None:
     _share_info(r, out, level)
 
 
-REQUESTS = {
-    8: _connection_enum, 9: _file_enum, 10: _file_close, 11: _file_close, 12: _session_request,
-    13: _session_request, 14: _share_add, 15: server, 16: _share_name_request, 17: _share_name_request,
-    18: _share_name_request, 19: _share_name_request, 20: _share_name_request, 21: server, 23: server,
-    26: server, 28: server, 36: server,
-}
-RESPONSES = {9: _file_enum_response, 12: _session_enum_response, 15: _share_enum_response,
-             16: _share_info_response, 36: _share_enum_response}
+REQUESTS = Operations(INTERFACES, {
+    "NetrConnectionEnum": _connection_enum, "NetrFileEnum": _file_enum, "NetrFileGetInfo": _file_close,
+    "NetrFileClose": _file_close, "NetrSessionEnum": _session_request, "NetrSessionDel": _session_request,
+    "NetrShareAdd": _share_add, "NetrShareEnum": server, "NetrShareGetInfo": _share_name_request,
+    "NetrShareSetInfo": _share_name_request, "NetrShareDel": _share_name_request, "NetrShareDelSticky": _share_name_request,
+    "NetrShareCheck": _share_name_request, "NetrServerGetInfo": server, "NetrServerDiskEnum": server,
+    "NetrServerTransportEnum": server, "NetrRemoteTOD": server, "NetrShareEnumSticky": server,
+})
+RESPONSES = Operations(INTERFACES, {
+    "NetrFileEnum": _file_enum_response, "NetrSessionEnum": _session_enum_response, "NetrShareEnum": _share_enum_response,
+    "NetrShareGetInfo": _share_info_response, "NetrShareEnumSticky": _share_enum_response,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from .decoding import decode_call, handle_only, handle_response
+from .decoding import Operations, decode_call, handle_only, handle_response
 from .ndr import NdrError, Reader
 
 INTERFACES = ("svcctl",)
@@ -238,21 +238,29 @@ def _utf16z(buf: bytes, offset: int) -> str:
     return buf[offset:end].decode("utf-16-le", errors="replace")
 
 
-REQUESTS = {
-    0: handle_only, 1: _control, 2: handle_only, 6: handle_only, 11: _change_config(True),
-    12: _create_service(True), 13: handle_only, 14: _enum_services, 15: _open_scm(True),
-    16: _open_service(True), 17: handle_only, 19: _start_service(True), 20: _get_name, 21: _get_name,
-    23: _change_config(False), 24: _create_service(False), 27: _open_scm(False), 28: _open_service(False),
-    29: handle_only, 31: _start_service(False), 37: _change_config2, 39: handle_only, 40: handle_only,
-    42: _enum_services_ex, 44: _create_service(False), 45: _create_service(True), 50: _control,
-    51: _control, 56: handle_only, 64: _open_scm2,
-}
-RESPONSES = {
-    1: _status_response, 6: _status_response, 12: handle_response, 14: _enum_response(36), 15: handle_response,
-    16: handle_response, 17: _query_config_response(True), 24: handle_response, 27: handle_response,
-    28: handle_response, 29: _query_config_response(False), 40: _status_ex_response,
-    42: _enum_response(44), 44: handle_response, 45: handle_response, 64: handle_response,
-}
+REQUESTS = Operations(INTERFACES, {
+    "RCloseServiceHandle": handle_only, "RControlService": _control, "RDeleteService": handle_only,
+    "RQueryServiceStatus": handle_only, "RChangeServiceConfigW": _change_config(True),
+    "RCreateServiceW": _create_service(True), "REnumDependentServicesW": handle_only, "REnumServicesStatusW": _enum_services,
+    "ROpenSCManagerW": _open_scm(True), "ROpenServiceW": _open_service(True), "RQueryServiceConfigW": handle_only,
+    "RStartServiceW": _start_service(True), "RGetServiceDisplayNameW": _get_name, "RGetServiceKeyNameW": _get_name,
+    "RChangeServiceConfigA": _change_config(False), "RCreateServiceA": _create_service(False),
+    "ROpenSCManagerA": _open_scm(False), "ROpenServiceA": _open_service(False), "RQueryServiceConfigA": handle_only,
+    "RStartServiceA": _start_service(False), "RChangeServiceConfig2W": _change_config2, "RQueryServiceConfig2W": handle_only,
+    "RQueryServiceStatusEx": handle_only, "REnumServicesStatusExW": _enum_services_ex,
+    "RCreateServiceWOW64A": _create_service(False), "RCreateServiceWOW64W": _create_service(True),
+    "RControlServiceExA": _control, "RControlServiceExW": _control, "RQueryServiceConfigEx": handle_only,
+    "ROpenSCManager2": _open_scm2,
+})
+RESPONSES = Operations(INTERFACES, {
+    "RControlService": _status_response, "RQueryServiceStatus": _status_response, "RCreateServiceW": handle_response,
+    "REnumServicesStatusW": _enum_response(36), "ROpenSCManagerW": handle_response, "ROpenServiceW": handle_response,
+    "RQueryServiceConfigW": _query_config_response(True), "RCreateServiceA": handle_response,
+    "ROpenSCManagerA": handle_response, "ROpenServiceA": handle_response,
+    "RQueryServiceConfigA": _query_config_response(False), "RQueryServiceStatusEx": _status_ex_response,
+    "REnumServicesStatusExW": _enum_response(44), "RCreateServiceWOW64A": handle_response,
+    "RCreateServiceWOW64W": handle_response, "ROpenSCManager2": handle_response,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

@@ -10,7 +10,7 @@ import html
 import re
 from typing import Any, Dict, List, Mapping, Optional
 
-from .decoding import decode_call
+from .decoding import Operations, decode_call
 from .ndr import NdrError, Reader
 
 INTERFACES = ("ITaskSchedulerService",)
@@ -161,13 +161,19 @@ def _version_response(r: Reader, out: Dict[str, Any]) -> None:
     out["version"] = r.u32()
 
 
-REQUESTS = {
-    1: _register_task, 2: _retrieve_task, 3: _unique_path, 4: _path, 5: _path, 6: _path_flags,
-    7: _path_flags, 8: _unique_path, 9: _instance, 10: _instance, 11: _unique_path, 12: _run,
-    13: _path_flags, 14: _rename, 15: _path, 16: _path, 17: _path_flags, 18: _path, 19: _enable,
-}
-RESPONSES = {0: _version_response, 1: _register_response, 2: _retrieve_response, 6: _enum_response,
-             7: _enum_response, 12: _run_response}
+REQUESTS = Operations(INTERFACES, {
+    "SchRpcRegisterTask": _register_task, "SchRpcRetrieveTask": _retrieve_task, "SchRpcCreateFolder": _unique_path,
+    "SchRpcSetSecurity": _path, "SchRpcGetSecurity": _path, "SchRpcEnumFolders": _path_flags, "SchRpcEnumTasks": _path_flags,
+    "SchRpcEnumInstances": _unique_path, "SchRpcGetInstanceInfo": _instance, "SchRpcStopInstance": _instance,
+    "SchRpcStop": _unique_path, "SchRpcRun": _run, "SchRpcDelete": _path_flags, "SchRpcRename": _rename,
+    "SchRpcScheduledRuntimes": _path, "SchRpcGetLastRunInfo": _path, "SchRpcGetTaskInfo": _path_flags,
+    "SchRpcGetNumberOfMissedRuns": _path, "SchRpcEnableTask": _enable,
+})
+RESPONSES = Operations(INTERFACES, {
+    "SchRpcHighestVersion": _version_response, "SchRpcRegisterTask": _register_response,
+    "SchRpcRetrieveTask": _retrieve_response, "SchRpcEnumFolders": _enum_response, "SchRpcEnumTasks": _enum_response,
+    "SchRpcRun": _run_response,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

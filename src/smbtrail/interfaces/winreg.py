@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Dict, Mapping, Optional
 
-from .decoding import decode_call, handle_and_string, handle_only, handle_response
+from .decoding import Operations, decode_call, handle_and_string, handle_only, handle_response
 from .initshutdown import shutdown_request
 from .ndr import Reader
 
@@ -38,7 +38,8 @@ FIELD_ARGS = {
 }
 FIELDS = tuple(FIELD_ARGS)
 
-HIVES = {0: "HKCR", 1: "HKCU", 2: "HKLM", 3: "HKPD", 4: "HKU", 27: "HKCC", 32: "HKPT", 33: "HKPN"}
+HIVES = {"OpenClassesRoot": "HKCR", "OpenCurrentUser": "HKCU", "OpenLocalMachine": "HKLM", "OpenPerformanceData": "HKPD",
+         "OpenUsers": "HKU", "OpenCurrentConfig": "HKCC", "OpenPerformanceText": "HKPT", "OpenPerformanceNlsText": "HKPN"}
 VALUE_TYPES = {0: "REG_NONE", 1: "REG_SZ", 2: "REG_EXPAND_SZ", 3: "REG_BINARY", 4: "REG_DWORD",
                5: "REG_DWORD_BIG_ENDIAN", 6: "REG_LINK", 7: "REG_MULTI_SZ", 11: "REG_QWORD"}
 MAX_DATA_HEX = 512  # bytes of binary data shown as hex; the rest is counted, not copied
@@ -63,9 +64,9 @@ def _type_name(kind: int) -> str:
     return VALUE_TYPES.get(kind, str(kind))
 
 
-def _open_hive(opnum: int):
+def _open_hive(hive: str):
     def parse(r: Reader, out: Dict[str, Any]) -> None:
-        out["hive"] = HIVES[opnum]
+        out["hive"] = hive
         r.wchar_pointer()  # server name: a single character, unused
         out["access_mask"] = r.u32()
         r.end()
@@ -161,17 +162,22 @@ def _enum_value_response(r: Reader, out: Dict[str, Any]) -> None:
         out["value"] = name
 
 
-REQUESTS: Dict[int, Any] = {opnum: _open_hive(opnum) for opnum in HIVES}
-REQUESTS.update({
-    5: handle_only, 6: _create_key, 7: handle_and_string("key"), 8: handle_and_string("value"), 9: _enum_index,
-    10: _enum_index, 13: _load_key, 15: _open_key, 16: handle_only,
-    17: _query_value, 18: _replace_key, 19: _save_key, 20: _save_key, 22: _set_value,
-    23: handle_and_string("key"), 24: _shutdown(False), 30: _shutdown(True), 31: _save_key,
-    35: handle_and_string("key"),
+REQUESTS = Operations(INTERFACES, {
+    **{operation: _open_hive(hive) for operation, hive in HIVES.items()},
+    "BaseRegCloseKey": handle_only, "BaseRegCreateKey": _create_key, "BaseRegDeleteKey": handle_and_string("key"),
+    "BaseRegDeleteValue": handle_and_string("value"), "BaseRegEnumKey": _enum_index, "BaseRegEnumValue": _enum_index,
+    "BaseRegLoadKey": _load_key, "BaseRegOpenKey": _open_key, "BaseRegQueryInfoKey": handle_only,
+    "BaseRegQueryValue": _query_value, "BaseRegReplaceKey": _replace_key, "BaseRegRestoreKey": _save_key,
+    "BaseRegSaveKey": _save_key, "BaseRegSetValue": _set_value, "BaseRegUnLoadKey": handle_and_string("key"),
+    "BaseInitiateSystemShutdown": _shutdown(False), "BaseInitiateSystemShutdownEx": _shutdown(True),
+    "BaseRegSaveKeyEx": _save_key, "BaseRegDeleteKeyEx": handle_and_string("key"),
 })
-RESPONSES: Dict[int, Any] = {opnum: handle_response for opnum in HIVES}
-RESPONSES.update({6: _create_key_response, 9: _enum_key_response, 10: _enum_value_response,
-                  15: handle_response, 17: _query_value_response})
+RESPONSES = Operations(INTERFACES, {
+    **{operation: handle_response for operation in HIVES},
+    "BaseRegCreateKey": _create_key_response, "BaseRegEnumKey": _enum_key_response,
+    "BaseRegEnumValue": _enum_value_response, "BaseRegOpenKey": handle_response,
+    "BaseRegQueryValue": _query_value_response,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

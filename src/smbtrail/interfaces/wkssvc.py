@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from .decoding import decode_call, server
+from .decoding import Operations, decode_call, server
 from .ndr import Reader
 from .srvsvc import column, enum_entries
 
@@ -46,9 +46,12 @@ def _user_enum_response(r: Reader, out: Dict[str, Any]) -> None:
         out["domains"] = domains
 
 
-REQUESTS = {0: server, 1: server, 2: server, 5: server, 11: server, 20: server, 22: _join_domain,
-            23: _unjoin_domain, 24: server, 26: server}
-RESPONSES = {2: _user_enum_response}
+REQUESTS = Operations(INTERFACES, {
+    "NetrWkstaGetInfo": server, "NetrWkstaSetInfo": server, "NetrWkstaUserEnum": server, "NetrWkstaTransportEnum": server,
+    "NetrUseEnum": server, "NetrGetJoinInformation": server, "NetrJoinDomain2": _join_domain,
+    "NetrUnjoinDomain2": _unjoin_domain, "NetrRenameMachineInDomain2": server, "NetrGetJoinableOUs2": server,
+})
+RESPONSES = Operations(INTERFACES, {"NetrWkstaUserEnum": _user_enum_response})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

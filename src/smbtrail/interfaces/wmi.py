@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional
 
 from .dcom import bstr, orpcthis
-from .decoding import decode_call
+from .decoding import Operations, decode_call
 from .ndr import Reader
 
 INTERFACES = ("IWbemServices",)
@@ -39,9 +39,13 @@ def _method(r: Reader, out: Dict[str, Any]) -> None:
     _put(out, "method", bstr(r))
 
 
-REQUESTS = {3: _object, 6: _object, 7: _object, 10: _object, 11: _object, 12: _object, 13: _object,
-            16: _object, 17: _object, 18: _object, 19: _object, 20: _query, 21: _query, 22: _query,
-            23: _query, 24: _method, 25: _method}
+REQUESTS = Operations(INTERFACES, {
+    "OpenNamespace": _object, "GetObject": _object, "GetObjectAsync": _object, "DeleteClass": _object,
+    "DeleteClassAsync": _object, "CreateClassEnum": _object, "CreateClassEnumAsync": _object, "DeleteInstance": _object,
+    "DeleteInstanceAsync": _object, "CreateInstanceEnum": _object, "CreateInstanceEnumAsync": _object, "ExecQuery": _query,
+    "ExecQueryAsync": _query, "ExecNotificationQuery": _query, "ExecNotificationQueryAsync": _query, "ExecMethod": _method,
+    "ExecMethodAsync": _method,
+})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

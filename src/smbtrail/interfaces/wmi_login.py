@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional
 
 from .dcom import orpcthis
-from .decoding import decode_call
+from .decoding import Operations, decode_call
 from .ndr import Reader
 
 INTERFACES = ("IWbemLevel1Login",)
@@ -21,7 +21,7 @@ def _ntlm_login(r: Reader, out: Dict[str, Any]) -> None:
         out["namespace"] = namespace
 
 
-REQUESTS = {6: _ntlm_login}
+REQUESTS = Operations(INTERFACES, {"NTLMLogin": _ntlm_login})
 
 
 def decode(opnum: int, request: bool, fields: Mapping[str, str], stub: Optional[bytes]) -> Dict[str, Any]:

@@ -12,6 +12,7 @@ from ..protocols.auth import Identity, Refusal, Ticket, TicketIndex
 from ..protocols.codes import Pdu, Status, status_code
 from ..protocols.connections import Burst, Call, Channel, Conn, ConnectionTable, Session
 from ..protocols.dcerpc import DcerpcHandler
+from ..protocols.events import ProtocolEvents
 from ..protocols.files import Open
 from ..protocols.names import HostNames
 from ..protocols.smb1 import Smb1Handler
@@ -31,7 +32,7 @@ class RunState:
         self.epm_ports: Dict[tuple, str] = {}
 
 
-class Analyzer:
+class Analyzer(ProtocolEvents):
     """One capture: frames dispatched to the protocol handlers, whose events (ProtocolEvents) become records."""
 
     def __init__(self, file: str, run: RunState, decrypting: bool = False,

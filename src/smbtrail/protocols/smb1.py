@@ -56,7 +56,7 @@ class Smb1Handler:
                 self._request(frame, conn, cmd, key, uid, tree)
 
     def _negotiate(self, conn: Conn, row: Row, is_response: bool) -> None:
-        offered = [d for d in row.get("smb.dialect.name", "").split(",") if d]
+        offered = [d for d in split(row.get("smb.dialect.name", "")) if d]
         if not is_response and offered:
             conn.negotiate["offered"] = offered
         elif is_response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from ..capture.fields import Frame, first, to_int
+from ..capture.fields import Frame, first, split, to_int
 from .connections import Burst, Conn
 from .events import ProtocolEvents
 
@@ -50,7 +50,7 @@ class EncryptedActivity:
     def message(self, frame: Frame, conn: Conn) -> None:
         row = frame.row
         sesid = first(row, "smb2.sesid")
-        sizes = [to_int(s) for s in row.get("smb2.header.transform.msg_size", "").split(",") if s]
+        sizes = [to_int(s) for s in split(row.get("smb2.header.transform.msg_size", "")) if s]
         bursts = conn.encrypted
         burst = bursts.get(sesid)
         if burst is not None and frame.time - burst.end > BURST_GAP:
