@@ -12,6 +12,7 @@ import stat
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -115,6 +116,40 @@ def test_secrets_after_sigkill(tmp_path, memfd):
     done = run("analyze", GOOD, "--password", "x", env={"TMPDIR": str(scratch)})
     assert done.returncode == 0, done.stderr.decode()
     assert list(scratch.iterdir()) == []  # the next run swept it
+
+
+def test_killed_run_leaves_no_dissection_dir_for_good(tmp_path, monkeypatch):
+    """A SIGKILL'd run left its dissection spool (rows of every tshark pass, selections, pieces) under $TMPDIR
+    forever: a Splunk input killed again and again filled the disk. The next capture run removes it; a
+    directory whose lock a live run holds stays."""
+    from smbtrail import tempdirs
+
+    scratch, inputs = tmp_path / "tmp", tmp_path / "in"
+    scratch.mkdir()
+    inputs.mkdir()
+    for n in range(60):
+        shutil.copy(LAB / "plain" / "psexec_impacket.pcapng", inputs / f"{n:02}.pcapng")
+    proc = subprocess.Popen([*CLI, "analyze", "--workers", "1", "--format", "jsonl", str(inputs)],
+                            env={**os.environ, "TMPDIR": str(scratch)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(p.name.startswith("smbtrail-dissect-") and len(list(p.iterdir())) > 1
+                                                  for p in scratch.iterdir()):
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    proc.kill()
+    proc.wait(timeout=30)
+    left = [p for p in scratch.iterdir() if p.name.startswith("smbtrail-dissect-")]
+    assert left and all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in left)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with tempdirs.locked_tempdir(tempdirs.ZIP) as live:
+        again = run("analyze", "--format", "jsonl", GOOD, env={"TMPDIR": str(scratch)})
+        assert again.returncode == 0, again.stderr.decode()
+        assert [p.name for p in scratch.iterdir()] == [os.path.basename(live.path)]  # the live one kept
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    expected = run("analyze", "--format", "jsonl", GOOD, env={"TMPDIR": str(clean)})
+    assert again.stdout == expected.stdout and b'"kind": "command"' in again.stdout.replace(b'":"', b'": "')
+    assert list(scratch.iterdir()) == [] and list(clean.iterdir()) == []
 
 
 def test_decryption_still_works_through_the_memory_files():

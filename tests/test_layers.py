@@ -25,8 +25,8 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("interfaces",),  # per-interface argument decoders (tshark fields and NDR stubs)
     ("capture", "output"),  # tshark I/O, field list and row accessors, inputs; writers
     ("records", "options", "windows_names"),  # the record model; every setting of a run; Windows' names for codes
-    ("lookups", "input_files", "progress", "pydantic_api", "__init__"),  # knowledge tables, safe file access,
-    # how far a run is, pydantic
+    ("lookups", "input_files", "progress", "pydantic_api", "tempdirs", "__init__"),  # knowledge tables, safe file
+    # access, how far a run is, pydantic, temporary directories a killed run cannot leave for good
 )
 
 

@@ -11,13 +11,13 @@ import io
 import os
 import shutil
 import struct
-import tempfile
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from ..input_files import CHUNK, InputError, Prefixed, gunzip, open_regular, open_zip_member, read_exactly, reason, walk
+from ..tempdirs import ZIP, LockedTempdir, locked_tempdir
 
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -197,15 +197,15 @@ def _first_block_length(head: bytes) -> int:
 def readable_files(source: Source) -> Iterator[List[Tuple[str, Optional[str], Optional[str]]]]:
     """(display name, path on disk or None, problem) per member, for tools that need a real file
     (`coverage` rewrites captures): streamed members are copied to a private temp dir removed after."""
-    tmp = None
+    tmp: Optional[LockedTempdir] = None
     found: List[Tuple[str, Optional[str], Optional[str]]] = []
     try:
         for number, member in enumerate(members(source)):
             if member.error or member.open is None:
                 found.append((member.name, None if member.error else member.path, member.error))
                 continue
-            tmp = tmp or tempfile.mkdtemp(prefix="smbtrail-zip-")
-            target = os.path.join(tmp, f"{number}-{os.path.basename(member.name.split('!')[-1])}")
+            tmp = tmp or locked_tempdir(ZIP)
+            target = os.path.join(tmp.path, f"{number}-{os.path.basename(member.name.split('!')[-1])}")
             try:
                 with member.open() as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, CHUNK)
@@ -215,4 +215,4 @@ def readable_files(source: Source) -> Iterator[List[Tuple[str, Optional[str], Op
         yield found
     finally:
         if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.close()

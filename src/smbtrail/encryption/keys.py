@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import struct
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import AbstractSet, Dict, Iterator, List, Optional, Tuple
+
+from ..tempdirs import SECRETS, LockedTempdir
 
 HEX = re.compile(r"^[0-9a-fA-F]*$")
 
@@ -125,12 +125,11 @@ def tshark_secrets(options) -> Iterator[TsharkSecrets]:
     `smb2_seskey_list` and keytab are, where Linux allows (memfd), symbolic links to memory-only files that
     tshark inherits: nothing secret is ever written to disk, and the memory goes with the processes, also
     on SIGKILL. Elsewhere they are 0600 files in that directory, removed on exit and on SIGTERM/SIGHUP
-    (terminate_on_signals), and by the next run after a SIGKILL (a directory whose lock nobody holds)."""
+    (terminate_on_signals), and by the next capture run after a SIGKILL (tempdirs.sweep_stale)."""
     if options is None or not (options.keys_file or options.session_keys or options.passwords or options.nt_hashes
                                or options.keytab):
         yield TsharkSecrets()
         return
-    sweep_stale()
     with _SecretDir() as store:
         errors: List[str] = []
         keys = _load_keys(options.keys_file, errors) + _inline_keys(options.session_keys, errors)
@@ -147,27 +146,18 @@ def tshark_secrets(options) -> Iterator[TsharkSecrets]:
                             session_ids=frozenset(k.session_id for k in keys), pass_fds=tuple(store.fds))
 
 
-STALE_PREFIX = "smbtrail-tshark-"
-
-
-class _SecretDir:
+class _SecretDir(LockedTempdir):
     """A private directory for tshark's secret files, locked while in use (see tshark_secrets)."""
 
     def __init__(self) -> None:
-        self.path = tempfile.mkdtemp(prefix=STALE_PREFIX)
-        os.chmod(self.path, 0o700)
+        super().__init__(SECRETS)
         self.fds: List[int] = []
-        self._lock = _hold_lock(os.path.join(self.path, ".lock"))
 
-    def __enter__(self) -> _SecretDir:
-        return self
-
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
         for fd in self.fds:
             os.close(fd)
-        shutil.rmtree(self.path, ignore_errors=True)
-        if self._lock is not None:
-            os.close(self._lock)
+        self.fds = []
+        super().close()
 
     def write(self, name: str, data) -> str:
         """The file tshark reads `name` from: a link to a memory-only file it inherits, or a 0600 file."""
@@ -183,48 +173,6 @@ class _SecretDir:
             return path
         _write(path, raw)
         return path
-
-
-def _hold_lock(path: str) -> Optional[int]:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no sweep, removal on exit and on signals only
-        return None
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
-
-
-def sweep_stale(tmp: Optional[str] = None) -> int:
-    """Remove secret directories that an earlier run left when it was killed (nobody holds their lock);
-    only this user's. Returns how many were removed."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover
-        return 0
-    removed = 0
-    tmp = tmp or tempfile.gettempdir()
-    try:
-        names = [n for n in os.listdir(tmp) if n.startswith(STALE_PREFIX)]
-    except OSError:
-        return 0
-    for name in names:
-        path = os.path.join(tmp, name)
-        try:
-            if os.lstat(path).st_uid != os.getuid():
-                continue
-            fd = os.open(os.path.join(path, ".lock"), os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue  # a live run holds it
-        shutil.rmtree(path, ignore_errors=True)
-        os.close(fd)
-        removed += 1
-    return removed
 
 
 def terminate_on_signals() -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import shutil
-import tempfile
 import threading
 from array import array
 from collections import deque
@@ -27,6 +25,7 @@ from ..capture.pieces import split
 from ..capture.prefilter import select
 from ..encryption.keys import TsharkSecrets
 from ..input_files import reason
+from ..tempdirs import DISSECT, LockedTempdir, locked_tempdir
 
 PIECE_BYTES = 96 * 1024 * 1024  # a tshark per piece of about this much capture: ~2.5x as much memory each
 PUMP_EVERY = 4096  # rows read between checks for a free core
@@ -56,11 +55,15 @@ class Job:
     """A capture file made ready: its passes queued (or why it could not be prepared)."""
 
     source: Source
-    workdir: str
+    dir: LockedTempdir  # holds the selection, the pieces and the spools
     passes: List[Pass] = field(default_factory=list)
     packets: int = 0  # the original file's last frame number, when known (progress)
     error: Optional[str] = None
     ready: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def workdir(self) -> str:
+        return self.dir.path
 
 
 class Dissection:
@@ -92,7 +95,7 @@ class Dissection:
             self.ahead.acquire()
             if self.stop.is_set():
                 return
-            job = Job(source, tempfile.mkdtemp(prefix="smbtrail-dissect-"))
+            job = Job(source, locked_tempdir(DISSECT))
             try:
                 self._prepare(job)
             except Exception as exc:  # the file's own problem: reported as its error record
@@ -187,7 +190,7 @@ class Dissection:
             yield values
 
     def done(self, job: Job) -> None:
-        shutil.rmtree(job.workdir, ignore_errors=True)
+        job.dir.close()
         self.ahead.release()
 
     def close(self) -> None:
@@ -202,4 +205,4 @@ class Dissection:
             self.queue.clear()
         self.thread.join(timeout=30)
         for job in self.jobs.values():
-            shutil.rmtree(job.workdir, ignore_errors=True)
+            job.dir.close()

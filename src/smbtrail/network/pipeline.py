@@ -16,6 +16,7 @@ from ..input_files import is_environment_fault, reason
 from ..options import Options
 from ..progress import Progress
 from ..records import ERROR, Provenance, Record, from_epoch
+from ..tempdirs import sweep_stale
 from ..zeek.logs import is_zeek_log
 from .analyzer import Analyzer, RunState
 from .dissect import Dissection, Job
@@ -57,6 +58,7 @@ def _raw_records(sources: Sequence[Source], options: Options, progress: Optional
         yield _error(sources[0].path if sources else "-", str(exc))
         return
     names = field_list(_decoder_fields())
+    sweep_stale()  # what runs killed before this one left in the temporary directory
     with tshark_secrets(options) as secrets:
         for message in secrets.errors:
             path, _, why = message.partition(": ")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import html
 import os
-import shutil
-import tempfile
 from collections import defaultdict
 from contextlib import ExitStack
 from datetime import datetime
@@ -22,6 +20,7 @@ from ..engine import Options, analyze, network_records
 from ..output import printable
 from ..pydantic_api import BaseModel, Field
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, OPERATION, SESSION, TREE, Record
+from ..tempdirs import COVERAGE, locked_tempdir
 from .rewrite import SCOPES, RewriteStats, WhatIfError, rewrite_capture
 
 OBTAINED, INFERRED, LOST, PENDING, NO_HOSTLOG = "obtained", "inferred", "not-obtained", "pending", "no-hostlog"
@@ -210,10 +209,8 @@ def coverage_report(captures: Sequence[str], hostlogs: Sequence[str] = (), optio
     obtainable from the network alone and from the network fused with `hostlogs`."""
     options = options or Options()
     report = CoverageReport(captures=list(captures), hostlogs=list(hostlogs), scopes=list(scopes))
-    workdir = keep_dir or tempfile.mkdtemp(prefix="smbtrail-coverage-")
     with ExitStack() as stack:
-        if keep_dir is None:
-            stack.callback(shutil.rmtree, workdir, True)
+        workdir = keep_dir or stack.enter_context(locked_tempdir(COVERAGE)).path
         inputs = _readable(captures, stack, report)
         reference = _errors_out(list(network_records([p for _, p in inputs], options)), report)
         commands = sorted(_commands(reference), key=lambda r: r.time)
