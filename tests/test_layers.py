@@ -90,7 +90,7 @@ def test_no_package_imports_a_package_above_or_beside_it():
 
 def test_capture_imports_neither_protocols_nor_network():
     imported = {b for (a, b) in package_imports() if a == "capture"}
-    assert imported <= {"input_files"}, imported
+    assert imported <= {"input_files", "tempdirs"}, imported
     assert "network" not in {b for (a, b) in package_imports() if a == "protocols"}
 
 
