@@ -141,7 +141,7 @@ def test_killed_run_leaves_no_dissection_dir_for_good(tmp_path, monkeypatch):
     left = [p for p in scratch.iterdir() if p.name.startswith("smbtrail-dissect-")]
     assert left and all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in left)
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    with tempdirs.locked_tempdir(tempdirs.ZIP) as live:
+    with tempdirs.LockedTempdir(tempdirs.ZIP) as live:
         again = run("analyze", "--format", "jsonl", GOOD, env={"TMPDIR": str(scratch)})
         assert again.returncode == 0, again.stderr.decode()
         assert [p.name for p in scratch.iterdir()] == [os.path.basename(live.path)]  # the live one kept

@@ -44,10 +44,6 @@ class LockedTempdir:
             self._lock = None
 
 
-def locked_tempdir(prefix: str) -> LockedTempdir:
-    return LockedTempdir(prefix)
-
-
 def _hold_lock(path: str) -> Optional[int]:
     """The held lock's fd; None when a sweep removed the fresh directory before the lock was taken."""
     if fcntl is None:  # pragma: no cover

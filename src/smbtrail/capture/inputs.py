@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import IO, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from ..input_files import CHUNK, InputError, Prefixed, gunzip, open_regular, open_zip_member, read_exactly, reason, walk
-from ..tempdirs import ZIP, LockedTempdir, locked_tempdir
+from ..tempdirs import ZIP, LockedTempdir
 
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -204,7 +204,7 @@ def readable_files(source: Source) -> Iterator[List[Tuple[str, Optional[str], Op
             if member.error or member.open is None:
                 found.append((member.name, None if member.error else member.path, member.error))
                 continue
-            tmp = tmp or locked_tempdir(ZIP)
+            tmp = tmp or LockedTempdir(ZIP)
             target = os.path.join(tmp.path, f"{number}-{os.path.basename(member.name.split('!')[-1])}")
             try:
                 with member.open() as src, open(target, "wb") as dst:

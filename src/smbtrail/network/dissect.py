@@ -25,7 +25,7 @@ from ..capture.pieces import split
 from ..capture.prefilter import select
 from ..encryption.keys import TsharkSecrets
 from ..input_files import reason
-from ..tempdirs import DISSECT, LockedTempdir, locked_tempdir
+from ..tempdirs import DISSECT, LockedTempdir
 
 PIECE_BYTES = 96 * 1024 * 1024  # a tshark per piece of about this much capture: ~2.5x as much memory each
 PUMP_EVERY = 4096  # rows read between checks for a free core
@@ -95,7 +95,7 @@ class Dissection:
             self.ahead.acquire()
             if self.stop.is_set():
                 return
-            job = Job(source, locked_tempdir(DISSECT))
+            job = Job(source, LockedTempdir(DISSECT))
             try:
                 self._prepare(job)
             except Exception as exc:  # the file's own problem: reported as its error record
@@ -175,10 +175,9 @@ class Dissection:
         while job_pass.proc is None:
             self._wait()
         frames, frame_at, stream_at = job_pass.frames, self.frame_at, self.stream_at
-        count = 0
-        for values in tshark.follow_rows(job_pass.proc, job_pass.spool, self.nfields, job_pass.run,  # type: ignore[arg-type]
-                                         wait=self._wait):
-            count += 1
+        rows = tshark.follow_rows(job_pass.proc, job_pass.spool, self.nfields, job_pass.run,  # type: ignore[arg-type]
+                                  wait=self._wait)
+        for count, values in enumerate(rows, 1):
             if not count % PUMP_EVERY:  # a pass that ended while the analysis was busy: start the next one now
                 with self.lock:
                     self._pump()

@@ -20,7 +20,7 @@ from ..engine import Options, analyze, network_records
 from ..output import printable
 from ..pydantic_api import BaseModel, Field
 from ..records import COMMAND, ENCRYPTED_ACTIVITY, ERROR, FILE, OPERATION, SESSION, TREE, Record
-from ..tempdirs import COVERAGE, locked_tempdir
+from ..tempdirs import COVERAGE, LockedTempdir
 from .rewrite import SCOPES, RewriteStats, WhatIfError, rewrite_capture
 
 OBTAINED, INFERRED, LOST, PENDING, NO_HOSTLOG = "obtained", "inferred", "not-obtained", "pending", "no-hostlog"
@@ -210,7 +210,7 @@ def coverage_report(captures: Sequence[str], hostlogs: Sequence[str] = (), optio
     options = options or Options()
     report = CoverageReport(captures=list(captures), hostlogs=list(hostlogs), scopes=list(scopes))
     with ExitStack() as stack:
-        workdir = keep_dir or stack.enter_context(locked_tempdir(COVERAGE)).path
+        workdir = keep_dir or stack.enter_context(LockedTempdir(COVERAGE)).path
         inputs = _readable(captures, stack, report)
         reference = _errors_out(list(network_records([p for _, p in inputs], options)), report)
         commands = sorted(_commands(reference), key=lambda r: r.time)
