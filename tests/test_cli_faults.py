@@ -118,6 +118,21 @@ def test_secrets_after_sigkill(tmp_path, memfd):
     assert list(scratch.iterdir()) == []  # the next run swept it
 
 
+def _wait_for_orphans(needle: str, timeout: float = 60) -> None:
+    """Until no process's command line names `needle` (the killed run's tcpdump and tshark end with their pass)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = False
+        for entry in os.scandir("/proc"):
+            try:
+                alive = alive or entry.name.isdigit() and needle.encode() in Path(entry.path, "cmdline").read_bytes()
+            except OSError:
+                continue
+        if not alive:
+            return
+        time.sleep(0.05)
+
+
 def test_killed_run_leaves_no_dissection_dir_for_good(tmp_path, monkeypatch):
     """A SIGKILL'd run left its dissection spool (rows of every tshark pass, selections, pieces) under $TMPDIR
     forever: a Splunk input killed again and again filled the disk. The next capture run removes it; a
@@ -138,6 +153,7 @@ def test_killed_run_leaves_no_dissection_dir_for_good(tmp_path, monkeypatch):
     assert proc.poll() is None, proc.stderr.read().decode()
     proc.kill()
     proc.wait(timeout=30)
+    _wait_for_orphans(str(inputs))  # a tcpdump may create its selection in a directory the sweep emptied
     left = [p for p in scratch.iterdir() if p.name.startswith("smbtrail-dissect-")]
     assert left and all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in left)
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))

@@ -2,6 +2,9 @@
 
 Each holds an flock on `<dir>/.lock` while in use; the kernel drops it when the process dies, even on
 SIGKILL, so the next capture run removes this user's directories whose lock nobody holds (sweep_stale).
+A killed run's tcpdump or tshark lives on until its pass ends and may create its output file after a sweep
+emptied the directory; such a directory has no lock, so it is removed once it has not changed for ORPHANED
+seconds (a live run's directory is without its lock only between mkdtemp and the next call).
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from typing import Iterable, Optional
 
 DISSECT, ZIP, COVERAGE, SECRETS = "smbtrail-dissect-", "smbtrail-zip-", "smbtrail-coverage-", "smbtrail-tshark-"
 PREFIXES = (DISSECT, ZIP, COVERAGE, SECRETS)
 LOCK = ".lock"
+ORPHANED = 60.0
 
 try:
     import fcntl
@@ -75,9 +80,15 @@ def sweep_stale(prefixes: Iterable[str] = PREFIXES, tmp: Optional[str] = None) -
 
 def _sweep_one(path: str) -> int:
     try:
-        if os.lstat(path).st_uid != os.getuid():
-            return 0
+        info = os.lstat(path)
+    except OSError:
+        return 0
+    if info.st_uid != os.getuid():
+        return 0
+    try:
         fd = os.open(os.path.join(path, LOCK), os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return _remove_orphaned(path, info.st_mtime)
     except OSError:
         return 0
     try:
@@ -85,7 +96,37 @@ def _sweep_one(path: str) -> int:
     except OSError:
         return 0  # a live run holds it
     else:
-        shutil.rmtree(path, ignore_errors=True)
+        _remove_lock_last(path)
         return 1
     finally:
         os.close(fd)
+
+
+def _remove_lock_last(path: str) -> None:
+    """So that a directory emptied only in part keeps its lock file and the next sweep tries again."""
+    for name in os.listdir(path):
+        if name != LOCK:
+            target = os.path.join(path, name)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                _unlink(target)
+    _unlink(os.path.join(path, LOCK))
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass  # a killed run's child wrote a file meanwhile: _remove_orphaned takes it later
+
+
+def _remove_orphaned(path: str, mtime: float) -> int:
+    if time.time() - mtime < ORPHANED or not os.path.isdir(path) or os.path.islink(path):
+        return 0
+    shutil.rmtree(path, ignore_errors=True)
+    return 1
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
