@@ -14,6 +14,8 @@ import subprocess
 import sys
 import zipfile
 from collections import defaultdict
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -55,20 +57,48 @@ def tshark(path: Path, *args: str) -> Tuple[List[List[str]], str]:
 
 FIELDS = ["frame.number", "tcp.stream", "tcp.srcport", "nbss.type", "nbss.length", "smb2.cmd", "smb2.sesid",
           "smb2.chain_offset", "smb2.header.transform.msg_size", "smb.cmd"]
+PASS_FIELDS = ["frame.protocols", "tcp.analysis.flags", "_ws.expert.message"] + FIELDS
 
 
-def smb_frames(path: Path) -> List[Dict[str, List[str]]]:
-    args = ["-Y", "tcp && (smb2 || smb)", "-T", "fields"] + [a for f in FIELDS for a in ("-e", f)]
-    rows, _ = tshark(path, *args)
-    return [{name: (row[i].split(",") if i < len(row) and row[i] else []) for i, name in enumerate(FIELDS)}
-            for row in rows]
+@dataclass(frozen=True)
+class Dissected:
+    """What the checks read of a capture, from one tshark pass."""
+
+    frames: int
+    errors: str  # tshark's complaints (a capture cut short...)
+    analysis: Dict[str, str]  # frame number -> expert messages, for the frames TCP analysis flagged
+    smb: List[Dict[str, List[str]]]  # the SMB frames over TCP, FIELDS as lists
 
 
-def expected_transforms(original: Path) -> Dict[tuple, List[int]]:
+def dissect(path: Path) -> Dissected:
+    return _dissect(str(path), *_version(path))
+
+
+@cache
+def _dissect(path: str, mtime: int, size: int) -> Dissected:
+    """Read once per file version: a cleartext capture is the source of several rewrites and tests."""
+    rows, errors = tshark(Path(path), "-T", "fields", *[a for f in PASS_FIELDS for a in ("-e", f)])
+    analysis, smb = {}, []
+    for row in rows:
+        values = {name: (row[i] if i < len(row) else "") for i, name in enumerate(PASS_FIELDS)}
+        if values["tcp.analysis.flags"]:
+            analysis[values["frame.number"]] = values["_ws.expert.message"]
+        layers = set(values["frame.protocols"].split(":"))
+        if "tcp" in layers and layers & {"smb2", "smb"}:
+            smb.append({name: values[name].split(",") if values[name] else [] for name in FIELDS})
+    return Dissected(len(rows), errors, analysis, smb)
+
+
+def _version(path: Path) -> Tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def expected_transforms(original: Dissected) -> Dict[tuple, List[int]]:
     """Per TCP stream and sender: NBSS lengths of the SMB2 messages that must be encrypted server-wide,
     taken from tshark's dissection of the cleartext capture."""
     expected: Dict[tuple, List[int]] = defaultdict(list)
-    for frame in smb_frames(original):
+    for frame in original.smb:
         if frame["smb.cmd"] and not frame["smb2.cmd"]:
             continue  # SMB1 (multi-protocol negotiate): never encrypted
         headers = list(zip(frame["smb2.cmd"], frame["smb2.sesid"], frame["smb2.chain_offset"]))
@@ -85,11 +115,11 @@ def expected_transforms(original: Path) -> Dict[tuple, List[int]]:
     return expected
 
 
-def seen_transforms(rewritten: Path) -> Tuple[Dict[tuple, List[int]], List[str]]:
+def seen_transforms(rewritten: Dissected) -> Tuple[Dict[tuple, List[int]], List[str]]:
     """Transform sizes per stream and sender, and any SMB2 message left readable that should not be."""
     seen: Dict[tuple, List[int]] = defaultdict(list)
     leaks = []
-    for frame in smb_frames(rewritten):
+    for frame in rewritten.smb:
         sizes = [int(s) for s in frame["smb2.header.transform.msg_size"]]
         seen[(frame["tcp.stream"][0], frame["tcp.srcport"][0])] += sizes
         nbss = sorted(int(n) for t, n in zip(frame["nbss.type"], frame["nbss.length"]) if t == "0x00")
@@ -101,26 +131,38 @@ def seen_transforms(rewritten: Path) -> Tuple[Dict[tuple, List[int]], List[str]]
     return seen, leaks
 
 
-def analysis_flags(path: Path) -> Dict[str, str]:
-    rows, _ = tshark(path, "-Y", "tcp.analysis.flags", "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message")
-    return {row[0]: row[-1] for row in rows}
-
-
-def check_server_rewrite(src: Path, dst: Path) -> RewriteStats:
-    stats = rewrite_capture(str(src), str(dst), "server")
-    frames_before, errors_before = tshark(src, "-T", "fields", "-e", "frame.number")
-    frames_after, errors_after = tshark(dst, "-T", "fields", "-e", "frame.number")
-    assert errors_after == errors_before.replace(str(src), str(dst))
-    assert len(frames_after) == len(frames_before) == stats.frames
-    assert analysis_flags(dst) == analysis_flags(src), "TCP analysis flags changed"
-    expected = expected_transforms(src)
-    seen, leaks = seen_transforms(dst)
+def check_server_rewrite(src: Path, dst: Path, stats: RewriteStats) -> RewriteStats:
+    """dst, src rewritten server-wide (stats), against tshark's dissection of both."""
+    before, after = dissect(src), dissect(dst)
+    assert after.errors == before.errors.replace(str(src), str(dst))
+    assert after.frames == before.frames == stats.frames
+    assert after.analysis == before.analysis, "TCP analysis flags changed"
+    expected = expected_transforms(before)
+    seen, leaks = seen_transforms(after)
     untouched = {(n.client, n.server) for n in stats.untouched}
     assert not leaks or untouched, leaks[:5]
     if not untouched:
         assert {k: v for k, v in seen.items() if v} == dict(expected)
         assert sum(len(v) for v in expected.values()) == stats.nbss_messages_encrypted
     return stats
+
+
+def server_rewrite(src: Path, dst: Path) -> RewriteStats:
+    return check_server_rewrite(src, dst, rewrite_capture(str(src), str(dst), "server"))
+
+
+@pytest.fixture(scope="module")
+def rewritten(tmp_path_factory):
+    """rewritten(capture, scope) -> (output, stats): each capture rewritten once per scope in this module (the
+    rewrite is seeded: the same input gives the same bytes); the tests that check one rewrite share it."""
+    done: Dict[Tuple[Path, str], Tuple[Path, RewriteStats]] = {}
+
+    def run(src: Path, scope: str = "server") -> Tuple[Path, RewriteStats]:
+        if (src, scope) not in done:
+            dst = tmp_path_factory.mktemp("rewritten") / f"{src.stem}.{scope}.pcapng"
+            done[(src, scope)] = (dst, rewrite_capture(str(src), str(dst), scope))
+        return done[(src, scope)]
+    return run
 
 
 def check_records(src: Path, dst: Path, account: str = "") -> None:
@@ -140,18 +182,18 @@ def check_records(src: Path, dst: Path, account: str = "") -> None:
 
 
 @pytest.mark.parametrize("row", plain_rows(), ids=lambda r: r["scenario"])
-def test_lab_capture_rewritten_server_wide(row, tmp_path):
+def test_lab_capture_rewritten_server_wide(row, rewritten):
     src = LAB / row["capture"]
-    dst = tmp_path / "server.pcapng"
-    check_server_rewrite(src, dst)
+    dst, stats = rewritten(src)
+    check_server_rewrite(src, dst, stats)
     if row["transport"] == "NCACN_NP" and row["command"] != "logon":  # refused logons: no session to hide
         check_records(src, dst, row["account"])
 
 
-def test_psexec_capture_rewritten_server_wide(shared_data, tmp_path):
+def test_psexec_capture_rewritten_server_wide(shared_data, rewritten):
     src = shared_data / "suricata-verify" / "smb2-07" / "20171220_smb_psexec_add_user.pcap"
-    dst = tmp_path / "psexec.pcapng"
-    check_server_rewrite(src, dst)
+    dst, stats = rewritten(src)
+    check_server_rewrite(src, dst, stats)
     check_records(src, dst)
 
 
@@ -161,7 +203,7 @@ def test_otrf_capture_rewritten_server_wide(pair, shared_data, tmp_path):
         archive.extractall(tmp_path / "in")
     for src in sorted((tmp_path / "in").rglob("*.*cap*")):
         dst = tmp_path / f"{src.stem}.server.pcapng"
-        stats = check_server_rewrite(src, dst)
+        stats = server_rewrite(src, dst)
         assert not stats.untouched, stats.untouched
         if not stats.smb_connections:  # no SMB at all: every byte stays as it was
             assert dst.read_bytes() == src.read_bytes()
@@ -169,10 +211,9 @@ def test_otrf_capture_rewritten_server_wide(pair, shared_data, tmp_path):
             check_records(src, dst)
 
 
-def test_other_traffic_untouched(shared_data, tmp_path):
+def test_other_traffic_untouched(shared_data, rewritten):
     src = shared_data / "suricata-verify" / "smb2-07" / "20171220_smb_psexec_add_user.pcap"
-    dst = tmp_path / "psexec.pcapng"
-    rewrite_capture(str(src), str(dst), "server")
+    dst, _ = rewritten(src)
     args = ["-o", "frame.generate_md5_hash:TRUE", "-Y", "!(tcp.port == 445 || tcp.port == 139)",
             "-T", "fields", "-e", "frame.number", "-e", "frame.md5_hash"]
     before, _ = tshark(src, *args)
@@ -180,10 +221,9 @@ def test_other_traffic_untouched(shared_data, tmp_path):
     assert before and before == after
 
 
-def test_share_scope_keeps_ipc_and_hides_admin_share(shared_data, tmp_path):
+def test_share_scope_keeps_ipc_and_hides_admin_share(shared_data, rewritten):
     src = shared_data / "suricata-verify" / "smb2-07" / "20171220_smb_psexec_add_user.pcap"
-    dst = tmp_path / "share.pcapng"
-    stats = rewrite_capture(str(src), str(dst), "share")
+    dst, stats = rewritten(src, "share")
     before, after = records(src), records(dst)
     assert any(r.kind == "file" and r.share == "ADMIN$" for r in before)
     assert not [r for r in after if r.kind == "file" and r.share in ("ADMIN$", "C$")]
@@ -198,10 +238,9 @@ def test_share_scope_keeps_ipc_and_hides_admin_share(shared_data, tmp_path):
 
 
 @pytest.mark.parametrize("scenario", ["sc_query_services", "file_write_smbclient"])
-def test_share_scope_on_lab_captures(scenario, tmp_path):
+def test_share_scope_on_lab_captures(scenario, rewritten):
     src = LAB / "plain" / f"{scenario}.pcapng"
-    dst = tmp_path / "share.pcapng"
-    rewrite_capture(str(src), str(dst), "share")
+    dst, _ = rewritten(src, "share")
     before, after = records(src), records(dst)
     visible = lambda recs, kind: [(r.share, r.path, r.operation) for r in recs if r.kind == kind]  # noqa: E731
     assert visible(after, "operation") == visible(before, "operation")
@@ -229,12 +268,11 @@ def real_pairs() -> List[Tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize("pair", real_pairs(), ids=lambda p: f"{Path(p[0]).stem}-{p[2]}")
-def test_rewrite_sizes_match_real_encrypted_capture(pair, tmp_path):
+def test_rewrite_sizes_match_real_encrypted_capture(pair, rewritten):
     """The same scenario run by real software with encryption on: the message sizes the sensor sees
     differ only by the few messages a second run adds or drops (interim STATUS_PENDING responses)."""
     plain, real, scope = LAB / pair[0], LAB / pair[1], pair[2]
-    dst = tmp_path / f"{scope}.pcapng"
-    rewrite_capture(str(plain), str(dst), scope)
+    dst, _ = rewritten(plain, scope)
     ours, theirs = encrypted_sizes(dst), encrypted_sizes(real)
     assert ours and theirs
     assert difflib.SequenceMatcher(None, ours, theirs, autojunk=False).ratio() >= 0.9
@@ -265,8 +303,7 @@ def test_cut_lab_capture_keeps_every_whole_frame(tmp_path):
     cut = tmp_path / "cut.pcapng"
     cut.write_bytes(src.read_bytes()[: src.stat().st_size * 2 // 3])
     stats = rewrite_capture(str(cut), str(tmp_path / "out.pcapng"), "server")
-    frames, _ = tshark(tmp_path / "out.pcapng", "-T", "fields", "-e", "frame.number")
-    assert stats.partial and len(frames) == stats.frames > 0
+    assert stats.partial and dissect(tmp_path / "out.pcapng").frames == stats.frames > 0
 
 
 def test_scope_none_is_a_copy(tmp_path):
@@ -335,7 +372,7 @@ def test_resegmented_ipv6_capture(chunk, tmp_path):
         pytest.skip("text2pcap (Wireshark) not installed")
     src = tmp_path / "ipv6.pcap"
     resegment(LAB / "plain" / "file_write_smbclient.pcapng", src, chunk)
-    stats = check_server_rewrite(src, tmp_path / "server.pcap")
+    stats = server_rewrite(src, tmp_path / "server.pcap")
     assert stats.nbss_messages_encrypted > 0 and not stats.untouched
     check_records(src, tmp_path / "server.pcap", "smbtadmin")
     rewrite_capture(str(src), str(tmp_path / "share.pcap"), "share")
@@ -379,7 +416,7 @@ def test_linux_cooked_capture_of_a_socket_replay(tmp_path):
         pytest.skip(f"no capture from the private namespace: {done.stderr.strip()[-200:]}")
     link, _ = tshark(cap, "-c", "1", "-T", "fields", "-e", "frame.protocols")
     assert link[0][0].startswith("sll:ethertype:ipv6:tcp")
-    stats = check_server_rewrite(cap, tmp_path / "server.pcapng")
+    stats = server_rewrite(cap, tmp_path / "server.pcapng")
     assert stats.nbss_messages_encrypted > 0
     check_records(cap, tmp_path / "server.pcapng", "smbtadmin")
 
