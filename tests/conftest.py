@@ -1,3 +1,5 @@
+import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -25,16 +27,26 @@ def fixtures() -> Path:
 
 
 @pytest.fixture(scope="session")
-def built() -> Dict[str, object]:
-    """The Splunk package as package.sh builds it (once a session; build venvs reused from build/), with
-    AppInspect's report and the forwarder / search-head packages Splunk's packaging toolkit cuts."""
+def built(request) -> Dict[str, object]:
+    """The Splunk package as package.sh builds it (once a test run; build venvs reused from build/), with
+    AppInspect's report and the forwarder / search-head packages Splunk's packaging toolkit cuts. Under
+    pytest-xdist the first worker that needs it builds it; the others wait for it and take the same."""
     build = ROOT / "build"
-    done = subprocess.run(["bash", str(ROOT / "package.sh"), "--inspect", "--partition"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=1800,
-                          env={**os.environ, "SMBTRAIL_BUILD_DIR": str(build), "PYTHON": sys.executable})
-    assert done.returncode == 0, done.stderr[-4000:]
-    tgz = Path(done.stdout.strip().splitlines()[-1])
-    return {"tgz": tgz, "log": done.stderr, "stage": build / "pkg" / "smbtrail", "build": build}
+    build.mkdir(exist_ok=True)
+    run = getattr(request.config, "workerinput", {}).get("testrunuid")
+    stamp = build / "built-by-run.json"
+    with open(build / "built.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        made = json.loads(stamp.read_text()) if stamp.is_file() else {}
+        if not run or made.get("run") != run:
+            stamp.unlink(missing_ok=True)
+            done = subprocess.run(["bash", str(ROOT / "package.sh"), "--inspect", "--partition"], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=1800,
+                                  env={**os.environ, "SMBTRAIL_BUILD_DIR": str(build), "PYTHON": sys.executable})
+            assert done.returncode == 0, done.stderr[-4000:]
+            made = {"run": run, "tgz": done.stdout.strip().splitlines()[-1], "log": done.stderr}
+            stamp.write_text(json.dumps(made))
+    return {"tgz": Path(made["tgz"]), "log": made["log"], "stage": build / "pkg" / "smbtrail", "build": build}
 
 
 @pytest.fixture(scope="session")
