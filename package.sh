@@ -47,8 +47,9 @@ tool_venv() {
     shift 2
     if [ ! -x "$venv/bin/$exe" ]; then
         say "creating $venv"
-        "$PY" -m venv "$venv"
-        "$venv/bin/pip" install "${PIP_QUIET[@]}" "$@"
+        # the builder's pip installs into it (a pip of its own costs seconds), and compiles only what runs
+        "$PY" -m venv --without-pip "$venv"
+        "$PY" -m pip --python "$venv/bin/python" install "${PIP_QUIET[@]}" --no-compile "$@"
     fi
 }
 
