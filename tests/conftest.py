@@ -65,3 +65,33 @@ def lab_indexed(built, tmp_path_factory) -> Dict[str, list]:
         out[mode] = (run_input(built["stage"], "smbtrail_pcap", str(work / "pcap" / "*"), work)
                      + run_input(built["stage"], "smbtrail_hostlog", str(work / "logs" / "*"), work))
     return out
+
+
+# pytest-xdist (pyproject: -n auto --dist loadfile): a test file is one unit of work, so its module fixtures
+# are made once; the files that test the built package are one unit, so `built` and `lab_indexed` are made
+# once; and the longest units start first, so that no worker is left alone with one at the end.
+PACKAGE_FILES = ("test_splunk_contract.py", "test_splunk_flow.py", "test_splunk_fusehead.py", "test_splunk_package.py")
+LONGEST_FIRST = ("test_capture_pipeline.py", "the Splunk package", "test_whatif.py", "test_splunk_input_faults.py",
+                 "test_lab_trails.py", "test_cli_faults.py", "test_hostlog_evtx.py", "test_hostile_input.py")
+
+
+def _work_unit(nodeid: str) -> str:
+    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return "the Splunk package" if name in PACKAGE_FILES else name
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            rank = {unit: n for n, unit in enumerate(LONGEST_FIRST)}
+            first = min(self.workqueue, key=lambda unit: rank.get(unit, len(rank)))  # else: most tests first
+            self.workqueue.move_to_end(first, last=False)
+            super()._assign_work_unit(node)
+
+    return FileScheduling(config, log)
