@@ -298,3 +298,12 @@ def test_bad_members_of_a_zip_of_zeek_logs_cost_only_themselves(real, tmp_path):
     assert "not a capture" in errors[f"{archive}!notes.txt"]
     assert len([r for r in records if r["kind"] == OPERATION]) == len(zeek_rows(real / "dce_rpc.log.gz"))
     assert any(r["kind"] == "session" and r.get("user") for r in records), "the readable half of ntlm.log"
+
+
+def test_refused_kerberos_request_keeps_the_kdc_error(real, real_records):
+    """kerberos.log's `success` F rows: the KDC's error as the record's status, as a capture's KRB-ERROR gives."""
+    refused = {r["uid"]: r["error_msg"] for r in zeek_rows(real / "kerberos.log.gz") if r.get("success") == "F"}
+    assert refused, "the real log holds a refused request"
+    got = {_uid(r): r.status for r in real_records if r.kind == "session" and r.protocol == "kerberos"
+           and r.status != "ok"}
+    assert got == refused
