@@ -307,3 +307,23 @@ def test_refused_kerberos_request_keeps_the_kdc_error(real, real_records):
     got = {_uid(r): r.status for r in real_records if r.kind == "session" and r.protocol == "kerberos"
            and r.status != "ok"}
     assert got == refused
+
+
+def test_a_zip_holding_a_capture_and_its_zeek_logs_reads_both_once(shared_data, tmp_path):
+    """A capture and the Zeek logs of the same traffic (derived from its records with their times, as Zeek
+    writes them: tests/helpers/zeek_logs.py) in one archive: the capture goes to tshark, the logs to the
+    Zeek reader, and each tree and call both saw is one record, the capture's, noting Zeek."""
+    from helpers.zeek_logs import write_logs
+
+    trace = shared_data / "zeek/Traces/smb/smb2.pcap"
+    alone = [r for r in network_records([str(trace)]) if r.kind in (TREE, OPERATION)]
+    logs = write_logs(alone, str(tmp_path / "logs"))
+    archive = tmp_path / "sensor.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        out.write(trace, "smb2.pcap")
+        for log in logs:
+            out.write(log, Path(log).name)
+    both = [r for r in network_records([str(archive)]) if r.kind in (TREE, OPERATION)]
+    assert logs and len(both) == len(alone) > 0
+    assert all(r.provenance[0].file == f"{archive}!smb2.pcap" and "zeek" in r.evidence for r in both)
+    assert {p.file for r in both for p in r.provenance[1:]} <= {f"{archive}!{Path(log).name}" for log in logs}
