@@ -14,6 +14,7 @@ from typing import Dict, List
 import pytest
 
 from helpers import network
+from helpers.zeek_logs import write_logs
 from smbtrail.engine import Options, analyze
 from smbtrail.records import Record
 
@@ -133,3 +134,40 @@ def test_brute_force_that_worked_says_so():
     assert logon.args["succeeded"] == ["administrator"] and logon.args["failures"] == 5
     trail = [t for t in records if t.kind == "trail" and t.trail_id == logon.trail_id][0]
     assert any("logged on" in reason for reason in trail.args["reasons"]) and trail.args["score"] >= 60
+
+
+# -- the same failures from Zeek's logs ----------------------------------------------------------------
+def _facts(logon: Record, with_status: bool) -> tuple:
+    attempts = sorted((a["account"], a["status"] if with_status else "", a["count"]) for a in logon.args["attempts"])
+    return (logon.operation, logon.args["accounts"], logon.args["failures"], logon.src_ip, logon.dest_ip, attempts)
+
+
+def _refused(records: List[Record]) -> List[tuple]:
+    return sorted((r.user, r.domain, r.src_ip, r.src_port, r.dest_ip, r.args.get("workstation"))
+                  for r in records if r.kind == "session" and r.status != "ok")
+
+
+@pytest.mark.parametrize("key", sorted(ROWS), ids="/".join)
+def test_zeek_logs_of_the_failures_give_the_captures_failed_logon_facts(key, tmp_path):
+    """ntlm.log `success` F and kerberos.log `success` F with its `error_msg` (Zeek's logs of the capture,
+    derived from its records: helpers/zeek_logs.py) give the failed logons and the `logon` command the
+    capture gives: accounts, counts, source, target. NTLM's refusal status is not in ntlm.log: said absent."""
+    row = _row(*key)
+    captured = network.records(LAB / row["capture"])
+    logs = write_logs(captured, str(tmp_path))
+    zeek = list(analyze(logs, [], Options()))
+    assert _refused(zeek) == _refused(captured)
+    (from_capture,), (from_zeek,) = _logons(captured), _logons(zeek)
+    kerberos = "kerberos" in from_capture.args["protocols"]
+    assert _facts(from_zeek, kerberos) == _facts(from_capture, kerberos)
+    refused = [r for r in zeek if r.kind == "session" and r.status != "ok"]
+    assert all("zeek" in r.evidence and (kerberos or "status" in r.args["absent"]) for r in refused)
+    both = list(analyze([str(LAB / row["capture"])] + logs, [], Options()))
+    (logon,) = _logons(both)
+    assert _facts(logon, True) == _facts(from_capture, True), "capture and Zeek together: each failure once"
+    if row["audit_log"]:
+        fused = list(analyze(logs, [str(LAB / row["audit_log"])], Options()))
+        (logon,) = _logons(fused)
+        assert set(logon.evidence) == {"network", "host"} and "ip_port" in logon.join
+        assert _pairs(logon.args["host_attempts"]) == _audited_failures(row), "the DC's cause of each failure"
+        assert _facts(logon, kerberos) == _facts(from_zeek, kerberos)

@@ -29,8 +29,9 @@ SPLUNK_SOURCETYPES = {"scheduler", "splunkd"}
 WINDOWS_SYSTEM = {"EventCode", "EventID", "EventRecordID", "Computer", "Channel", "RecordNumber", "ComputerName",
                   "LogName", "SourceName"}
 WINDOWS_SOURCE = re.compile(r"^(Xml)?WinEventLog:[\w/ -]+$")
-# Zeek's own field names the base search filters on (the Splunk Add-on for Zeek keeps them)
-ZEEK_FIELDS = {"id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "uid", "_path"}
+# Zeek's own field names the base search filters on (the Splunk Add-on for Zeek keeps them; its TSV
+# sourcetypes' indexed extractions name them with `_` for `.`)
+ZEEK_FIELDS = {"id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "uid", "_path", "id_resp_p"}
 
 
 def zeek_sourcetype(name: str) -> bool:

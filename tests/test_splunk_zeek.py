@@ -9,15 +9,19 @@ through the command's chunked protocol.
 from __future__ import annotations
 
 import glob
+import gzip
 import json
-from typing import Any, Dict, List
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
+from helpers.splunk_sim import Event, json_fields
 from helpers.zeek_logs import zeek_rows
-from smbtrail.engine import network_records
+from smbtrail.engine import analyze, network_records
 from smbtrail.records import COMMAND
 from smbtrail.splunk import fuserows, zeekevent
+from test_splunk_flow import fuse_in_splunk
 from test_splunk_fusecommand import drive, nxlog_rows, record_of, result_rows
 from test_zeek_logs import zeek_rows as read_tsv
 
@@ -126,3 +130,76 @@ def network_rows_of(records) -> List[Dict[str, Any]]:
 
     return [{"_raw": events.event_json(r), "_time": f"{r.time.timestamp():.6f}", "sourcetype": events.NETWORK,
              "source": "sensor.pcap"} for r in records]
+
+
+# -- each vendor's sourcetypes, selected by the packaged macro and fused ------------------------------
+def _tsv_lines(path: Path) -> Tuple[List[str], List[str]]:
+    """(the #fields names, the data lines) of one Zeek TSV log."""
+    fields, lines = [], []
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            line = line.rstrip("\n")
+            if line.startswith("#fields"):
+                fields = line.split("\t")[1:]
+            elif line and not line.startswith("#"):
+                lines.append(line)
+    return fields, lines
+
+
+def vendor_events(real: Path, vendor: str) -> List[Event]:
+    """The real logs as each add-on indexes them: the Splunk Add-on for Zeek's JSON (`bro:<log>:json`,
+    Zeek's JSON line, KV_MODE=json) and TSV (`bro_<log>`: the TSV line, indexed extractions from the
+    #fields header, `.` in a name made `_`); the TA for Corelight's JSON (`corelight_<log>`, with `_path`)."""
+    events = []
+    for path in sorted(real.glob("*.log.gz")):
+        log = path.name.split(".")[0]
+        fields, lines = _tsv_lines(path)
+        for line in lines:
+            values = dict(zip(fields, line.split("\t")))
+            meta = {"index": "zeek", "host": "sensor1", "source": f"/opt/zeek/logs/current/{log}.log",
+                    "_time": values["ts"]}
+            if vendor == "bro_tsv":
+                events.append(Event(line, dict(meta, sourcetype=f"bro_{log}"),
+                                    {k.replace(".", "_"): [v] for k, v in values.items()}))
+                continue
+            typed = {k: v.replace("\\\\", "\\") for k, v in values.items() if v != "-"}
+            typed.update(ts=float(values["ts"]), **{k: int(values[k]) for k in ("id.orig_p", "id.resp_p")})
+            typed.update({k: typed[k] == "T" for k in ("success", "forwardable", "renewable") if k in typed})
+            if vendor == "corelight":
+                typed = {"_path": log, "_system_name": "sensor1", **typed}
+            sourcetype = f"bro:{log}:json" if vendor == "bro_json" else f"corelight_{log}"
+            raw = json.dumps(typed)
+            events.append(Event(raw, dict(meta, sourcetype=sourcetype), json_fields(raw)))
+    return events
+
+
+def decoys(events: List[Event]) -> List[Event]:
+    """Events of the same index the macro must leave alone: other logs, and connections to other ports."""
+    first = events[0]
+    out = []
+    for sourcetype in ("bro:dns:json", "corelight_http", "bro_http", "bro_conn", "corelight_conn"):
+        fields = {k: v for k, v in first.fields.items()}
+        for port in ("id.resp_p", "id_resp_p"):
+            if port in fields:
+                fields[port] = ["80"]
+        out.append(Event(first.raw, dict(first.meta, sourcetype=sourcetype), fields))
+    return out
+
+
+def _fused_commands(records: List[Dict[str, Any]]) -> List[tuple]:
+    return sorted((r["command"], r["operation"], r["src_ip"], r.get("src_port"), r["dest_ip"], r.get("user"),
+                   r["time"]) for r in records if r["kind"] == "command")
+
+
+@pytest.mark.parametrize("vendor", ["bro_json", "bro_tsv", "corelight"])
+def test_each_vendors_sourcetypes_selected_by_the_macro_and_fused(built, shared_data, vendor, tmp_path):
+    """The scheduled fusion's base search (the packaged macros, no local one) selects every SMB/DCE-RPC
+    event of the Splunk Add-on for Zeek (JSON and TSV) and of the TA for Corelight and nothing else of
+    the Zeek index; the fused commands are those the command line gives from the log files."""
+    real = shared_data / "zeek-real"
+    events = vendor_events(real, vendor)
+    fused, read = fuse_in_splunk(built["stage"], events + decoys(events), tmp_path)
+    assert len(read) == len(events), "each of the vendor's SMB/DCE-RPC events and no decoy"
+    expected = [r.to_dict() for r in analyze([str(real)], []) if r.kind == "command"]
+    assert _fused_commands(fused) == _fused_commands(expected)
+    assert len([r for r in fused if r["kind"] == "command" and r["command"] == "sc"]) == 9

@@ -13,6 +13,9 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import subprocess
+import sys
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List
@@ -232,3 +235,95 @@ def test_baseline_logs_against_the_trace_as_capture(shared_data, baseline):
     wanted = sorted((c.command, c.args["action"], c.src_ip, c.dest_ip) for c in capture if c.kind == COMMAND)
     got = sorted((c.command, c.args["action"], c.src_ip, c.dest_ip) for c in zeek if c.kind == COMMAND)
     assert got == wanted, f"{baseline}: commands from the logs {got} vs the trace {wanted}"
+
+
+# -- Zeek logs inside zip archives ---------------------------------------------------------------------
+def _cli_jsonl(*paths) -> List[dict]:
+    done = subprocess.run([sys.executable, "-m", "smbtrail.cli", "analyze", "--format", "jsonl", *map(str, paths)],
+                          capture_output=True, text=True, timeout=600)
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def _without_file_names(records: List[dict]) -> List[str]:
+    """Records as text with each provenance reduced to the log's own name (and the id, a hash of it, dropped)."""
+    out = []
+    for rec in records:
+        rec = dict(rec, provenance=[dict(p, file=p["file"].rsplit("!", 1)[-1].rsplit("/", 1)[-1].replace(".gz", ""))
+                                    for p in rec.get("provenance", [])])
+        rec.pop("id", None)
+        out.append(json.dumps(rec, sort_keys=True))
+    return out
+
+
+def test_zeek_logs_inside_a_zip_give_the_records_of_the_unzipped_files(real, tmp_path):
+    """The real logs zipped as a SOC ships them (gzip members, plain members, a folder inside the archive):
+    the same jsonl as the files themselves, each record naming `archive.zip!member`."""
+    archive = tmp_path / "zeek-logs.zip"
+    unzipped = tmp_path / "unzipped"
+    unzipped.mkdir()
+    names = set()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for i, path in enumerate(sorted(real.glob("*.log.gz"))):
+            if i % 2:
+                names.add(path.name)
+                out.write(path, path.name)  # rotated logs as Zeek leaves them, gzip inside the zip
+                shutil.copy(path, unzipped / path.name)
+            else:
+                plain = gzip.decompress(path.read_bytes())
+                names.add(f"2018-03-24/{path.name[:-3]}")
+                out.writestr(f"2018-03-24/{path.name[:-3]}", plain)
+                (unzipped / path.name[:-3]).write_bytes(plain)
+    zipped = _cli_jsonl(archive)
+    assert zipped and not [r for r in zipped if r["kind"] == ERROR]
+    assert _without_file_names(zipped) == _without_file_names(_cli_jsonl(unzipped))
+    assert {p["file"] for r in zipped for p in r.get("provenance", [])} == {f"{archive}!{name}" for name in names}
+
+
+def test_bad_members_of_a_zip_of_zeek_logs_cost_only_themselves(real, tmp_path):
+    """A member cut mid-write, a decompression bomb and a stray note beside good logs: each named, the rest read."""
+    cut = (real / "ntlm.log.gz").read_bytes()
+    header = "#separator \\x09\n#path\tdns\n#fields\tts\tuid\tquery\n"
+    bomb = gzip.compress((header + "1.0\tCx\tx.example\n" * (2 << 20)).encode(), 9)  # 40 MiB of one line
+    archive = tmp_path / "sensor.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        out.write(real / "dce_rpc.log.gz", "dce_rpc.log.gz")
+        out.writestr("ntlm.log.gz", cut[: len(cut) // 2])
+        out.writestr(zipfile.ZipInfo("dns.log.gz"), bomb)  # stored: only the gzip inside expands
+        out.writestr("notes.txt", "rotated hourly\n")
+    records = _cli_jsonl(archive)
+    errors = {r["provenance"][0]["file"]: r["message"] for r in records if r["kind"] == ERROR}
+    assert set(errors) == {f"{archive}!{name}" for name in ("ntlm.log.gz", "dns.log.gz", "notes.txt")}, errors
+    assert "read stopped after line" in errors[f"{archive}!ntlm.log.gz"]
+    assert "decompression bomb" in errors[f"{archive}!dns.log.gz"]
+    assert "not a capture" in errors[f"{archive}!notes.txt"]
+    assert len([r for r in records if r["kind"] == OPERATION]) == len(zeek_rows(real / "dce_rpc.log.gz"))
+    assert any(r["kind"] == "session" and r.get("user") for r in records), "the readable half of ntlm.log"
+
+
+def test_refused_kerberos_request_keeps_the_kdc_error(real, real_records):
+    """kerberos.log's `success` F rows: the KDC's error as the record's status, as a capture's KRB-ERROR gives."""
+    refused = {r["uid"]: r["error_msg"] for r in zeek_rows(real / "kerberos.log.gz") if r.get("success") == "F"}
+    assert refused, "the real log holds a refused request"
+    got = {_uid(r): r.status for r in real_records if r.kind == "session" and r.protocol == "kerberos"
+           and r.status != "ok"}
+    assert got == refused
+
+
+def test_a_zip_holding_a_capture_and_its_zeek_logs_reads_both_once(shared_data, tmp_path):
+    """A capture and the Zeek logs of the same traffic (derived from its records with their times, as Zeek
+    writes them: tests/helpers/zeek_logs.py) in one archive: the capture goes to tshark, the logs to the
+    Zeek reader, and each tree and call both saw is one record, the capture's, noting Zeek."""
+    from helpers.zeek_logs import write_logs
+
+    trace = shared_data / "zeek/Traces/smb/smb2.pcap"
+    alone = [r for r in network_records([str(trace)]) if r.kind in (TREE, OPERATION)]
+    logs = write_logs(alone, str(tmp_path / "logs"))
+    archive = tmp_path / "sensor.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        out.write(trace, "smb2.pcap")
+        for log in logs:
+            out.write(log, Path(log).name)
+    both = [r for r in network_records([str(archive)]) if r.kind in (TREE, OPERATION)]
+    assert logs and len(both) == len(alone) > 0
+    assert all(r.provenance[0].file == f"{archive}!smb2.pcap" and "zeek" in r.evidence for r in both)
+    assert {p.file for r in both for p in r.provenance[1:]} <= {f"{archive}!{Path(log).name}" for log in logs}

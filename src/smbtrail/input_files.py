@@ -128,7 +128,7 @@ class Bounded(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.stream.read(len(buffer))
+        data = self.stream.read1(len(buffer))  # what is there: a stream cut later still gives what precedes the cut
         buffer[:len(data)] = data
         self.out += len(data)
         if self.out > EXPANSION_FLOOR and self.out > self.limit * max(1, self.compressed()):

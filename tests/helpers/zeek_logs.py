@@ -35,7 +35,7 @@ FIELDS = {
     "ntlm": ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "username", "hostname", "domainname",
              "server_nb_computer_name", "server_dns_computer_name", "server_tree_name", "success"],
     "kerberos": ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "request_type", "client",
-                 "service", "success"],
+                 "service", "success", "error_msg"],
 }
 # DCE_RPC::ignored_operations, Zeek's default: not logged at all
 IGNORED = {"winreg": {"BaseRegCloseKey", "BaseRegGetVersion", "BaseRegOpenKey", "BaseRegQueryValue",
@@ -90,7 +90,7 @@ def _rows(rec: Record, base: dict) -> List[Tuple[str, dict]]:
     if rec.kind == SESSION and rec.protocol == "kerberos" and rec.user:
         return [("kerberos", dict(base, request_type=(rec.operation or "tgs").split("_")[0].upper(),
                                   client=f"{rec.user}/{rec.domain or ''}", service=rec.args.get("service"),
-                                  success=True))]
+                                  success=rec.status == "ok", error_msg=None if rec.status == "ok" else rec.status))]
     if rec.kind == SESSION and rec.args.get("auth") == "ntlm" and rec.user:
         return [("ntlm", dict(base, username=rec.user, hostname=rec.src_host, domainname=rec.domain,
                               server_nb_computer_name=(rec.dest_host or "").split(".")[0] or None,

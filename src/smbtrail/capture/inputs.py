@@ -3,6 +3,8 @@
 A plain capture is read by tshark from its path. A gzip capture or a zip member is decompressed here,
 within the expansion bound of `input_files`, and streamed into tshark's standard input: nothing is
 extracted to temporary disk, and a corrupt, encrypted or truncated archive costs its own records only.
+A zip member that is a Zeek log (as the caller's test of its first bytes tells) becomes a source of its
+own, `archive.zip!member`, opened by the same bounded decompression; the zip's captures skip it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import os
 import shutil
 import struct
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Callable, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 from ..input_files import CHUNK, InputError, Prefixed, gunzip, open_regular, open_zip_member, read_exactly, reason, walk
 from ..tempdirs import ZIP, LockedTempdir
@@ -34,6 +37,8 @@ class Source:
     error: Optional[str] = None
     kind: Optional[str] = None  # pcap | pcapng | gzip | zip | zeek (a Zeek log, as the caller's zeek_log tells)
     size: int = 0
+    open: Optional[Callable[[], IO[bytes]]] = None  # a Zeek log inside a zip: its bytes, decompressed
+    skip: FrozenSet[str] = frozenset()  # a zip's members taken as Zeek logs: not captures
 
 
 @dataclass
@@ -79,6 +84,9 @@ def header_problem(kind: str, head: bytes, size: Optional[int]) -> Optional[str]
 
 
 LogTest = Callable[[str], bool]
+HeadTest = Callable[[bytes], bool]  # on a file's first LOG_HEAD bytes, decompressed
+LOG_HEAD = 4096
+LOG_HEAD_IN = 64 << 10  # compressed bytes read for LOG_HEAD out
 
 
 def _no_log(path: str) -> bool:
@@ -104,8 +112,10 @@ def sniff(path: str, zeek_log: LogTest = _no_log) -> Source:
     return Source(path, error=problem, kind=kind, size=size)
 
 
-def expand(paths: Sequence[str], zeek_log: LogTest = _no_log) -> List[Source]:
-    """Every file named, and every capture-looking file under named directories, in a stable order."""
+def expand(paths: Sequence[str], zeek_log: LogTest = _no_log, zeek_head: Optional[HeadTest] = None
+           ) -> List[Source]:
+    """Every file named, and every capture-looking file under named directories, in a stable order; with
+    `zeek_head`, the Zeek logs inside zip archives as sources of their own."""
     sources: List[Source] = []
     for path in paths:
         if os.path.isdir(path):
@@ -118,12 +128,79 @@ def expand(paths: Sequence[str], zeek_log: LogTest = _no_log) -> List[Source]:
                 source = sniff(found, zeek_log)
                 if source.error and source.kind is None and not named:
                     continue  # a key file, a README... beside the captures: not ours to judge
-                sources.append(source)
+                sources += _with_logs(source, zeek_head)
         elif os.path.lexists(path):
-            sources.append(sniff(path, zeek_log))
+            sources += _with_logs(sniff(path, zeek_log), zeek_head)
         else:
             sources.append(Source(path, error="no such file or directory"))
     return sources
+
+
+def _with_logs(source: Source, zeek_head: Optional[HeadTest]) -> List[Source]:
+    """A zip's Zeek logs, then the zip itself for the members left (none left: the zip is not a capture)."""
+    if source.kind != "zip" or source.error or zeek_head is None:
+        return [source]
+    logs, members_count = _zip_logs(source, zeek_head)
+    source.skip = frozenset(log.path.split("!", 1)[1] for log in logs)
+    return logs + ([source] if len(logs) < members_count or not members_count else [])
+
+
+def _zip_logs(source: Source, zeek_head: HeadTest) -> Tuple[List[Source], int]:
+    """(the members that are Zeek logs, how many members there are). A member that cannot be read here
+    is left to the capture side, which names what is wrong with it."""
+    logs: List[Source] = []
+    try:
+        with open_regular(source.path) as handle, zipfile.ZipFile(handle) as archive:
+            infos = [info for info in archive.infolist() if not info.is_dir()]
+            for info in infos:
+                try:
+                    head = _log_head(archive, info)
+                except Exception:  # encrypted, corrupt, a bomb: reported when read as a capture
+                    continue
+                if zeek_head(head):
+                    logs.append(Source(f"{source.path}!{info.filename}", kind="zeek", size=info.compress_size,
+                                       open=lambda name=info.filename: open_member(source.path, name)))
+    except Exception:  # an unreadable archive: reported when read as a capture
+        return [], 0
+    return logs, len(infos)
+
+
+def _log_head(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's first LOG_HEAD bytes, a gzip member's decompressed: read directly, so that a log cut
+    mid-write still shows what it is (its reader names where it stops)."""
+    with open_zip_member(archive, info) as raw:
+        head = raw.read(LOG_HEAD_IN)
+    if head[:2] != GZIP_MAGIC:
+        return head[:LOG_HEAD]
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, LOG_HEAD)
+    except zlib.error:
+        return b""
+
+
+def open_member(path: str, name: str) -> IO[bytes]:
+    """One zip member's bytes, decompressed (a gzip member too) within the expansion bound."""
+    handle = open_regular(path)
+    try:
+        archive = zipfile.ZipFile(handle)
+        return _Owning(_member_stream(archive, archive.getinfo(name)), handle)
+    except BaseException:
+        handle.close()
+        raise
+
+
+class _Owning(io.BufferedReader):
+    """A member's stream that closes its archive's file with it."""
+
+    def __init__(self, stream: IO[bytes], owned: IO[bytes]) -> None:
+        super().__init__(stream, CHUNK)  # type: ignore[arg-type]
+        self._owned = owned
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._owned.close()
 
 
 def members(source: Source) -> Iterator[Member]:
@@ -155,7 +232,7 @@ def _zip_members(source: Source) -> Iterator[Member]:
 def _each_member(source: Source, archive: zipfile.ZipFile) -> Iterator[Member]:
     with archive:
         for info in archive.infolist():
-            if info.is_dir():
+            if info.is_dir() or info.filename in source.skip:
                 continue
             name = f"{source.path}!{info.filename}"
             yield Member(name, source.path, open=lambda info=info: checked(_member_stream(archive, info)))

@@ -17,7 +17,7 @@ from ..options import Options
 from ..progress import Progress
 from ..records import ERROR, Provenance, Record, from_epoch
 from ..tempdirs import sweep_stale
-from ..zeek.logs import is_zeek_log
+from ..zeek.logs import LogFile, is_zeek_head, is_zeek_log
 from .analyzer import Analyzer, RunState
 from .dissect import Dissection, Job
 
@@ -32,8 +32,8 @@ def analyze_captures(paths: Sequence[str], options: Options, progress: Optional[
     from ..encryption.inference import infer
     from ..recognize import recognize
 
-    sources = expand(paths, is_zeek_log)
-    zeek_logs = [s.path for s in sources if s.kind == "zeek"]
+    sources = expand(paths, is_zeek_log, is_zeek_head)
+    zeek_logs = [LogFile(s.path, s.open) for s in sources if s.kind == "zeek"]
     captures = [s for s in sources if s.kind != "zeek"]
     stream: Optional[Iterator[Record]] = _raw_records(captures, options, progress) if captures or not zeek_logs else None
     if zeek_logs:
@@ -45,7 +45,7 @@ def analyze_captures(paths: Sequence[str], options: Options, progress: Optional[
 
 def captures_among(paths: Sequence[str]) -> bool:
     """Whether any input is (or claims to be) a capture rather than a Zeek log: tshark is needed then."""
-    return any(source.kind != "zeek" for source in expand(paths, is_zeek_log))
+    return any(source.kind != "zeek" for source in expand(paths, is_zeek_log, is_zeek_head))
 
 
 def _raw_records(sources: Sequence[Source], options: Options, progress: Optional[Progress] = None

@@ -8,7 +8,7 @@ and the bursts of SMB3 messages no key opened (Burst). Opens of files and pipes 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, TypedDict
 
 from ..capture.fields import Frame
 from .auth import Identity
@@ -24,6 +24,22 @@ class PendingAuth(NamedTuple):
     identity: Identity
     time: float
     frame: int
+
+
+class Negotiated(TypedDict, total=False):
+    """What NEGOTIATE told, by the names records show it (session records carry it as their args)."""
+
+    offered: List[str]  # dialects the client offered
+    dialect: str  # "1" for SMB1, else "2.0.2" .. "3.1.1"
+    dialect_smb1: str  # the SMB1 dialect string chosen
+    cipher: str
+    encryption_capable: bool
+    signing_required: bool
+    client_guid: str
+    server_guid: str
+    netname: str  # the server name the client asked for (SMB 3.1.1 negotiate context)
+    server_names: Dict[str, str]  # the NTLM challenge's names of the server (not shown in records)
+    last_status: str  # SMB1: the last error a response carried (a logon that never succeeded)
 
 
 @dataclass
@@ -51,7 +67,7 @@ class Conn:
     last_time: float
     file: str
     # protocol state, filled by the handlers
-    negotiate: Dict[str, Any] = field(default_factory=dict)  # what NEGOTIATE told, by the name records show it
+    negotiate: Negotiated = field(default_factory=Negotiated)
     pending_auth: Optional[PendingAuth] = None
     sessions: Dict[str, Session] = field(default_factory=dict)  # by session id (SMB1: uid)
     trees: Dict[Tuple[str, str], str] = field(default_factory=dict)  # (session id, tree id) -> UNC

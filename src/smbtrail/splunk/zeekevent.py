@@ -2,12 +2,14 @@
 
 The Splunk Add-on for Zeek (aka Bro) indexes Zeek's JSON logs under one sourcetype per log,
 `bro:<log>:json` (bro:dce_rpc:json, bro:smb_files:json, bro:smb_mapping:json, bro:files:json,
-bro:ntlm:json, bro:kerberos:json, bro:conn:json), split from `bro:json` by the `_path` key; its search-
+bro:ntlm:json, bro:kerberos:json, bro:conn:json), split from `bro:json` by the source's file name; its search-
 time fields keep Zeek's names (`ts`, `uid`, `id.orig_h`, `endpoint`, `operation`, ...). Older and other
 add-ons name the same logs `bro_<log>`, `zeek:<log>` or `corelight_<log>`; some pipelines flatten
 `id.orig_h` to `id_orig_h`. Where `_raw` holds the JSON line, it is read as written (exact, as
 `winevent` reads the event XML); else the row's fields are, with the CIM aliases (src_ip, src_port,
-dest_ip, dest_port) where Zeek's own are absent. Rows of logs smbtrail does not use are not Zeek input.
+dest_ip, dest_port) where Zeek's own are absent. The add-on's TSV sourcetypes (`bro_<log>`: the TSV line
+in `_raw`, fields by indexed extraction from `#fields`, `id_orig_h`...) keep Zeek's TSV escapes in their
+values (`\\\\` for a backslash): unescaped here. Rows of logs smbtrail does not use are not Zeek input.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Mapping
 
 from ..records import COMMAND, OPERATION, Record
 from ..zeek import rows
-from ..zeek.logs import USED, log_of_fields
+from ..zeek.logs import USED, log_of_fields, unescape
 
 SOURCETYPE = re.compile(r"^(?:bro|zeek|corelight)[:_]([a-z0-9_]+?)(?::json)?$", re.IGNORECASE)
 # the fields a row of the logs smbtrail uses is read by (zeek/rows.py, zeek/logs.py signatures), in
@@ -72,14 +74,25 @@ def _fields(row: Mapping[str, Any]) -> Dict[str, Any]:
             event = None
         if isinstance(event, dict):
             return _flat(event)
-    fields = {k.replace("id_orig_", "id.orig_").replace("id_resp_", "id.resp_"): v for k, v in row.items()
-              if not k.startswith("__mv_")}
+    read = _unescaped if "\t" in raw else _as_is  # a TSV line in _raw (bro_<log>): its fields hold Zeek's escapes
+    fields = {k.replace("id_orig_", "id.orig_").replace("id_resp_", "id.resp_"): read(v) for k, v in row.items()
+              if not k.startswith("__mv_") and k != "_raw"}
     for zeek, cim in CIM.items():
         if zeek not in fields and row.get(cim) not in (None, ""):
             fields[zeek] = row[cim]
     if "ts" not in fields and row.get("_time") not in (None, ""):
         fields["ts"] = row["_time"]
     return fields
+
+
+def _unescaped(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_unescaped(v) for v in value]
+    return unescape(value) if isinstance(value, str) else value
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def _flat(event: Dict[str, Any]) -> Dict[str, Any]:

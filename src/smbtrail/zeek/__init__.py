@@ -13,20 +13,21 @@ the host side (4697, 4698, 5145 ...) brings the arguments back when fused.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence, Union
 
 from ..records import Record
-from .logs import is_zeek_log
+from .logs import LogFile, is_zeek_head, is_zeek_log
 
-__all__ = ["is_zeek_log", "zeek_records", "merged_with_captures"]
+__all__ = ["LogFile", "is_zeek_head", "is_zeek_log", "zeek_records", "merged_with_captures"]
 
 
-def zeek_records(paths: Sequence[str]) -> Iterator[Record]:
-    """The network records of these Zeek logs, in time order (each file nearly is: see order.py)."""
+def zeek_records(logs: Sequence[Union[str, LogFile]]) -> Iterator[Record]:
+    """The network records of these Zeek logs (paths, or members of archives), in time order (each file
+    nearly is: see order.py)."""
     from .connections import complete
     from .order import in_time_order
 
-    return complete(in_time_order(paths))
+    return complete(in_time_order(logs))
 
 
 def merged_with_captures(captured: Iterable[Record], zeek: Iterable[Record]) -> Iterator[Record]:
@@ -37,6 +38,7 @@ def merged_with_captures(captured: Iterable[Record], zeek: Iterable[Record]) -> 
     return without_overlap(by_time(captured, zeek))
 
 
-def network_records(captured: Optional[Iterable[Record]], zeek_logs: Sequence[str]) -> Iterator[Record]:
+def network_records(captured: Optional[Iterable[Record]], zeek_logs: Sequence[Union[str, LogFile]]
+                    ) -> Iterator[Record]:
     zeek = zeek_records(zeek_logs)
     return zeek if captured is None else merged_with_captures(captured, zeek)

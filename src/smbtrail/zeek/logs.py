@@ -5,7 +5,8 @@ Which log a file holds is read from its content: the TSV `#path` header, the JSO
 fields a row has; the file name (`dce_rpc.log`, `dce_rpc.2018-03-24-17-00-00.log.gz`,
 `json_streaming_dce_rpc.1.log`) only when the content does not say. Logs smbtrail does not use
 (dns, http, ...) are skipped. One bad line costs that line: it is counted and reported with the file,
-and the rest is read.
+and the rest is read. A log inside a zip archive comes as `LogFile(archive.zip!member, open)`, its bytes
+decompressed by the input layer within the expansion bound, as a gzip log file's are.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import io
 import json
 import os
 import re
+import zipfile
 import zlib
-from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
+from ..input_files import InputError, gunzip, open_regular, read_exactly
 from ..records import ERROR, Provenance, Record, from_epoch
 from .rows import RowError, row_records
 
@@ -39,6 +42,13 @@ SIGNATURES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
 ESCAPE = re.compile(r"\\(\\|x[0-9a-fA-F]{2})")
 NAME = re.compile(r"^(?:json_streaming_)?([a-z0-9_]+?)(?:[._-]\d|\.log|$)")
 SMB_OR_RPC = ("135", "139", "445")
+
+
+class LogFile(NamedTuple):
+    """A Zeek log to read: its name in records and errors, and (inside an archive) how to open its bytes."""
+
+    name: str
+    open: Optional[Callable[[], IO[bytes]]] = None
 
 
 def sniff(head: bytes) -> Optional[str]:
@@ -63,29 +73,46 @@ def is_zeek_log(path: str) -> bool:
         with open(path, "rb") as handle:
             head = handle.read(SNIFF)
             if head[:2] == GZIP_MAGIC:
-                head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
+                head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, SNIFF)
     except (OSError, zlib.error):
         return False
     return sniff(head) is not None
 
 
-def read_log(path: str) -> Iterator[Record]:
-    reader = _Reader(path)
+def is_zeek_head(head: bytes) -> bool:
+    """Whether a file's first bytes (decompressed) begin a Zeek log."""
+    return sniff(head) is not None
+
+
+def read_log(log: Union[str, LogFile]) -> Iterator[Record]:
+    log = LogFile(log) if isinstance(log, str) else log
+    reader = _Reader(log.name)
     try:
-        with _open(path) as handle:
+        with _open(log) as handle:
             yield from reader.records(handle)
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a rotating file cut mid-write
-        yield error(path, f"read stopped after line {reader.line} ({exc.__class__.__name__}: {exc})",
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile, InputError) as exc:
+        # a rotating file cut mid-write, a corrupt member, a decompression bomb
+        yield error(log.name, f"read stopped after line {reader.line} ({exc.__class__.__name__}: {exc})",
                     partial=reader.line > 0)
         return
     yield from reader.summary()
 
 
-def _open(path: str) -> IO[str]:
-    with open(path, "rb") as probe:
-        compressed = probe.read(2) == GZIP_MAGIC
-    raw = gzip.open(path, "rb") if compressed else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="\n")
+def _open(log: LogFile) -> IO[str]:
+    raw = log.open() if log.open is not None else _file(log.name)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="\n")  # type: ignore[arg-type]
+
+
+def _file(path: str) -> IO[bytes]:
+    """A log file's bytes, gunzipped (within the expansion bound) when it is gzip."""
+    handle = open_regular(path)
+    try:
+        head = read_exactly(handle, 2)
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    return gunzip(handle) if head == GZIP_MAGIC else handle
 
 
 class _Reader:
@@ -221,7 +248,7 @@ def log_of_fields(row: Dict[str, Any]) -> Optional[str]:
 
 
 def log_of_name(path: str) -> Optional[str]:
-    match = NAME.match(os.path.basename(path).lower())
+    match = NAME.match(os.path.basename(path.rsplit("!", 1)[-1]).lower())  # a zip member: its own name
     return match.group(1) if match else None
 
 
@@ -239,7 +266,7 @@ def unescape(value: str) -> str:
 
 def error(path: str, reason: str, partial: bool = False) -> Record:
     try:
-        when = os.path.getmtime(path)
+        when = os.path.getmtime(path.split("!", 1)[0])  # a zip member: the archive's time
     except OSError:
         when = 0.0
     return Record(time=from_epoch(when), kind=ERROR, message=f"{path}: {reason}", partial=partial,

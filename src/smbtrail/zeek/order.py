@@ -11,16 +11,16 @@ names, so late is harmless). Memory: REORDER seconds of each file.
 from __future__ import annotations
 
 import heapq
-from typing import Iterable, Iterator, List, Sequence, Tuple
+from typing import Iterable, Iterator, List, Sequence, Tuple, Union
 
 from ..records import Record
-from .logs import read_log
+from .logs import LogFile, read_log
 
 REORDER = 600.0  # seconds a line may begin before lines already read in its file
 
 
-def in_time_order(paths: Sequence[str]) -> Iterator[Record]:
-    return heapq.merge(*(reordered(read_log(path)) for path in paths), key=_time)
+def in_time_order(logs: Sequence[Union[str, LogFile]]) -> Iterator[Record]:
+    return heapq.merge(*(reordered(read_log(log)) for log in logs), key=_time)
 
 
 def reordered(records: Iterable[Record], window: float = REORDER) -> Iterator[Record]:

@@ -36,6 +36,7 @@ FILE_ACTIONS = {"FILE_OPEN": "open", "FILE_READ": "read", "FILE_WRITE": "write",
                 "FILE_RENAME": "rename", "FILE_CLOSE": "close", "PIPE_OPEN": "pipe_open", "PIPE_READ": "pipe_open",
                 "PIPE_WRITE": "pipe_open", "PIPE_CLOSE": "pipe_open", "PRINT_OPEN": "print", "PRINT_WRITE": "print",
                 "PRINT_READ": "print", "PRINT_CLOSE": "print"}
+PREAUTH_REQUIRED = "KDC_ERR_PREAUTH_REQUIRED"
 SHARE_ROOT = "<share_root>"  # smb_files' name for an open of the share's root directory
 
 
@@ -173,26 +174,41 @@ def files(row: Mapping[str, Any], base: Dict[str, Any]) -> List[Record]:
 
 
 def ntlm(row: Mapping[str, Any], base: Dict[str, Any]) -> List[Record]:
+    """An NTLM authentication, as the capture's SESSION_SETUP record: the account, the client's workstation,
+    and for a refused one (`success` F) a failed status, which makes it a failed logon (recognize.failures)."""
     _connection(base)
-    base["args"]["auth"] = "ntlm"
+    args = base["args"]
+    args["auth"] = "ntlm"
     _zeek_fields(base, row, ("server_nb_computer_name", "server_dns_computer_name", "server_tree_name"))
     ok = flag(row.get("success"))
-    status = text(row.get("status"))  # Zeek 2.5 and older: an NT status text
-    failed = ok is False or bool(status and status.upper() != "SUCCESS")
+    status = nt_status(text(row.get("status")))  # Bro 2.5 and older: the NT status, e.g. LOGON_FAILURE
+    failed = ok is False or bool(status and status != "STATUS_SUCCESS")
+    workstation = account(row.get("hostname"))
+    if workstation:
+        args["workstation"] = workstation
+    if failed and status:
+        args["status_name"] = status
+    elif failed:
+        args["absent"].append("status")  # which refusal (wrong password, no such user ...): the wire says
     smb = _smb(base)
     base.update(
         kind=SESSION, protocol="smb" if smb else "dcerpc", transport="smb" if smb else "ncacn_ip_tcp",
         operation="session_setup", user=account(row.get("username")), domain=account(row.get("domainname")),
-        src_host=account(row.get("hostname")),
+        src_host=workstation,
         dest_host=account(row.get("server_dns_computer_name")) or account(row.get("server_nb_computer_name")),
-        status="failed" if failed else "ok", session_id=_session_id(base),
+        status=(status or "failed") if failed else "ok", session_id=_session_id(base),
     )
     return [Record(**base)]
 
 
 def kerberos(row: Mapping[str, Any], base: Dict[str, Any]) -> List[Record]:
-    """A KDC exchange (AS/TGS), the client `name/REALM`: as the capture's KDC-reply session record."""
+    """A KDC exchange (AS/TGS), the client `name/REALM`: as the capture's KDC-reply session record; a
+    refused one as its KRB-ERROR record, the status the error's name (KDC_ERR_PREAUTH_REQUIRED, the first
+    answer to every client, is no failure: no record, as from a capture)."""
     _connection(base)
+    error_msg = text(row.get("error_msg"))
+    if error_msg == PREAUTH_REQUIRED:
+        return []
     client = text(row.get("client")) or ""
     cname, _, realm = client.rpartition("/") if "/" in client else (client, "", "")
     kind = (text(row.get("request_type")) or "krb").lower()
@@ -202,7 +218,8 @@ def kerberos(row: Mapping[str, Any], base: Dict[str, Any]) -> List[Record]:
         base["args"]["service"] = service
     _zeek_fields(base, row, ("request_type", "error_msg", "cipher"))
     base.update(kind=SESSION, protocol="kerberos", operation=f"{kind}_rep" if ok else f"{kind}_req",
-                user=account(cname), domain=account(realm), status="failed" if ok is False else "ok")
+                user=account(cname), domain=account(realm),
+                status=(error_msg or "failed") if ok is False else "ok")
     return [Record(**base)]
 
 
@@ -290,6 +307,14 @@ def flag(value: Any) -> Optional[bool]:
 def account(value: Any) -> Optional[str]:
     value = text(value)
     return None if value is None or value.upper() == "NULL" else value
+
+
+def nt_status(value: Optional[str]) -> Optional[str]:
+    """Bro's NT status id (`LOGON_FAILURE`, SMB::statuses) as Windows names it (`STATUS_LOGON_FAILURE`)."""
+    if not value:
+        return None
+    value = value.upper()
+    return value if value.startswith("STATUS_") else "STATUS_" + value
 
 
 def share_of(unc: Optional[str]) -> Optional[str]:
