@@ -6,7 +6,7 @@ so that flows do not collide, each copy's sources interleaved in time as a senso
     --mode mix       a sensor mix: real non-SMB traffic (../shared/data/mix/) with the SMB/RPC captures
                      making --smb-share of the bytes
     --mode rotated   the same mix cut into --files rotated files, analysed one after another in a run
-                     per file, in one run with one tshark at a time (--workers 1), and with every core
+                     per file, and in one run with the default workers and with one tshark per core
 Prints, in one run: smbtrail's wall time, CPU time and the peak RSS of its whole process tree (tshark
 and tcpdump included), next to `tshark -n -Y <filter> -q` on the same file (dissection alone);
 --formats adds tshark's output formats with the engine's real field list. Several --repeat runs give
@@ -35,6 +35,7 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 from smbtrail.capture import tshark  # noqa: E402
+from smbtrail.network import dissect  # noqa: E402
 
 SHARED = os.environ.get("SMBTRAIL_SHARED_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 SMB_SOURCES = ["suricata-verify", "zeek/Traces", "pcap-attack", "samr-enum-lab", "otrf-security-datasets"]
@@ -308,12 +309,13 @@ def measure_all(args, outs: List[str]) -> None:
     if rotated:
         runs = medians([sys.executable, "-c", EACH_IN_ITS_OWN_RUN, *smbtrail_cmd(outs)], args.repeat)
         report("smbtrail analyze, each file in its own run", runs, runs)
-        one = medians(smbtrail_cmd(outs) + ["--workers", "1"], args.repeat)
-        report("smbtrail analyze, one tshark at a time", one, runs)
-        every = medians(smbtrail_cmd(outs), args.repeat)
-        report(f"smbtrail analyze, {os.cpu_count()} cores", every, runs)
-        print(f"speed-up with every core: {runs[0] / every[0]:.2f}x against a run per file, "
-              f"{one[0] / every[0]:.2f}x against one tshark at a time   (goal >= 1.6x on 2 cores)")
+        cores = os.cpu_count() or 1
+        one = medians(smbtrail_cmd(outs), args.repeat)
+        report(f"smbtrail analyze, default ({dissect.worker_count()} tshark)", one, runs)
+        every = medians(smbtrail_cmd(outs) + ["--workers", str(cores)], args.repeat)
+        report(f"smbtrail analyze, {cores} tshark", every, runs)
+        print(f"speed-up against a run per file: {runs[0] / one[0]:.2f}x with the default, "
+              f"{runs[0] / every[0]:.2f}x with {cores} tshark   (goal >= 1.6x on 2 cores)")
         return
     capture = outs[0]
     quiet = medians([binary, "-n", "-r", capture, "-Y", tshark.DISPLAY_FILTER, "-q"], args.repeat)

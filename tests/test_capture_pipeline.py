@@ -142,6 +142,15 @@ class Terminal(io.StringIO):
         return True
 
 
+@pytest.mark.parametrize("cores, expected", [(1, 1), (2, 1), (8, 7)])
+def test_default_workers_leave_the_analysis_its_core(monkeypatch, cores, expected):
+    """The analysis is a process of its own: on 2 cores a second tshark only competes with it."""
+    monkeypatch.setattr(dissect.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(dissect.os, "cpu_count", lambda: cores)
+    assert dissect.worker_count() == expected
+    assert dissect.worker_count(3) == 3
+
+
 def test_progress_line_on_a_terminal_never_in_the_output(monkeypatch, tmp_path):
     monkeypatch.setattr(progress, "SHOW_AFTER", 0.0)
     monkeypatch.setattr(progress, "SHOW_EVERY", 0.0)

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--verbose", "-v", action="store_true", help="table: show every record, not just commands")
     an.add_argument("--no-fuse", action="store_true", help="keep network and host records unjoined")
     an.add_argument("--workers", type=int, default=0, metavar="N",
-                    help="tshark processes at once (default: one per core; the output is the same)")
+                    help="tshark processes at once (default: one per core but one, which the analysis uses; "
+                         "the output is the same)")
     _secret_options(an.add_argument_group("decryption (secrets never appear in output, logs or errors)"))
     cov = sub.add_parser("coverage", help="what survives SMB3 encryption: network only vs with host logs")
     cov.add_argument("inputs", nargs="+", help="cleartext capture files or directories (pcap, pcapng, gzip, zip)")

@@ -19,4 +19,4 @@ class Options(BaseModel):
     fuse: bool = True
     tshark: Optional[str] = None  # the tshark binary (default: $SMBTRAIL_TSHARK, PATH, the usual install places)
     prefilter: bool = True  # captures: let tcpdump select the flows worth dissecting (same records, faster)
-    workers: int = 0  # tshark processes at once (0: one per core); the records do not depend on it
+    workers: int = 0  # tshark processes at once (0: one per core but one); the records do not depend on it

@@ -32,8 +32,12 @@ PUMP_EVERY = 4096  # rows read between checks for a free core
 
 
 def worker_count(asked: int = 0) -> int:
-    return asked if asked > 0 else max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                        else os.cpu_count() or 1)
+    """`asked`, else one per core but the one the analysis itself keeps busy: on 2 cores a second tshark
+    only competes with the analysis (all-SMB 262 MB: 13.1 s wall with one, 15.8 s with two)."""
+    if asked > 0:
+        return asked
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 @dataclass
