@@ -70,7 +70,8 @@ def lab_indexed(built, tmp_path_factory) -> Dict[str, list]:
 # pytest-xdist (pyproject: -n auto --dist loadfile): a test file is one unit of work, so its module fixtures
 # are made once; the files that test the built package are one unit, so `built` and `lab_indexed` are made
 # once; and the longest units start first, so that no worker is left alone with one at the end.
-PACKAGE_FILES = ("test_splunk_contract.py", "test_splunk_flow.py", "test_splunk_fusehead.py", "test_splunk_package.py")
+PACKAGE_FILES = ("test_splunk_contract.py", "test_splunk_flow.py", "test_splunk_fusehead.py", "test_splunk_package.py",
+                 "test_splunk_zeek.py")
 LONGEST_FIRST = ("test_capture_pipeline.py", "the Splunk package", "test_whatif.py", "test_splunk_input_faults.py",
                  "test_lab_trails.py", "test_cli_faults.py", "test_hostlog_evtx.py", "test_hostile_input.py")
 
