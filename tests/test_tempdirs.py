@@ -41,3 +41,16 @@ def test_a_held_directory_is_kept_and_an_abandoned_one_removed(tmp_path, monkeyp
     with tempdirs.LockedTempdir(tempdirs.ZIP) as live:
         assert tempdirs.sweep_stale(tmp=str(tmp_path)) == 1
         assert sorted(os.listdir(tmp_path)) == [os.path.basename(live.path)]
+
+
+def test_a_symlink_named_like_ours_is_never_followed(tmp_path):
+    """Only directories this user made are swept: a link with our prefix leaves its target alone."""
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep").write_bytes(b"x")
+    link = tmp_path / "smbtrail-dissect-link"
+    link.symlink_to(target)
+    then = time.time() - tempdirs.ORPHANED - 5
+    os.utime(link, (then, then), follow_symlinks=False)
+    assert tempdirs.sweep_stale(tmp=str(tmp_path)) == 0
+    assert (target / "keep").exists() and link.is_symlink()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import time
 from typing import Iterable, Optional
@@ -83,8 +84,8 @@ def _sweep_one(path: str) -> int:
         info = os.lstat(path)
     except OSError:
         return 0
-    if info.st_uid != os.getuid():
-        return 0
+    if info.st_uid != os.getuid() or not stat.S_ISDIR(info.st_mode):
+        return 0  # another user's, or not a directory we made (a symlink is never followed)
     try:
         fd = os.open(os.path.join(path, LOCK), os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -104,7 +105,11 @@ def _sweep_one(path: str) -> int:
 
 def _remove_lock_last(path: str) -> None:
     """So that a directory emptied only in part keeps its lock file and the next sweep tries again."""
-    for name in os.listdir(path):
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
         if name != LOCK:
             target = os.path.join(path, name)
             if os.path.isdir(target) and not os.path.islink(target):
@@ -119,7 +124,7 @@ def _remove_lock_last(path: str) -> None:
 
 
 def _remove_orphaned(path: str, mtime: float) -> int:
-    if time.time() - mtime < ORPHANED or not os.path.isdir(path) or os.path.islink(path):
+    if time.time() - mtime < ORPHANED:
         return 0
     shutil.rmtree(path, ignore_errors=True)
     return 1
