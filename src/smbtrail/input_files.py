@@ -19,6 +19,7 @@ import zipfile
 import zlib
 from typing import IO, Iterator, Optional, Tuple
 
+GZIP_MAGIC = b"\x1f\x8b"
 EXPANSION_FLOOR = 16 << 20  # below this many bytes out, any ratio is harmless
 DEFAULT_MAX_EXPANSION = 250
 CHUNK = 1 << 20
@@ -34,6 +35,17 @@ def max_expansion() -> float:
     except ValueError:
         return DEFAULT_MAX_EXPANSION
     return value if value > 0 else float("inf")
+
+
+def plain_head(head: bytes, limit: int) -> bytes:
+    """A file's first bytes as they read decompressed (a gzip stream's start inflated, at most `limit`);
+    b"" when a gzip start cannot be inflated."""
+    if head[:2] != GZIP_MAGIC:
+        return head[:limit]
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, limit)
+    except zlib.error:
+        return b""
 
 
 def special_kind(mode: int) -> Optional[str]:

@@ -14,17 +14,27 @@ import os
 import shutil
 import struct
 import zipfile
-import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Callable, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
-from ..input_files import CHUNK, InputError, Prefixed, gunzip, open_regular, open_zip_member, read_exactly, reason, walk
+from ..input_files import (
+    CHUNK,
+    GZIP_MAGIC,
+    InputError,
+    Prefixed,
+    gunzip,
+    open_regular,
+    open_zip_member,
+    plain_head,
+    read_exactly,
+    reason,
+    walk,
+)
 from ..tempdirs import ZIP, LockedTempdir
 
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 CAPTURE_EXTENSIONS = (".pcap", ".pcapng", ".cap", ".gz", ".dmp", ".zip", ".erf", ".snoop")
 PCAP_HEADER = 24
@@ -170,12 +180,7 @@ def _log_head(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     mid-write still shows what it is (its reader names where it stops)."""
     with open_zip_member(archive, info) as raw:
         head = raw.read(LOG_HEAD_IN)
-    if head[:2] != GZIP_MAGIC:
-        return head[:LOG_HEAD]
-    try:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, LOG_HEAD)
-    except zlib.error:
-        return b""
+    return plain_head(head, LOG_HEAD)
 
 
 def open_member(path: str, name: str) -> IO[bytes]:

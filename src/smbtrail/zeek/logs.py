@@ -20,12 +20,11 @@ import zipfile
 import zlib
 from typing import IO, Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
-from ..input_files import InputError, gunzip, open_regular, read_exactly
+from ..input_files import GZIP_MAGIC, InputError, gunzip, open_regular, plain_head, read_exactly
 from ..records import ERROR, Provenance, Record, from_epoch
 from .rows import RowError, row_records
 
 SNIFF = 4096
-GZIP_MAGIC = b"\x1f\x8b"
 USED = ("dce_rpc", "smb_mapping", "smb_files", "files", "ntlm", "kerberos", "conn")
 # the fields that tell a row's log when nothing names it, most specific first
 SIGNATURES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
@@ -71,10 +70,8 @@ def sniff(head: bytes) -> Optional[str]:
 def is_zeek_log(path: str) -> bool:
     try:
         with open(path, "rb") as handle:
-            head = handle.read(SNIFF)
-            if head[:2] == GZIP_MAGIC:
-                head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, SNIFF)
-    except (OSError, zlib.error):
+            head = plain_head(handle.read(SNIFF), SNIFF)
+    except OSError:
         return False
     return sniff(head) is not None
 
