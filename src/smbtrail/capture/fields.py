@@ -83,6 +83,10 @@ def to_int(value: str, default: int = 0) -> int:
     """First occurrence, decimal or 0x hex."""
     if not value:
         return default
+    try:
+        return int(value)  # the common case: one decimal occurrence (int() fails on commas and 0x)
+    except ValueError:
+        pass
     first = value.split(",", 1)[0].strip()
     try:
         return int(first, 16) if first[:2] in ("0x", "0X") else int(first)
@@ -105,17 +109,11 @@ class Frame:
 
 
 def make_frame(row: Row) -> Frame:
-    src = row.get("ip.src") or row.get("ipv6.src", "")
-    dst = row.get("ip.dst") or row.get("ipv6.dst", "")
-    sport = to_int(row.get("tcp.srcport", "") or row.get("udp.srcport", ""))
-    dport = to_int(row.get("tcp.dstport", "") or row.get("udp.dstport", ""))
-    return Frame(
-        number=to_int(row.get("frame.number", "")),
-        time=float(row.get("frame.time_epoch", "0") or 0),
-        src=src.split(",", 1)[0],
-        dst=dst.split(",", 1)[0],
-        sport=sport,
-        dport=dport,
-        stream=to_int(row.get("tcp.stream", ""), -1),
-        row=row,
-    )
+    get = row.get
+    src = get("ip.src") or get("ipv6.src", "")
+    dst = get("ip.dst") or get("ipv6.dst", "")
+    return Frame(to_int(get("frame.number", "")), float(get("frame.time_epoch", "0") or 0),
+                 src.split(",", 1)[0], dst.split(",", 1)[0],
+                 to_int(get("tcp.srcport", "") or get("udp.srcport", "")),
+                 to_int(get("tcp.dstport", "") or get("udp.dstport", "")),
+                 to_int(get("tcp.stream", ""), -1), row)
