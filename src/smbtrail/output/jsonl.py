@@ -8,7 +8,6 @@ from typing import IO, Iterable
 from ..records import Record
 from . import json_text
 
-
 _JSON = json.JSONEncoder(ensure_ascii=False, default=str).encode  # json.dumps(...) without a new encoder a line
 
 
