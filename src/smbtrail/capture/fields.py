@@ -83,8 +83,8 @@ def to_int(value: str, default: int = 0) -> int:
     """First occurrence, decimal or 0x hex."""
     if not value:
         return default
-    try:
-        return int(value)  # the common case: one decimal occurrence (int() fails on commas and 0x)
+    try:  # the common cases first: one occurrence, decimal or 0x hex (int() refuses commas)
+        return int(value, 16) if value[1:2] in ("x", "X") else int(value)
     except ValueError:
         pass
     first = value.split(",", 1)[0].strip()
