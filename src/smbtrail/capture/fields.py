@@ -68,9 +68,12 @@ def first(row: Mapping[str, str], name: str, default: str = "") -> str:
 def nth(row: Mapping[str, str], name: str, index: int) -> str:
     """The occurrence of a field that belongs to the index-th message or PDU of a frame (the last one when
     fewer were printed; "" when absent)."""
-    values = split(row.get(name, ""))
-    if not values:
+    value = row.get(name)
+    if not value:
         return ""
+    if not index:
+        return value.split(",", 1)[0]
+    values = value.split(",")
     return values[index] if index < len(values) else values[-1]
 
 
