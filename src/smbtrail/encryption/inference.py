@@ -305,6 +305,8 @@ class _Inference:
     def readable(self, rec: Record) -> List[Record]:
         key, now, call = (rec.src_ip, rec.dest_ip), rec.time.timestamp(), _read_call(rec)
         _remember(self.calls, key, now, call)
+        if not self.pending.get(key):
+            return []
         made, left = [], []
         for waiting in self.pending.get(key, []):
             if not 0 <= now - waiting.when <= CARRY_SECONDS:
