@@ -145,8 +145,40 @@ def test_decompression_bombs_are_refused_with_a_message(tmp_path, alone):
     assert len(errors) == 2 and all("decompression bomb" in line for line in errors), errors
     assert "zeros.pcap.gz" in errors[0] and "zeros.zip!big.pcap" in errors[1]
     assert took < 60, took
-    lifted = smbtrail("analyze", "--format", "jsonl", bomb_gz, env={"SMBTRAIL_MAX_EXPANSION": "0"}, timeout=600)
-    assert not any("decompression bomb" in line for line in lifted[2])
+
+
+def test_the_bound_is_an_option_that_the_command_line_and_the_inputs_take_from_the_environment(
+        tmp_path, monkeypatch, capsys):
+    """Options.max_expansion bounds each reader (captures, host-log zips, Zeek logs; 0 lifts it); the command
+    line and both Splunk inputs fill it from $SMBTRAIL_MAX_EXPANSION, as the README tells users to lift it.
+    The floor is lowered so that small bombs (2 MiB out) show what the 16 MiB ones do."""
+    from smbtrail import cli, input_files
+    from smbtrail.engine import Options, network_records
+    from smbtrail.splunk import modinput
+
+    monkeypatch.setattr(input_files, "EXPANSION_FLOOR", 1 << 20)
+    capture = _zero_packets_gzip(tmp_path / "zeros.pcap.gz", 2)
+    logs = _zero_member_zip(tmp_path / "logs.zip", "Security.evtx", b"ElfFile\0", 2)
+    zeek = tmp_path / "dce_rpc.log.gz"
+    with gzip.open(zeek, "wb") as out:
+        out.write(b"#separator \\x09\n#path\tdce_rpc\n#fields\tts\tuid\n" + b"#" * (2 << 20) + b"\n")
+
+    def bombs(options):
+        found = [r.message for r in network_records([str(capture), str(zeek)], options)] + [
+            r.message for r in host_records([str(logs)], options)]
+        return [m for m in found if m and "decompression bomb" in m]
+    assert len(bombs(Options())) == 3
+    assert bombs(Options(max_expansion=0)) == [] and bombs(Options(max_expansion=1e6)) == []
+
+    argv = ["analyze", "--format", "jsonl", str(capture), "--hostlog", str(logs)]
+    assert cli.main(argv) == 1 and capsys.readouterr().err.count("decompression bomb") == 2
+    monkeypatch.setenv("SMBTRAIL_MAX_EXPANSION", "0")
+    cli.main(argv)
+    assert "decompression bomb" not in capsys.readouterr().err
+    assert modinput.PcapInput().options({}, None).max_expansion == 0
+    assert modinput.HostlogInput().options({"all_events": "1"}, None).max_expansion == 0
+    monkeypatch.setenv("SMBTRAIL_MAX_EXPANSION", "not a number")
+    assert modinput.PcapInput().options({}, None).max_expansion == input_files.DEFAULT_MAX_EXPANSION
 
 
 def test_host_log_zip_bomb_is_refused_before_writing_temp(tmp_path):
@@ -295,12 +327,12 @@ def test_non_utf8_file_names_through_every_reader_and_writer(shared_data, tmp_pa
 
 def test_zlib_bomb_ratio_is_measured_on_compressed_bytes_read():
     """The bound is on bytes out per compressed byte read, so a small honest file is never refused."""
-    from smbtrail.input_files import EXPANSION_FLOOR, gunzip
+    from smbtrail.input_files import DEFAULT_MAX_EXPANSION, EXPANSION_FLOOR, gunzip
 
     small = gzip.compress(b"\0" * (EXPANSION_FLOOR // 2))
     import io
 
-    assert len(gunzip(io.BytesIO(small)).read()) == EXPANSION_FLOOR // 2
+    assert len(gunzip(io.BytesIO(small), DEFAULT_MAX_EXPANSION).read()) == EXPANSION_FLOOR // 2
     assert zlib.compress(b"\0" * 1000)  # deflate reaches ~1,000x on zeros: the bound sits well below
 
 

@@ -40,7 +40,7 @@ def named(records) -> List[Tuple]:
 @pytest.mark.parametrize("capture", [SC_QUERY, PSEXEC])
 def test_rows_fed_directly_make_the_pipelines_records(capture):
     """The helper feeds the analyzer as the pipeline does: same records, field for field."""
-    piped = list(_raw_records(expand([capture], is_zeek_log), Options()))
+    piped = list(_raw_records(expand([capture], Options().max_expansion, is_zeek_log), Options()))
     fed = feed(capture_rows(capture), file=capture)
     assert [r.model_dump() for r in fed] == [r.model_dump() for r in piped]
     assert operations(fed)

@@ -15,6 +15,7 @@ from typing import IO, Any, Dict, Iterator, List, Optional
 
 from . import __version__
 from .engine import Options, analyze
+from .options import max_expansion_from_environment
 from .output import printable
 from .progress import Progress, TerminalLine
 from .pydantic_api import SecretStr
@@ -91,7 +92,8 @@ def _secrets(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    return Options(all_events=args.all_events, fuse=not args.no_fuse, workers=args.workers, **_secrets(args))
+    return Options(all_events=args.all_events, fuse=not args.no_fuse, workers=args.workers,
+                   max_expansion=max_expansion_from_environment(), **_secrets(args))
 
 
 class _ErrorTap:
@@ -129,7 +131,7 @@ def run_analyze(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .capture.tshark import TsharkMissing, check_tshark
     from .network.pipeline import captures_among
 
-    if captures_among(args.inputs):  # Zeek logs alone need no tshark
+    if captures_among(args.inputs, options):  # Zeek logs alone need no tshark
         try:
             check_tshark()
         except TsharkMissing as exc:
@@ -191,7 +193,7 @@ def _write(fmt: str, records, out, verbose: bool = False) -> None:
 def run_coverage(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """The coverage report; exit codes as `analyze`."""
     try:
-        options = Options(**_secrets(args))
+        options = Options(max_expansion=max_expansion_from_environment(), **_secrets(args))
     except UsageError as exc:
         err.write(f"smbtrail: error: {printable(exc)}\n")
         return EXIT_USAGE

@@ -21,7 +21,8 @@ def host_records(paths: Sequence[str], options: Optional[Options] = None) -> Ite
     from .hostlog import read_hostlogs
     from .hostlog.commands import recognize_host
 
-    return recognize_host(read_hostlogs(paths, all_events=(options or Options()).all_events))
+    options = options or Options()
+    return recognize_host(read_hostlogs(paths, all_events=options.all_events, max_expansion=options.max_expansion))
 
 
 def fuse(records: Iterable[Record]) -> Iterator[Record]:

@@ -4,9 +4,10 @@ that name what they cannot enter, and decompression that refuses to expand witho
 - A FIFO, socket or device is refused before it is opened (opening a FIFO blocks until a writer comes),
   and the opened file is checked again, so a swap between the check and the open is caught too.
 - A directory that cannot be read is named, never skipped in silence.
-- A compressed stream (gzip, a zip member) may expand at most `max_expansion()` times its compressed
-  size once past EXPANSION_FLOOR bytes: the real captures and logs measured expand 2-135x; deflate's own
-  ceiling is about 1,030x, which zero-filled bombs reach. `SMBTRAIL_MAX_EXPANSION=0` lifts the bound.
+- A compressed stream (gzip, a zip member) may expand at most `max_expansion` times its compressed
+  size once past EXPANSION_FLOOR bytes (`Options.max_expansion`, DEFAULT_MAX_EXPANSION; 0: no bound):
+  the real captures and logs measured expand 2-135x; deflate's own ceiling is about 1,030x, which
+  zero-filled bombs reach.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import IO, Iterator, Optional, Tuple
 
 GZIP_MAGIC = b"\x1f\x8b"
 EXPANSION_FLOOR = 16 << 20  # below this many bytes out, any ratio is harmless
-DEFAULT_MAX_EXPANSION = 250
+DEFAULT_MAX_EXPANSION = 250.0
+LIFT_HINT = "(SMBTRAIL_MAX_EXPANSION=0 reads it anyway)"  # how the command line and the Splunk inputs lift it
 CHUNK = 1 << 20
 
 
@@ -29,12 +31,8 @@ class InputError(Exception):
     """An input that cannot be read as it stands; the message is one line, without the path."""
 
 
-def max_expansion() -> float:
-    try:
-        value = float(os.environ.get("SMBTRAIL_MAX_EXPANSION", DEFAULT_MAX_EXPANSION))
-    except ValueError:
-        return DEFAULT_MAX_EXPANSION
-    return value if value > 0 else float("inf")
+def _bound(max_expansion: float) -> float:
+    return max_expansion if max_expansion > 0 else float("inf")
 
 
 def plain_head(head: bytes, limit: int) -> bytes:
@@ -129,12 +127,12 @@ class Counted(io.RawIOBase):
 class Bounded(io.RawIOBase):
     """Decompressed bytes of `stream`, refused once they pass the expansion bound over `compressed()` bytes in."""
 
-    def __init__(self, stream: IO[bytes], compressed, what: str) -> None:
+    def __init__(self, stream: IO[bytes], compressed, what: str, max_expansion: float) -> None:
         self.stream = stream
         self.compressed = compressed  # callable: compressed bytes consumed (or declared) so far
         self.what = what
         self.out = 0
-        self.limit = max_expansion()
+        self.limit = _bound(max_expansion)
 
     def readable(self) -> bool:
         return True
@@ -145,8 +143,7 @@ class Bounded(io.RawIOBase):
         self.out += len(data)
         if self.out > EXPANSION_FLOOR and self.out > self.limit * max(1, self.compressed()):
             raise InputError(f"{self.what} expands more than {self.limit:g}x ({self.out >> 20} MiB from "
-                             f"{max(1, self.compressed()) >> 10} KiB): refused as a decompression bomb "
-                             "(SMBTRAIL_MAX_EXPANSION=0 reads it anyway)")
+                             f"{max(1, self.compressed()) >> 10} KiB): refused as a decompression bomb {LIFT_HINT}")
         return len(data)
 
     def close(self) -> None:
@@ -156,27 +153,27 @@ class Bounded(io.RawIOBase):
             super().close()
 
 
-def gunzip(raw: IO[bytes]) -> IO[bytes]:
+def gunzip(raw: IO[bytes], max_expansion: float) -> IO[bytes]:
     """A bounded reader of a gzip stream (members concatenated are read on)."""
     counted = Counted(raw)
     inflated = gzip.GzipFile(fileobj=io.BufferedReader(counted, CHUNK), mode="rb")  # type: ignore[arg-type]
-    return io.BufferedReader(Bounded(inflated, lambda: counted.count, "gzip data"), CHUNK)  # type: ignore[arg-type]
+    bounded = Bounded(inflated, lambda: counted.count, "gzip data", max_expansion)
+    return io.BufferedReader(bounded, CHUNK)  # type: ignore[arg-type]
 
 
-def check_zip_member(info: zipfile.ZipInfo) -> None:
+def check_zip_member(info: zipfile.ZipInfo, max_expansion: float) -> None:
     """Refuse an encrypted member, or one whose declared size is a decompression bomb, before reading it."""
     if info.flag_bits & 0x1:
         raise InputError("encrypted (password-protected) archive member: not read")
-    limit = max_expansion()
+    limit = _bound(max_expansion)
     if info.file_size > EXPANSION_FLOOR and info.file_size > limit * max(1, info.compress_size):
         raise InputError(f"archive member expands more than {limit:g}x ({info.file_size >> 20} MiB from "
-                         f"{max(1, info.compress_size) >> 10} KiB): refused as a decompression bomb "
-                         "(SMBTRAIL_MAX_EXPANSION=0 reads it anyway)")
+                         f"{max(1, info.compress_size) >> 10} KiB): refused as a decompression bomb {LIFT_HINT}")
 
 
-def open_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
+def open_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_expansion: float) -> IO[bytes]:
     """A member's bytes; zipfile itself stops at the declared size and checks the CRC at the end."""
-    check_zip_member(info)
+    check_zip_member(info, max_expansion)
     return archive.open(info)
 
 

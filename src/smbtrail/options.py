@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import List, Optional
 
+from .input_files import DEFAULT_MAX_EXPANSION
 from .pydantic_api import BaseModel, ConfigDict, Field, SecretStr
+
+MAX_EXPANSION_VARIABLE = "SMBTRAIL_MAX_EXPANSION"
 
 
 class Options(BaseModel):
@@ -20,3 +24,13 @@ class Options(BaseModel):
     tshark: Optional[str] = None  # the tshark binary (default: $SMBTRAIL_TSHARK, PATH, the usual install places)
     prefilter: bool = True  # captures: let tcpdump select the flows worth dissecting (same records, faster)
     workers: int = 0  # tshark processes at once (0: one per core but one); the records do not depend on it
+    max_expansion: float = DEFAULT_MAX_EXPANSION  # a gzip capture or zip member expands at most this much (0: no bound)
+
+
+def max_expansion_from_environment() -> float:
+    """$SMBTRAIL_MAX_EXPANSION: how a user of the command line or of the Splunk inputs sets
+    `Options.max_expansion` (README); the engine itself reads the option only. Not a number: the default."""
+    try:
+        return float(os.environ.get(MAX_EXPANSION_VARIABLE, DEFAULT_MAX_EXPANSION))
+    except ValueError:
+        return DEFAULT_MAX_EXPANSION

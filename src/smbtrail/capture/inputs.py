@@ -122,10 +122,11 @@ def sniff(path: str, zeek_log: LogTest = _no_log) -> Source:
     return Source(path, error=problem, kind=kind, size=size)
 
 
-def expand(paths: Sequence[str], zeek_log: LogTest = _no_log, zeek_head: Optional[HeadTest] = None
-           ) -> List[Source]:
+def expand(paths: Sequence[str], max_expansion: float, zeek_log: LogTest = _no_log,
+           zeek_head: Optional[HeadTest] = None) -> List[Source]:
     """Every file named, and every capture-looking file under named directories, in a stable order; with
-    `zeek_head`, the Zeek logs inside zip archives as sources of their own."""
+    `zeek_head`, the Zeek logs inside zip archives (each expanding at most `max_expansion` times) as sources
+    of their own."""
     sources: List[Source] = []
     for path in paths:
         if os.path.isdir(path):
@@ -138,24 +139,24 @@ def expand(paths: Sequence[str], zeek_log: LogTest = _no_log, zeek_head: Optiona
                 source = sniff(found, zeek_log)
                 if source.error and source.kind is None and not named:
                     continue  # a key file, a README... beside the captures: not ours to judge
-                sources += _with_logs(source, zeek_head)
+                sources += _with_logs(source, zeek_head, max_expansion)
         elif os.path.lexists(path):
-            sources += _with_logs(sniff(path, zeek_log), zeek_head)
+            sources += _with_logs(sniff(path, zeek_log), zeek_head, max_expansion)
         else:
             sources.append(Source(path, error="no such file or directory"))
     return sources
 
 
-def _with_logs(source: Source, zeek_head: Optional[HeadTest]) -> List[Source]:
+def _with_logs(source: Source, zeek_head: Optional[HeadTest], max_expansion: float) -> List[Source]:
     """A zip's Zeek logs, then the zip itself for the members left (none left: the zip is not a capture)."""
     if source.kind != "zip" or source.error or zeek_head is None:
         return [source]
-    logs, members_count = _zip_logs(source, zeek_head)
+    logs, members_count = _zip_logs(source, zeek_head, max_expansion)
     source.skip = frozenset(log.path.split("!", 1)[1] for log in logs)
     return logs + ([source] if len(logs) < members_count or not members_count else [])
 
 
-def _zip_logs(source: Source, zeek_head: HeadTest) -> Tuple[List[Source], int]:
+def _zip_logs(source: Source, zeek_head: HeadTest, max_expansion: float) -> Tuple[List[Source], int]:
     """(the members that are Zeek logs, how many members there are). A member that cannot be read here
     is left to the capture side, which names what is wrong with it."""
     logs: List[Source] = []
@@ -164,31 +165,31 @@ def _zip_logs(source: Source, zeek_head: HeadTest) -> Tuple[List[Source], int]:
             infos = [info for info in archive.infolist() if not info.is_dir()]
             for info in infos:
                 try:
-                    head = _log_head(archive, info)
+                    head = _log_head(archive, info, max_expansion)
                 except Exception:  # encrypted, corrupt, a bomb: reported when read as a capture
                     continue
                 if zeek_head(head):
                     logs.append(Source(f"{source.path}!{info.filename}", kind="zeek", size=info.compress_size,
-                                       open=lambda name=info.filename: open_member(source.path, name)))
+                                       open=lambda name=info.filename: open_member(source.path, name, max_expansion)))
     except Exception:  # an unreadable archive: reported when read as a capture
         return [], 0
     return logs, len(infos)
 
 
-def _log_head(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+def _log_head(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_expansion: float) -> bytes:
     """A member's first LOG_HEAD bytes, a gzip member's decompressed: read directly, so that a log cut
     mid-write still shows what it is (its reader names where it stops)."""
-    with open_zip_member(archive, info) as raw:
+    with open_zip_member(archive, info, max_expansion) as raw:
         head = raw.read(LOG_HEAD_IN)
     return plain_head(head, LOG_HEAD)
 
 
-def open_member(path: str, name: str) -> IO[bytes]:
+def open_member(path: str, name: str, max_expansion: float) -> IO[bytes]:
     """One zip member's bytes, decompressed (a gzip member too) within the expansion bound."""
     handle = open_regular(path)
     try:
         archive = zipfile.ZipFile(handle)
-        return _Owning(_member_stream(archive, archive.getinfo(name)), handle)
+        return _Owning(_member_stream(archive, archive.getinfo(name), max_expansion), handle)
     except BaseException:
         handle.close()
         raise
@@ -208,17 +209,19 @@ class _Owning(io.BufferedReader):
             self._owned.close()
 
 
-def members(source: Source) -> Iterator[Member]:
-    """The captures a source holds: itself, its decompressed gzip stream, or each member of a zip."""
+def members(source: Source, max_expansion: float) -> Iterator[Member]:
+    """The captures a source holds: itself, its decompressed gzip stream, or each member of a zip (each
+    expanding at most `max_expansion` times)."""
     if source.kind in ("pcap", "pcapng"):
         yield Member(source.path, source.path)
     elif source.kind == "gzip":
-        yield Member(source.path, source.path, open=lambda: checked(gunzip(open_regular(source.path))))
+        yield Member(source.path, source.path,
+                     open=lambda: checked(gunzip(open_regular(source.path), max_expansion)))
     elif source.kind == "zip":
-        yield from _zip_members(source)
+        yield from _zip_members(source, max_expansion)
 
 
-def _zip_members(source: Source) -> Iterator[Member]:
+def _zip_members(source: Source, max_expansion: float) -> Iterator[Member]:
     try:
         handle = open_regular(source.path)
     except (OSError, InputError) as exc:
@@ -231,23 +234,24 @@ def _zip_members(source: Source) -> Iterator[Member]:
             detail = exc if isinstance(exc, zipfile.BadZipFile) else reason(exc)
             yield Member(source.path, source.path, error=f"not a readable zip archive ({detail})")
             return
-        yield from _each_member(source, archive)
+        yield from _each_member(source, archive, max_expansion)
 
 
-def _each_member(source: Source, archive: zipfile.ZipFile) -> Iterator[Member]:
+def _each_member(source: Source, archive: zipfile.ZipFile, max_expansion: float) -> Iterator[Member]:
     with archive:
         for info in archive.infolist():
             if info.is_dir() or info.filename in source.skip:
                 continue
             name = f"{source.path}!{info.filename}"
-            yield Member(name, source.path, open=lambda info=info: checked(_member_stream(archive, info)))
+            yield Member(name, source.path,
+                         open=lambda info=info: checked(_member_stream(archive, info, max_expansion)))
 
 
-def _member_stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
-    raw = open_zip_member(archive, info)
+def _member_stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_expansion: float) -> IO[bytes]:
+    raw = open_zip_member(archive, info, max_expansion)
     head = read_exactly(raw, 2)
     stream = Prefixed(head, raw)
-    return gunzip(stream) if head == GZIP_MAGIC else stream  # type: ignore[return-value]
+    return gunzip(stream, max_expansion) if head == GZIP_MAGIC else stream  # type: ignore[return-value]
 
 
 def checked(stream: IO[bytes]) -> IO[bytes]:
@@ -276,13 +280,14 @@ def _first_block_length(head: bytes) -> int:
 
 
 @contextmanager
-def readable_files(source: Source) -> Iterator[List[Tuple[str, Optional[str], Optional[str]]]]:
+def readable_files(source: Source, max_expansion: float
+                   ) -> Iterator[List[Tuple[str, Optional[str], Optional[str]]]]:
     """(display name, path on disk or None, problem) per member, for tools that need a real file
     (`coverage` rewrites captures): streamed members are copied to a private temp dir removed after."""
     tmp: Optional[LockedTempdir] = None
     found: List[Tuple[str, Optional[str], Optional[str]]] = []
     try:
-        for number, member in enumerate(members(source)):
+        for number, member in enumerate(members(source, max_expansion)):
             if member.error or member.open is None:
                 found.append((member.name, None if member.error else member.path, member.error))
                 continue

@@ -51,18 +51,19 @@ def sniff(head: bytes) -> str:
     return "unknown"
 
 
-def read_paths(paths: Sequence[str], wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
-    """Flat events and error records of every input, in the order given (directories sorted)."""
+def read_paths(paths: Sequence[str], wanted: Optional[FrozenSet[int]], max_expansion: float) -> Iterator[Any]:
+    """Flat events and error records of every input, in the order given (directories sorted); a zip member
+    expands at most `max_expansion` times."""
     for path in paths:
         if os.path.isdir(path):
-            yield from _walk(path, wanted)
+            yield from _walk(path, wanted, max_expansion)
         elif not os.path.lexists(path):
             yield error(path, "no such file or directory")
         else:
-            yield from _guarded(read_file(path, wanted), path)
+            yield from _guarded(read_file(path, wanted, max_expansion), path)
 
 
-def _walk(root: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
+def _walk(root: str, wanted: Optional[FrozenSet[int]], max_expansion: float) -> Iterator[Any]:
     skipped = []
     for path, problem in walk(root):
         if problem:
@@ -74,7 +75,7 @@ def _walk(root: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
         if kind in ("unknown", "empty"):
             skipped.append(os.path.basename(path))
             continue
-        yield from _guarded(read_file(path, wanted), path)
+        yield from _guarded(read_file(path, wanted, max_expansion), path)
     if skipped:
         yield error(root, f"skipped {len(skipped)} file(s) that hold no host log, e.g. {skipped[0]}")
 
@@ -106,7 +107,7 @@ def _kind_of(path: str) -> str:
         return "unreadable"
 
 
-def read_file(path: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
+def read_file(path: str, wanted: Optional[FrozenSet[int]], max_expansion: float) -> Iterator[Any]:
     try:
         handle = open_regular(path)
     except (OSError, InputError) as exc:
@@ -115,7 +116,7 @@ def read_file(path: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
     with handle:
         kind = sniff(handle.read(SNIFF))
         if kind == "zip":
-            yield from _read_zip(handle, path, wanted)
+            yield from _read_zip(handle, path, wanted, max_expansion)
             return
         if kind == "evtx":
             yield from _tagged(read_evtx(path, path, wanted, handle), path)
@@ -124,7 +125,8 @@ def read_file(path: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
         yield from _read_stream(kind, lambda: _Unclosed(handle), path, wanted)
 
 
-def _read_zip(handle: IO[bytes], path: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
+def _read_zip(handle: IO[bytes], path: str, wanted: Optional[FrozenSet[int]], max_expansion: float
+              ) -> Iterator[Any]:
     try:
         archive = zipfile.ZipFile(handle)
     except Exception as exc:  # BadZipFile, and whatever a hostile central directory raises
@@ -136,7 +138,7 @@ def _read_zip(handle: IO[bytes], path: str, wanted: Optional[FrozenSet[int]]) ->
                 continue
             source = f"{path}!{info.filename}"
             try:
-                yield from _read_member(archive, info, source, wanted)
+                yield from _read_member(archive, info, source, wanted, max_expansion)
             except Exception as exc:  # corrupt, truncated, encrypted, a bomb, temp disk full
                 if is_environment_fault(exc):
                     raise
@@ -144,12 +146,12 @@ def _read_zip(handle: IO[bytes], path: str, wanted: Optional[FrozenSet[int]]) ->
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str,
-                 wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:
-    with open_zip_member(archive, info) as member:
+                 wanted: Optional[FrozenSet[int]], max_expansion: float) -> Iterator[Any]:
+    with open_zip_member(archive, info, max_expansion) as member:
         kind = sniff(member.read(SNIFF))
     if kind == "evtx":  # the evtx parser seeks: give it a real file, not the inflating stream
         with tempfile.NamedTemporaryFile(prefix="smbtrail-evtx-", suffix=".evtx") as tmp:
-            with open_zip_member(archive, info) as member:
+            with open_zip_member(archive, info, max_expansion) as member:
                 shutil.copyfileobj(member, tmp, 1 << 20)
             tmp.flush()
             yield from _tagged(read_evtx(tmp.name, source, wanted, tmp), source)
@@ -158,7 +160,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str,
     elif kind == "capture":
         yield error(source, "a capture, not a host log: give it as a capture")
     else:
-        yield from _read_stream(kind, lambda: open_zip_member(archive, info), source, wanted)
+        yield from _read_stream(kind, lambda: open_zip_member(archive, info, max_expansion), source, wanted)
 
 
 def _read_stream(kind: str, opener: Opener, source: str, wanted: Optional[FrozenSet[int]]) -> Iterator[Any]:

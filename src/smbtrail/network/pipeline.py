@@ -32,8 +32,8 @@ def analyze_captures(paths: Sequence[str], options: Options, progress: Optional[
     from ..encryption.inference import infer
     from ..recognize import recognize
 
-    sources = expand(paths, is_zeek_log, is_zeek_head)
-    zeek_logs = [LogFile(s.path, s.open) for s in sources if s.kind == "zeek"]
+    sources = expand(paths, options.max_expansion, is_zeek_log, is_zeek_head)
+    zeek_logs = [LogFile(s.path, s.open, options.max_expansion) for s in sources if s.kind == "zeek"]
     captures = [s for s in sources if s.kind != "zeek"]
     stream: Optional[Iterator[Record]] = _raw_records(captures, options, progress) if captures or not zeek_logs else None
     if zeek_logs:
@@ -43,9 +43,9 @@ def analyze_captures(paths: Sequence[str], options: Options, progress: Optional[
     return recognize(infer(stream))
 
 
-def captures_among(paths: Sequence[str]) -> bool:
+def captures_among(paths: Sequence[str], options: Options) -> bool:
     """Whether any input is (or claims to be) a capture rather than a Zeek log: tshark is needed then."""
-    return any(source.kind != "zeek" for source in expand(paths, is_zeek_log, is_zeek_head))
+    return any(source.kind != "zeek" for source in expand(paths, options.max_expansion, is_zeek_log, is_zeek_head))
 
 
 def _raw_records(sources: Sequence[Source], options: Options, progress: Optional[Progress] = None
@@ -80,16 +80,16 @@ def _raw_records(sources: Sequence[Source], options: Options, progress: Optional
                     yield from _guarded(_from_job(dissection, job, names, run, secrets, progress), source.path)
                     dissection.done(job)
                 else:
-                    yield from _streamed(binary, source, names, run, secrets)
+                    yield from _streamed(binary, source, names, run, secrets, options.max_expansion)
                 progress.file_done(source.size)
         finally:
             dissection.close()
 
 
-def _streamed(binary: str, source: Source, names: List[str], run: RunState, secrets: TsharkSecrets
-              ) -> Iterator[Record]:
+def _streamed(binary: str, source: Source, names: List[str], run: RunState, secrets: TsharkSecrets,
+              max_expansion: float) -> Iterator[Record]:
     """gzip captures and zip members: decompressed here and fed to one tshark, one after another."""
-    for member in members(source):
+    for member in members(source, max_expansion):
         if member.error:
             yield _error(member.name, member.error)
             continue

@@ -162,8 +162,9 @@ class SmbtrailInput(Script):
 
     def options(self, params: Dict[str, Any], ckpt: Checkpoints):
         from ..engine import Options
+        from ..options import max_expansion_from_environment
 
-        return Options()
+        return Options(max_expansion=max_expansion_from_environment())
 
     def engine(self) -> Engine:
         raise NotImplementedError
@@ -311,6 +312,7 @@ class PcapInput(SmbtrailInput):
         names = secrets.wanted(params.get("secrets") or "")
         options = secrets.to_options(secrets.fetch(self.service, names)) if names else super().options(params, ckpt)
         options.tshark = _configured_tshark(params)
+        options.max_expansion = super().options(params, ckpt).max_expansion
         return options
 
     def engine(self) -> Engine:
@@ -343,9 +345,9 @@ class HostlogInput(SmbtrailInput):
         from ..hostlog import commands, read_hostlogs  # noqa: F401 (an engine part missing shows here)
 
     def options(self, params: Dict[str, Any], ckpt: Checkpoints):
-        from ..engine import Options
-
-        return Options(all_events=BOOLEANS.get((params.get("all_events") or "0").strip().lower(), False))
+        options = super().options(params, ckpt)
+        options.all_events = BOOLEANS.get((params.get("all_events") or "0").strip().lower(), False)
+        return options
 
     def engine(self) -> Engine:
         from ..engine import host_records

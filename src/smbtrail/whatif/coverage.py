@@ -184,18 +184,19 @@ def _rewrite_all(captures: List[Tuple[str, str]], scope: str, workdir: str, repo
     return out
 
 
-def _readable(captures: Sequence[str], stack: ExitStack, report: CoverageReport) -> List[Tuple[str, str]]:
+def _readable(captures: Sequence[str], max_expansion: float, stack: ExitStack, report: CoverageReport
+              ) -> List[Tuple[str, str]]:
     from ..capture.inputs import expand, readable_files
 
     found: List[Tuple[str, str]] = []
-    for source in expand(captures):
+    for source in expand(captures, max_expansion):
         if source.error:
             report.errors.append(f"{source.path}: {source.error}")
             continue
         if source.kind == "zeek":
             report.errors.append(f"{source.path}: a Zeek log: what-if encryption rewrites captures only")
             continue
-        for display, path, problem in stack.enter_context(readable_files(source)):
+        for display, path, problem in stack.enter_context(readable_files(source, max_expansion)):
             if problem or path is None:
                 report.errors.append(f"{display}: {problem}")
             else:
@@ -211,7 +212,7 @@ def coverage_report(captures: Sequence[str], hostlogs: Sequence[str] = (), optio
     report = CoverageReport(captures=list(captures), hostlogs=list(hostlogs), scopes=list(scopes))
     with ExitStack() as stack:
         workdir = keep_dir or stack.enter_context(LockedTempdir(COVERAGE)).path
-        inputs = _readable(captures, stack, report)
+        inputs = _readable(captures, options.max_expansion, stack, report)
         reference = _errors_out(list(network_records([p for _, p in inputs], options)), report)
         commands = sorted(_commands(reference), key=lambda r: r.time)
         report.items = [_item(r) for r in commands]

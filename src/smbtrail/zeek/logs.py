@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from typing import IO, Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
-from ..input_files import GZIP_MAGIC, InputError, gunzip, open_regular, plain_head, read_exactly
+from ..input_files import DEFAULT_MAX_EXPANSION, GZIP_MAGIC, InputError, gunzip, open_regular, plain_head, read_exactly
 from ..records import ERROR, Provenance, Record, from_epoch
 from .rows import RowError, row_records
 
@@ -44,10 +44,12 @@ SMB_OR_RPC = ("135", "139", "445")
 
 
 class LogFile(NamedTuple):
-    """A Zeek log to read: its name in records and errors, and (inside an archive) how to open its bytes."""
+    """A Zeek log to read: its name in records and errors, (inside an archive) how to open its bytes, and
+    how many times its gzip'd bytes may expand (Options.max_expansion)."""
 
     name: str
     open: Optional[Callable[[], IO[bytes]]] = None
+    max_expansion: float = DEFAULT_MAX_EXPANSION
 
 
 def sniff(head: bytes) -> Optional[str]:
@@ -96,11 +98,11 @@ def read_log(log: Union[str, LogFile]) -> Iterator[Record]:
 
 
 def _open(log: LogFile) -> IO[str]:
-    raw = log.open() if log.open is not None else _file(log.name)
+    raw = log.open() if log.open is not None else _file(log.name, log.max_expansion)
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="\n")  # type: ignore[arg-type]
 
 
-def _file(path: str) -> IO[bytes]:
+def _file(path: str, max_expansion: float) -> IO[bytes]:
     """A log file's bytes, gunzipped (within the expansion bound) when it is gzip."""
     handle = open_regular(path)
     try:
@@ -109,7 +111,7 @@ def _file(path: str) -> IO[bytes]:
     except BaseException:
         handle.close()
         raise
-    return gunzip(handle) if head == GZIP_MAGIC else handle
+    return gunzip(handle, max_expansion) if head == GZIP_MAGIC else handle
 
 
 class _Reader:
