@@ -190,9 +190,10 @@ class Dissection:
                     self._pump()
             if frames is not None:
                 values[frame_at] = str(frames[int(values[frame_at]) - 1])
-            if job_pass.count > 1 and values[stream_at]:
-                values[stream_at] = ",".join(str(int(s) * job_pass.count + job_pass.index)
-                                             for s in values[stream_at].split(","))
+            stream = values[stream_at]
+            if job_pass.count > 1 and stream:
+                values[stream_at] = (str(int(stream) * job_pass.count + job_pass.index) if "," not in stream else
+                                     ",".join(str(int(s) * job_pass.count + job_pass.index) for s in stream.split(",")))
             yield values
 
     def done(self, job: Job) -> None:
