@@ -45,19 +45,17 @@ def public_captures(shared: Path, tmp: Path) -> List[Path]:
     return found
 
 
-def assert_same_records(paths, cut, monkeypatch, **options) -> List[str]:
-    """A plain serial run gives the records of tcpdump's selection (forced) dissected by two tshark
-    processes at once, and so do the captures cut into 2 KB pieces (`cut`: a capture left whole or in
-    one piece is dissected from its selection's very bytes, as `cut_in_pieces` checks). The plain records."""
+def assert_same_records(paths, monkeypatch, **options) -> List[str]:
+    """A plain serial run gives the records of tcpdump's selection (forced), cut into 2 KB pieces of whole
+    connections and dissected by two tshark processes at once. A capture left in one piece is dissected
+    from its selection's very bytes (as `cut_in_pieces` checks), so the captures not cut prove the
+    selection read whole, and the others the pieces cut from it. The plain records."""
     plain = jsonl(paths, prefilter=False, workers=1, **options)
-    plain_cut = jsonl(cut, prefilter=False, workers=1, **options)  # records draw on other files of the run
     with monkeypatch.context() as patch:
         patch.setattr(prefilter, "WORTH_IT", 2.0)
-        selected = jsonl(paths, workers=2, **options)
         patch.setattr(dissect, "PIECE_BYTES", 2 * 1024)
-        in_pieces = jsonl(cut, workers=2, **options)
-    assert selected == plain
-    assert in_pieces == plain_cut
+        in_pieces = jsonl(paths, workers=2, **options)
+    assert in_pieces == plain
     return plain
 
 
@@ -90,8 +88,8 @@ def test_every_lab_recording_gives_the_same_records_selected_in_pieces_and_in_pa
     found = {c: cut_in_pieces(c, tmp_path) for c in captures}
     assert all(selected for selected, _ in found.values())
     cut = [c for c, (_, in_pieces) in found.items() if in_pieces]
-    assert len(cut) > 15, "the test must cut the recordings of several connections into pieces"
-    plain = assert_same_records(captures, cut, monkeypatch, session_keys=keys, passwords=["Lab-Passw0rd!"])
+    assert 15 < len(cut) < len(captures) - 50, "the test must cut some recordings into pieces, and leave many whole"
+    plain = assert_same_records(captures, monkeypatch, session_keys=keys, passwords=["Lab-Passw0rd!"])
     assert sum('"decrypted": true' in line for line in plain) > 10
 
 
@@ -100,8 +98,8 @@ def test_every_public_capture_gives_the_same_records_selected_in_pieces_and_in_p
     captures = public_captures(shared_data, tmp_path)
     assert len(captures) > 25
     cut = [c for c in captures if cut_in_pieces(c, tmp_path)[1]]
-    assert len(cut) > 10, "the test must cut the captures of several connections into pieces"
-    assert_same_records(captures, cut, monkeypatch)
+    assert 10 < len(cut) < len(captures) - 5, "the test must cut some captures into pieces, and leave some whole"
+    assert_same_records(captures, monkeypatch)
 
 
 def test_selection_drops_background_traffic_and_keeps_the_frame_numbers(shared_data, tmp_path, monkeypatch):
