@@ -73,8 +73,9 @@ def lab_indexed(built, tmp_path_factory) -> Dict[str, list]:
 # and the longest units start first, so that no worker is left alone with one at the end.
 UNITS = {"the Splunk package": ("test_splunk_contract.py", "test_splunk_flow.py", "test_splunk_fusehead.py",
                                 "test_splunk_package.py", "test_splunk_zeek.py"),
-         "the lab trails": ("test_lab_trails.py", "test_inference.py")}  # the encrypted captures read without keys
-LONGEST_FIRST = ("test_capture_pipeline.py", "the Splunk package", "test_whatif.py", "the lab trails",
+         # the encrypted lab captures each of these reads without keys
+         "the encrypted lab captures": ("test_lab_trails.py", "test_inference.py", "test_whatif.py")}
+LONGEST_FIRST = ("the encrypted lab captures", "test_capture_pipeline.py", "the Splunk package",
                  "test_splunk_input_faults.py", "test_cli_faults.py", "test_hostlog_evtx.py", "test_hostile_input.py")
 
 
