@@ -100,20 +100,17 @@ class Record(BaseModel):
         return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=False)
 
     def to_dict(self) -> Dict[str, Any]:
-        data = {k: v for k, v in self.model_dump(exclude_defaults=True).items() if v is not None}
-        data["time"] = iso(self.time)
-        data["kind"] = self.kind
-        return data
+        """The fields set to neither None nor their default, time in ISO form (by `_iso`: time and kind have
+        no default, so they are always there)."""
+        return {k: v for k, v in self.model_dump(exclude_defaults=True).items() if v is not None}
 
     def uid(self) -> str:
         """Deterministic id: the same input gives the same id on every run (dedup key in Splunk)."""
         prov = [(p.file.rsplit("/", 1)[-1], p.frames[:4], p.record_ids[:4]) for p in self.provenance]
-        key = json.dumps(
+        key = _KEY_JSON(
             [self.kind, iso(self.time), self.src_ip, self.src_port, self.dest_ip, self.opnum, self.operation,
              self.path, self.event_id, self.record_id, self.dest_host, prov,
-             self.trail_id if self.kind in (TRAIL, COMMAND) else None, self._distinct()],
-            default=str,
-        )
+             self.trail_id if self.kind in (TRAIL, COMMAND) else None, self._distinct()])
         return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
 
     def _distinct(self) -> Any:
@@ -125,6 +122,9 @@ class Record(BaseModel):
             a = self.args
             return [self.command, a.get("action"), a.get("template"), a.get("evidence_sizes")]
         return None
+
+
+_KEY_JSON = json.JSONEncoder(default=str).encode  # json.dumps(..., default=str) without a new encoder a call
 
 
 def iso(value: datetime) -> str:

@@ -68,9 +68,12 @@ def first(row: Mapping[str, str], name: str, default: str = "") -> str:
 def nth(row: Mapping[str, str], name: str, index: int) -> str:
     """The occurrence of a field that belongs to the index-th message or PDU of a frame (the last one when
     fewer were printed; "" when absent)."""
-    values = split(row.get(name, ""))
-    if not values:
+    value = row.get(name)
+    if not value:
         return ""
+    if not index:
+        return value.split(",", 1)[0]
+    values = value.split(",")
     return values[index] if index < len(values) else values[-1]
 
 
@@ -83,6 +86,10 @@ def to_int(value: str, default: int = 0) -> int:
     """First occurrence, decimal or 0x hex."""
     if not value:
         return default
+    try:  # the common cases first: one occurrence, decimal or 0x hex (int() refuses commas)
+        return int(value, 16) if value[1:2] in ("x", "X") else int(value)
+    except ValueError:
+        pass
     first = value.split(",", 1)[0].strip()
     try:
         return int(first, 16) if first[:2] in ("0x", "0X") else int(first)
@@ -105,17 +112,11 @@ class Frame:
 
 
 def make_frame(row: Row) -> Frame:
-    src = row.get("ip.src") or row.get("ipv6.src", "")
-    dst = row.get("ip.dst") or row.get("ipv6.dst", "")
-    sport = to_int(row.get("tcp.srcport", "") or row.get("udp.srcport", ""))
-    dport = to_int(row.get("tcp.dstport", "") or row.get("udp.dstport", ""))
-    return Frame(
-        number=to_int(row.get("frame.number", "")),
-        time=float(row.get("frame.time_epoch", "0") or 0),
-        src=src.split(",", 1)[0],
-        dst=dst.split(",", 1)[0],
-        sport=sport,
-        dport=dport,
-        stream=to_int(row.get("tcp.stream", ""), -1),
-        row=row,
-    )
+    get = row.get
+    src = get("ip.src") or get("ipv6.src", "")
+    dst = get("ip.dst") or get("ipv6.dst", "")
+    return Frame(to_int(get("frame.number", "")), float(get("frame.time_epoch", "0") or 0),
+                 src.split(",", 1)[0], dst.split(",", 1)[0],
+                 to_int(get("tcp.srcport", "") or get("udp.srcport", "")),
+                 to_int(get("tcp.dstport", "") or get("udp.dstport", "")),
+                 to_int(get("tcp.stream", ""), -1), row)

@@ -23,6 +23,7 @@ from .prefilter import packets
 
 ETHERNET, LINUX_SLL, RAW = 1, 113, 101
 VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
+RUN_BYTES = 1024 * 1024  # packets going to one piece are copied in runs of up to this much
 
 
 @dataclass
@@ -63,9 +64,10 @@ def _cut(data, header: bytes, linktype: int, frames: Optional[array], max_bytes:
     owner: Dict[tuple, Piece] = {}
     newest: Optional[Piece] = None
     end = 24
+    writing: Optional[Piece] = None  # the piece the packets since `run` go to (written in one go)
+    run = 24
     try:
         for number, (start, length) in enumerate(packets(data)):
-            end = start + length
             key = flow_key(data, start, length, linktype)
             piece = owner.get(key) if key is not None else None
             if piece is None:
@@ -77,10 +79,16 @@ def _cut(data, header: bytes, linktype: int, frames: Optional[array], max_bytes:
                 piece = newest
                 if key is not None:
                     owner[key] = piece
-            piece.handle.write(data[start - 16:start + length])  # type: ignore[union-attr]
+            if piece is not writing or end - run >= RUN_BYTES:  # classic pcap: packet records are back to back
+                if writing is not None:
+                    writing.handle.write(data[run:end])  # type: ignore[union-attr]
+                writing, run = piece, start - 16
+            end = start + length
             piece.frames.append(frames[number] if frames is not None else number + 1)
             if piece is newest:
                 newest.size += 16 + length
+        if writing is not None:
+            writing.handle.write(data[run:end])  # type: ignore[union-attr]
     finally:
         for piece in pieces:
             if piece.handle is not None:
@@ -89,18 +97,22 @@ def _cut(data, header: bytes, linktype: int, frames: Optional[array], max_bytes:
     return pieces, end
 
 
+IP4 = struct.Struct(">B3x2sHxB2x4s4s")  # version and header length, id, fragment field, protocol, addresses
+PORTS = struct.Struct(">HH")
+ETHERTYPE = struct.Struct(">H")
+
+
 def flow_key(data, start: int, length: int, linktype: int) -> Optional[Tuple]:
     """What ties a packet to others tshark must see with it: its TCP connection (both directions), or its
     IP datagram when fragmented; None for anything else."""
     offset, proto = _network_start(data, start, length, linktype)
     end = start + length
     if proto == 0x0800 and offset + 20 <= end:
-        header_len = (data[offset] & 0x0F) * 4
-        fragment = struct.unpack_from(">H", data, offset + 6)[0] & 0x3FFF
-        src, dst = bytes(data[offset + 12:offset + 16]), bytes(data[offset + 16:offset + 20])
-        if fragment:
-            return ("f", src, dst, bytes(data[offset + 4:offset + 6]), data[offset + 9])
-        if data[offset + 9] == 6 and offset + header_len + 4 <= end:
+        version, ident, fragment, protocol, src, dst = IP4.unpack_from(data, offset)
+        if fragment & 0x3FFF:
+            return ("f", src, dst, ident, protocol)
+        header_len = (version & 0x0F) * 4
+        if protocol == 6 and offset + header_len + 4 <= end:
             return _tcp(src, dst, data, offset + header_len)
     elif proto == 0x86DD and offset + 40 <= end:
         src, dst = bytes(data[offset + 8:offset + 24]), bytes(data[offset + 24:offset + 40])
@@ -112,7 +124,7 @@ def flow_key(data, start: int, length: int, linktype: int) -> Optional[Tuple]:
 
 
 def _tcp(src: bytes, dst: bytes, data, at: int) -> Tuple:
-    sport, dport = struct.unpack_from(">HH", data, at)
+    sport, dport = PORTS.unpack_from(data, at)
     one, other = (src, sport), (dst, dport)
     return ("t",) + ((one, other) if one <= other else (other, one))
 
@@ -125,7 +137,7 @@ def _network_start(data, start: int, length: int, linktype: int) -> Tuple[int, i
     offset = start + (12 if linktype == ETHERNET else 14)
     end = start + length
     while offset + 2 <= end:
-        proto = struct.unpack_from(">H", data, offset)[0]
+        (proto,) = ETHERTYPE.unpack_from(data, offset)
         if proto not in VLAN_TAGS:
             return offset + 2, proto
         offset += 4

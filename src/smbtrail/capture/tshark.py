@@ -177,10 +177,14 @@ def follow_rows(proc: subprocess.Popen, out: str, nfields: int, run: TsharkRun,
                     break
                 wait()
                 continue
-            lines = (pending + chunk).split(b"\n")
-            pending = lines.pop()
-            for raw in lines:
-                values = raw.decode("utf-8", "replace").split("\t")
+            data = pending + chunk
+            cut = data.rfind(b"\n") + 1
+            pending = data[cut:]
+            if not cut:
+                continue
+            # decoded at once: the same text as line by line (a newline byte never belongs to a UTF-8 sequence)
+            for line in data[:cut - 1].decode("utf-8", "replace").split("\n"):
+                values = line.split("\t")
                 if len(values) != nfields:
                     run.bad_lines += 1
                     continue

@@ -283,13 +283,13 @@ class _Inference:
         self.prints, self.rules, self.table, self.show_all = prints, rules, table, show_all
         self.encrypted_shares: Dict[str, str] = {}
         self.uploads: Dict[tuple, List[Tuple[float, Item]]] = {}
-        self.calls: Dict[tuple, List[Tuple[float, Item]]] = {}
+        self.calls: Dict[tuple, _Recent] = {}
         self.pending: Dict[tuple, List[_Pending]] = {}
 
     def encrypted(self, rec: Record) -> List[Record]:
         key, now = (rec.src_ip, rec.dest_ip, (rec.user or "").lower()), rec.time.timestamp()
         recent = [(t, i) for t, i in self.uploads.get(key, []) if abs(now - t) <= CARRY_SECONDS]
-        calls = [i for t, i in self.calls.get(key[:2], []) if abs(now - t) <= CARRY_SECONDS]
+        calls = [i for t, i in self.calls[key[:2]].items if abs(now - t) <= CARRY_SECONDS] if key[:2] in self.calls else []
         found = read(rec, self.prints, self.rules, self.encrypted_shares.get(rec.session_id or "", ""),
                      [i for _, i in recent] + calls)
         if found.sizes:
@@ -305,6 +305,8 @@ class _Inference:
     def readable(self, rec: Record) -> List[Record]:
         key, now, call = (rec.src_ip, rec.dest_ip), rec.time.timestamp(), _read_call(rec)
         _remember(self.calls, key, now, call)
+        if not self.pending.get(key):
+            return []
         made, left = [], []
         for waiting in self.pending.get(key, []):
             if not 0 <= now - waiting.when <= CARRY_SECONDS:
@@ -395,9 +397,30 @@ def _file_notes(opened: Open, share: str) -> List[str]:
 MAX_REMEMBERED = 64  # readable RPC calls kept per client and server
 
 
-def _remember(seen: Dict[tuple, List[Tuple[float, Item]]], key: tuple, when: float, item: Item) -> None:
-    kept = [(t, i) for t, i in seen.get(key, []) if abs(when - t) <= CARRY_SECONDS][-MAX_REMEMBERED + 1:]
-    seen[key] = kept + [(when, item)]
+@dataclass
+class _Recent:
+    """Readable RPC calls of one client and server, in the order read, with bounds of their times."""
+
+    items: List[Tuple[float, Item]] = field(default_factory=list)
+    low: float = float("inf")  # at most the earliest time held
+    high: float = float("-inf")  # at least the latest time held
+
+
+def _remember(seen: Dict[tuple, _Recent], key: tuple, when: float, item: Item) -> None:
+    """Keep `item`, the calls within CARRY_SECONDS of `when` (either side) and at most MAX_REMEMBERED in all."""
+    recent = seen.get(key)
+    if recent is None:
+        recent = seen[key] = _Recent()
+    if when - recent.low <= CARRY_SECONDS and recent.high - when <= CARRY_SECONDS:
+        recent.items.append((when, item))  # every call held is within reach: none to drop for age
+        if len(recent.items) > MAX_REMEMBERED:
+            del recent.items[0]
+    else:
+        recent.items = [(t, i) for t, i in recent.items if abs(when - t) <= CARRY_SECONDS][-MAX_REMEMBERED + 1:]
+        recent.items.append((when, item))
+        recent.low, recent.high = min(t for t, _ in recent.items), max(t for t, _ in recent.items)
+        return
+    recent.low, recent.high = min(recent.low, when), max(recent.high, when)
 
 
 def _read_call(rec: Record) -> Item:

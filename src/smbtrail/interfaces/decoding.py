@@ -56,6 +56,9 @@ class Operations(Mapping[int, Parser]):
     def __getitem__(self, opnum: int) -> Parser:
         return self._table()[opnum]
 
+    def get(self, opnum: int, default: Optional[Parser] = None) -> Optional[Parser]:  # type: ignore[override]
+        return self._table().get(opnum, default)  # Mapping.get would raise and catch KeyError for each absent one
+
     def __iter__(self) -> Iterator[int]:
         return iter(self._table())
 

@@ -12,6 +12,7 @@ import uuid
 from typing import List, Optional, Tuple
 
 MAX_STRING_CHARS = 1 << 20  # 2 MiB of UTF-16; larger counts are corruption, not data
+INTS = {fmt: struct.Struct("<" + fmt) for fmt in "BHIiQ"}
 
 
 class NdrError(ValueError):
@@ -40,7 +41,11 @@ class Reader:
 
     def _int(self, fmt: str, size: int) -> int:
         self.align(size)
-        return struct.unpack("<" + fmt, self.raw(size))[0]
+        at = self.pos
+        if at + size > len(self.data):
+            self.raw(size)  # raises, naming the offset
+        self.pos = at + size
+        return INTS[fmt].unpack_from(self.data, at)[0]
 
     def u8(self) -> int:
         return self._int("B", 1)

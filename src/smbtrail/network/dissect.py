@@ -155,6 +155,9 @@ class Dissection:
 
     def rows(self, job: Job) -> Iterator[List[str]]:
         """The job's rows in frame order, original frame numbers, connection ids distinct across pieces."""
+        if len(job.passes) == 1:  # nothing to merge
+            yield from self._follow(job.passes[0])
+            return
         pending = sorted(job.passes, key=lambda p: p.first)
         heap: list = []
 

@@ -33,8 +33,8 @@ def printable(value: object, limit: Optional[int] = None) -> str:
 def json_text(line: str) -> str:
     """A JSON text (dumped with ensure_ascii=False) made valid UTF-8 and inert on a terminal: lone surrogates
     become the text `\\xNN`, DEL, C1 controls and U+2028/U+2029 JSON escapes."""
-    if UNSAFE_IN_JSON.search(line) is None:
-        return line
+    if (line.isascii() and "\x7f" not in line) or UNSAFE_IN_JSON.search(line) is None:
+        return line  # (isascii costs nothing: the string knows; DEL is the one unsafe ASCII character)
     return UNSAFE_IN_JSON.sub(_json_escape, line)
 
 

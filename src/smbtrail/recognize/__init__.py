@@ -83,7 +83,8 @@ def _match(records: List[Record]) -> Iterator[Record]:
         anchors = [r for r in sig.anchor.candidates(index) if id(r) not in claimed and sig.anchor(r)]
         if not anchors:
             continue
-        absorbable = list({id(r): r for step in sig.absorbs for r in step.candidates(index) if step(r)}.values())
+        absorbable = [(r, _subject(r)) for r in
+                      {id(r): r for step in sig.absorbs for r in step.candidates(index) if step(r)}.values()]
         for anchor in anchors:
             if id(anchor) in claimed:
                 continue
@@ -110,14 +111,15 @@ def _requirements(sig: Signature, index, anchor: Record) -> Optional[List[Record
     return found
 
 
-def _absorbed(absorbable: List[Record], anchor: Record, claimed: Dict[int, str]) -> List[Record]:
-    """Helper operations of the same command (handle opens, closes, lookups) that nobody claimed yet."""
+def _absorbed(absorbable: List[Tuple[Record, Optional[Tuple[str, str]]]], anchor: Record, claimed: Dict[int, str]
+              ) -> List[Record]:
+    """Helper operations of the same command (handle opens, closes, lookups) that nobody claimed yet
+    (`absorbable`: the candidates, each with its _subject)."""
     subject = _subject(anchor)
     out = []
-    for rec in absorbable:
+    for rec, other in absorbable:
         if id(rec) in claimed or rec is anchor or not same_session(rec, anchor):
             continue
-        other = _subject(rec)
         if subject and other and other[0] == subject[0] and other[1] != subject[1]:
             continue  # same kind of argument naming another object: a different command
         out.append(rec)

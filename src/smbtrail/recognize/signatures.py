@@ -68,7 +68,10 @@ class Step:
         self.on_anchor = [part.startswith("arg:") for part in text.split("||")]
 
     def __call__(self, rec: Record) -> bool:
-        return any(alt(rec) for alt in self.alternatives)
+        for alternative in self.alternatives:
+            if alternative(rec):
+                return True
+        return False
 
     def candidates(self, index: Dict[tuple, List[Record]]) -> List[Record]:
         found: List[Record] = []
