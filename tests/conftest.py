@@ -69,16 +69,19 @@ def lab_indexed(built, tmp_path_factory) -> Dict[str, list]:
 
 # pytest-xdist (pyproject: -n auto --dist loadfile): a test file is one unit of work, so its module fixtures
 # are made once; the files that test the built package are one unit, so `built` and `lab_indexed` are made
-# once; and the longest units start first, so that no worker is left alone with one at the end.
-PACKAGE_FILES = ("test_splunk_contract.py", "test_splunk_flow.py", "test_splunk_fusehead.py", "test_splunk_package.py",
-                 "test_splunk_zeek.py")
-LONGEST_FIRST = ("test_capture_pipeline.py", "the Splunk package", "test_whatif.py", "test_splunk_input_faults.py",
-                 "test_lab_trails.py", "test_cli_faults.py", "test_hostlog_evtx.py", "test_hostile_input.py")
+# once; the files that ask helpers.network for the same lab runs are one unit, so its cache serves them all;
+# and the longest units start first, so that no worker is left alone with one at the end.
+UNITS = {"the Splunk package": ("test_splunk_contract.py", "test_splunk_flow.py", "test_splunk_fusehead.py",
+                                "test_splunk_package.py", "test_splunk_zeek.py"),
+         # the encrypted lab captures each of these reads without keys
+         "the encrypted lab captures": ("test_lab_trails.py", "test_inference.py", "test_whatif.py")}
+LONGEST_FIRST = ("the encrypted lab captures", "test_capture_pipeline.py", "the Splunk package",
+                 "test_splunk_input_faults.py", "test_cli_faults.py", "test_hostlog_evtx.py", "test_hostile_input.py")
 
 
 def _work_unit(nodeid: str) -> str:
     name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-    return "the Splunk package" if name in PACKAGE_FILES else name
+    return next((unit for unit, files in UNITS.items() if name in files), name)
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)

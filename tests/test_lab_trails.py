@@ -13,7 +13,7 @@ import pytest
 
 from helpers import network
 
-LAB = Path(__file__).parent / "fixtures" / "lab"
+LAB = Path(__file__).resolve().parent / "fixtures" / "lab"
 ROWS: List[Dict[str, str]] = list(csv.DictReader(open(LAB / "manifest.csv", encoding="utf-8"))) if (
     LAB / "manifest.csv").exists() else []
 KINIT = LAB / "addc" / "krb_kinit_kvno.pcapng"

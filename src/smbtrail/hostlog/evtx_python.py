@@ -186,16 +186,17 @@ def record_flat(rec: Any, recipes: Optional[Dict[Any, Recipe]] = None) -> dict:
     from Evtx.Nodes import FiletimeTypeNode
 
     root = rec.root()
+    subs = root.substitutions()  # python-evtx parses them again at each call: once a record
     flat = None
     if recipes is not None:
-        key, leaves = _shape(root)
+        key, leaves = _shape(root, subs)
         if key not in recipes:
             recipes[key] = _recipe(root)
         if recipes[key][0]:
             flat = _fill(recipes[key], leaves)
     if flat is None:
         flat = from_xml(rec.xml())
-    for sub in root.substitutions():  # the exact SystemTime: python-evtx's own rounds via float
+    for sub in subs:  # the exact SystemTime: python-evtx's own rounds via float
         if isinstance(sub, FiletimeTypeNode):
             flat["TimeCreated"] = (FILETIME_EPOCH + timedelta(microseconds=sub.unpack_qword(0) // 10)).isoformat() + "Z"
             break
@@ -207,15 +208,16 @@ def record_flat(rec: Any, recipes: Optional[Dict[Any, Recipe]] = None) -> dict:
     return flat
 
 
-def _shape(root: Any) -> Tuple[Any, List[Any]]:
-    """(the templates this record is rendered from, nested ones included; its plain substitutions in order)."""
+def _shape(root: Any, subs: List[Any]) -> Tuple[Any, List[Any]]:
+    """(the templates this record is rendered from, nested ones included; its plain substitutions in order),
+    from the root node and its substitutions."""
     from Evtx.Nodes import BXmlTypeNode
 
-    subs = root.substitutions()
     nested, leaves = [], []
     for index, sub in enumerate(subs):
         if isinstance(sub, BXmlTypeNode):
-            key, inner = _shape(sub.root())
+            inner_root = sub.root()
+            key, inner = _shape(inner_root, inner_root.substitutions())
             nested.append((index, key))
             leaves.extend(inner)
         else:
