@@ -117,7 +117,8 @@ class Dissection:
         selection = select(path, job.workdir, keep_all=big) if self.prefilter else None
         frames = selection.frames if selection else None
         target = selection.path if selection else path
-        pieces = split(target, frames, PIECE_BYTES, job.workdir) if big else None
+        small = os.path.getsize(target) <= PIECE_BYTES  # a selection that small would be one piece: its copy
+        pieces = split(target, frames, PIECE_BYTES, job.workdir) if big and not small else None
         if frames is not None:
             job.packets = frames[-1] if frames else 0
         if not pieces:
