@@ -48,11 +48,13 @@ def public_captures(shared: Path, tmp: Path) -> List[Path]:
 
 def assert_same_records(paths, plain: List[str], monkeypatch, **options) -> None:
     """The plain serial run's records (`plain`: no selection, one tshark) are those of tcpdump's selection
-    (forced), cut into 2 KB pieces of whole connections and dissected by two tshark processes at once. A
-    capture left in one piece is dissected from its selection's very bytes (as `cut_in_pieces` checks), so
-    the captures not cut prove the selection read whole, and the others the pieces cut from it."""
+    (forced, however small the file), cut into 2 KB pieces of whole connections and dissected by two tshark
+    processes at once. A capture left in one piece is dissected from its selection's very bytes (as
+    `cut_in_pieces` checks), so the captures not cut prove the selection read whole, and the others the
+    pieces cut from it."""
     with monkeypatch.context() as patch:
         patch.setattr(prefilter, "WORTH_IT", 2.0)
+        patch.setattr(prefilter, "SMALLEST", 0)
         patch.setattr(dissect, "PIECE_BYTES", 2 * 1024)
         in_pieces = jsonl(paths, workers=2, **options)
     assert in_pieces == plain
@@ -123,6 +125,13 @@ def test_every_public_capture_gives_the_same_records_selected_in_pieces_and_in_p
     cut = [c for c in captures if cut_in_pieces(c, tmp_path)[1]]
     assert 10 < len(cut) < len(captures) - 5, "the test must cut some captures into pieces, and leave some whole"
     assert_same_records(captures, jsonl(captures, prefilter=False, workers=1), monkeypatch)
+
+
+def test_a_small_capture_is_read_whole_unless_cut_in_pieces(tmp_path):
+    capture = LAB / "plain" / "psexec_impacket.pcapng"
+    assert capture.stat().st_size < prefilter.SMALLEST
+    assert prefilter.select(str(capture), str(tmp_path)) is None
+    assert prefilter.select(str(capture), str(tmp_path), keep_all=True) is not None
 
 
 def test_selection_drops_background_traffic_and_keeps_the_frame_numbers(shared_data, tmp_path, monkeypatch):
