@@ -86,15 +86,18 @@ def to_int(value: str, default: int = 0) -> int:
     """First occurrence, decimal or 0x hex."""
     if not value:
         return default
-    try:  # the common cases first: one occurrence, decimal or 0x hex (int() refuses commas)
-        return int(value, 16) if value[1:2] in ("x", "X") else int(value)
+    try:  # the common case first: one occurrence (int() refuses commas)
+        return _number(value)
     except ValueError:
         pass
-    first = value.split(",", 1)[0].strip()
     try:
-        return int(first, 16) if first[:2] in ("0x", "0X") else int(first)
+        return _number(value.split(",", 1)[0].strip())
     except ValueError:
         return default
+
+
+def _number(text: str) -> int:
+    return int(text, 16) if text[:2] in ("0x", "0X") else int(text)
 
 
 @dataclass

@@ -289,7 +289,8 @@ class _Inference:
     def encrypted(self, rec: Record) -> List[Record]:
         key, now = (rec.src_ip, rec.dest_ip, (rec.user or "").lower()), rec.time.timestamp()
         recent = [(t, i) for t, i in self.uploads.get(key, []) if abs(now - t) <= CARRY_SECONDS]
-        calls = [i for t, i in self.calls[key[:2]].items if abs(now - t) <= CARRY_SECONDS] if key[:2] in self.calls else []
+        held = self.calls.get(key[:2])
+        calls = [i for t, i in held.items if abs(now - t) <= CARRY_SECONDS] if held else []
         found = read(rec, self.prints, self.rules, self.encrypted_shares.get(rec.session_id or "", ""),
                      [i for _, i in recent] + calls)
         if found.sizes:
@@ -411,15 +412,13 @@ def _remember(seen: Dict[tuple, _Recent], key: tuple, when: float, item: Item) -
     recent = seen.get(key)
     if recent is None:
         recent = seen[key] = _Recent()
-    if when - recent.low <= CARRY_SECONDS and recent.high - when <= CARRY_SECONDS:
-        recent.items.append((when, item))  # every call held is within reach: none to drop for age
-        if len(recent.items) > MAX_REMEMBERED:
-            del recent.items[0]
-    else:
-        recent.items = [(t, i) for t, i in recent.items if abs(when - t) <= CARRY_SECONDS][-MAX_REMEMBERED + 1:]
-        recent.items.append((when, item))
-        recent.low, recent.high = min(t for t, _ in recent.items), max(t for t, _ in recent.items)
-        return
+    if when - recent.low > CARRY_SECONDS or recent.high - when > CARRY_SECONDS:  # some call held may be out of reach
+        recent.items = [(t, i) for t, i in recent.items if abs(when - t) <= CARRY_SECONDS]
+        recent.low = min((t for t, _ in recent.items), default=float("inf"))
+        recent.high = max((t for t, _ in recent.items), default=float("-inf"))
+    recent.items.append((when, item))
+    if len(recent.items) > MAX_REMEMBERED:
+        del recent.items[0]
     recent.low, recent.high = min(recent.low, when), max(recent.high, when)
 
 

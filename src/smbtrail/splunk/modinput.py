@@ -309,10 +309,12 @@ class PcapInput(SmbtrailInput):
         check_tshark(_configured_tshark(params))
 
     def options(self, params: Dict[str, Any], ckpt: Checkpoints):
+        from ..options import max_expansion_from_environment
+
         names = secrets.wanted(params.get("secrets") or "")
         options = secrets.to_options(secrets.fetch(self.service, names)) if names else super().options(params, ckpt)
         options.tshark = _configured_tshark(params)
-        options.max_expansion = super().options(params, ckpt).max_expansion
+        options.max_expansion = max_expansion_from_environment()
         return options
 
     def engine(self) -> Engine:
